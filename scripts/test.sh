@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every check of the project, installing what the tests need:
+# formatting, clippy, unit and integration tests (the real binary, the real
+# HTTP server), the quality test on the real data set, and — when a Docker
+# engine is reachable — the container tests.
+#
+#   ./scripts/test.sh
+#
+# Build artefacts go to CARGO_TARGET_DIR (default ~/.cache/ccfraud/target),
+# outside the checkout, so CI's fresh clones reuse them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ccfraud/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_apt=()
+command -v unzip >/dev/null || need_apt+=(unzip)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    step "installing ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+step "fetching the data set"
+CSV="$(./scripts/fetch-data.sh)"
+export CCFRAUD_CREDITCARD="$CSV"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --release --all-targets --locked -- -D warnings
+
+step "unit and integration tests"
+cargo test --release --locked
+
+step "quality on the real data (standard split)"
+cargo test --release --locked --test real_data -- --include-ignored --nocapture
+
+if [ -x scripts/test-image.sh ] && docker info >/dev/null 2>&1; then
+    step "container tests"
+    PREPARED="$HOME/.cache/ccfraud/prepared"
+    "$CARGO_TARGET_DIR/release/ccfraud" prepare --input "$CSV" --out "$PREPARED"
+    CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" ./scripts/test-image.sh
+fi

@@ -1,0 +1,27 @@
+//! ccfraud: credit-card fraud detection as one small Rust binary that is also
+//! an Amazon SageMaker bring-your-own-container image.
+//!
+//! # Layout
+//! Data flows one way — bytes in, validated arrays, a fitted model, bytes out —
+//! and each edge (files, HTTP) is parsed once into types the core trusts.
+//!
+//! - [`sagemaker`]: the `/opt/ml` contract: paths under an ml-root, config
+//!   files, the failure file, metric lines.
+//! - [`data`]: transactions in, arrays out: the 29-feature schema, fast CSV
+//!   readers (lab and Kaggle formats, `.csv.gz`), `prepare`, splits.
+//! - [`model`]: pure math: the DNN, logistic regression, random forest, the
+//!   [`model::Model`] trait, the versioned artifact.
+//! - [`metrics`]: AUC-ROC, AUPRC, log loss, confusion matrix, threshold choice.
+//! - [`train`]: hyperparameters → checked params, fit, evaluate, choose, write.
+//! - [`serve`]: the hosting contract over actix-web.
+//! - [`rng`]: the seeded generator behind every random choice.
+
+pub mod cli;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod rng;
+pub mod sagemaker;
+pub mod serve;
+
+pub mod train;

@@ -1,0 +1,101 @@
+//! The `ccfraud` binary: parse the command line, dispatch, and map errors to
+//! exit codes (and, for training, to `<ml-root>/output/failure`).
+
+use ccfraud::cli::{init_logging, Cli, Command};
+use ccfraud::sagemaker::MlRoot;
+use ccfraud::train;
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Train { root } => run_train(MlRoot::new(root.ml_root)),
+        Command::Prepare { input, out } => match ccfraud::data::prepare::prepare(&input, &out) {
+            Ok(p) => {
+                println!(
+                    "wrote {} ({} rows, {} frauds) and {} ({} rows, {} frauds)",
+                    p.train_path.display(),
+                    p.train_rows,
+                    p.train_frauds,
+                    p.test_path.display(),
+                    p.test_rows,
+                    p.test_frauds
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Serve(args) => match ccfraud::serve::main(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+    }
+}
+
+/// Trains; on failure writes the reason to the failure file. SIGTERM/SIGINT
+/// stop the fitting loops; if they do not return within a grace period, a
+/// watchdog records the failure and exits, never cutting an output commit.
+fn run_train(root: MlRoot) -> ExitCode {
+    let signalled = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&signalled)) {
+            log::warn!("cannot install the handler for signal {sig}: {e}");
+        }
+    }
+    {
+        let root = root.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(20));
+            if signalled.load(Ordering::Relaxed) {
+                train::STOP.store(true, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1500));
+                let committed = train::COMMIT.lock().unwrap_or_else(|e| e.into_inner());
+                if !*committed {
+                    let e = train::TrainError::Interrupted;
+                    eprintln!("error: {e}");
+                    root.write_failure(&e.to_string());
+                    std::process::exit(i32::from(e.exit_code()));
+                }
+                return;
+            }
+        });
+    }
+    match train::run(&root) {
+        Ok(o) => {
+            log::info!(
+                "wrote {} (default model: {})",
+                root.model_dir()
+                    .join(ccfraud::model::ARTIFACT_FILE)
+                    .display(),
+                o.artifact.default_model
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                let s_text = s.to_string();
+                if !msg.contains(&s_text) {
+                    msg.push_str(": ");
+                    msg.push_str(&s_text);
+                }
+                src = s.source();
+            }
+            eprintln!("error: {msg}");
+            root.write_failure(&msg);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

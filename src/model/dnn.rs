@@ -1,0 +1,563 @@
+//! The DNN: a multilayer perceptron with ReLU hidden layers and a sigmoid
+//! output, trained with mini-batches of weighted binary cross-entropy and
+//! Adam, Adagrad or SGD, on ndarray with preallocated buffers (no allocation
+//! per batch). Initialisation and shuffling are seeded, so a seed fixes the
+//! weights. Inference has a batched path (matrix products) and an
+//! allocation-free single-row path for serving.
+
+use super::ModelError;
+use crate::rng::Rng;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// Widest hidden layer the single-row path supports on the stack.
+pub const MAX_WIDTH: usize = 1024;
+
+/// Gradient-descent rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    Adam,
+    Adagrad,
+    Sgd,
+}
+
+/// Checked DNN training settings (see `train::params` for defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnnParams {
+    pub hidden_units: Vec<usize>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f32,
+    pub optimizer: Optimizer,
+    pub l2: f32,
+    /// Loss weight of a fraud row (1 = unweighted).
+    pub pos_weight: f32,
+    pub seed: u64,
+    /// Epochs without a better validation AUPRC before stopping.
+    pub patience: usize,
+}
+
+/// One fully connected layer: `out = in · w + b`, `w` is `inputs x outputs`.
+#[derive(Debug, Clone, PartialEq)]
+struct Layer {
+    w: Array2<f32>,
+    b: Array1<f32>,
+}
+
+/// A fitted MLP over scaled features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "MlpRepr", into = "MlpRepr")]
+pub struct Mlp {
+    layers: Vec<Layer>,
+}
+
+/// Stored form of [`Mlp`]: per layer its shape, row-major weights and bias.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MlpRepr {
+    layers: Vec<DenseRepr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DenseRepr {
+    inputs: usize,
+    outputs: usize,
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl From<Mlp> for MlpRepr {
+    fn from(m: Mlp) -> MlpRepr {
+        MlpRepr {
+            layers: m
+                .layers
+                .into_iter()
+                .map(|l| DenseRepr {
+                    inputs: l.w.nrows(),
+                    outputs: l.w.ncols(),
+                    weights: l.w.iter().copied().collect(),
+                    bias: l.b.to_vec(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<MlpRepr> for Mlp {
+    type Error = ModelError;
+    fn try_from(r: MlpRepr) -> Result<Mlp, ModelError> {
+        let bad = |why: String| ModelError::Invalid(format!("dnn: {why}"));
+        if r.layers.is_empty() {
+            return Err(bad("no layers".into()));
+        }
+        let mut layers = Vec::with_capacity(r.layers.len());
+        let mut prev = None;
+        for (i, l) in r.layers.into_iter().enumerate() {
+            if prev.is_some_and(|p| p != l.inputs) {
+                return Err(bad(format!(
+                    "layer {i} takes {} inputs, previous gives {prev:?}",
+                    l.inputs
+                )));
+            }
+            if l.outputs == 0 || l.outputs > MAX_WIDTH || l.bias.len() != l.outputs {
+                return Err(bad(format!("layer {i} has a bad width or bias length")));
+            }
+            if l.weights.iter().chain(&l.bias).any(|v| !v.is_finite()) {
+                return Err(bad(format!("layer {i} has non-finite weights")));
+            }
+            let w = Array2::from_shape_vec((l.inputs, l.outputs), l.weights)
+                .map_err(|e| bad(format!("layer {i}: {e}")))?;
+            prev = Some(l.outputs);
+            layers.push(Layer {
+                w,
+                b: Array1::from(l.bias),
+            });
+        }
+        if prev != Some(1) {
+            return Err(bad("the last layer must have one output".into()));
+        }
+        Ok(Mlp { layers })
+    }
+}
+
+#[inline]
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl Mlp {
+    /// A freshly initialised network: He-normal weights for ReLU layers,
+    /// Glorot-normal for the output, zero biases.
+    pub fn init(n_inputs: usize, hidden: &[usize], rng: &mut Rng) -> Mlp {
+        let mut sizes = vec![n_inputs];
+        sizes.extend_from_slice(hidden);
+        sizes.push(1);
+        let layers = sizes
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let (fan_in, fan_out) = (w[0], w[1]);
+                let last = i == sizes.len() - 2;
+                let sd = if last {
+                    (2.0 / (fan_in + fan_out) as f64).sqrt()
+                } else {
+                    (2.0 / fan_in as f64).sqrt()
+                };
+                Layer {
+                    w: Array2::from_shape_simple_fn((fan_in, fan_out), || {
+                        (rng.normal() * sd) as f32
+                    }),
+                    b: Array1::zeros(fan_out),
+                }
+            })
+            .collect();
+        Mlp { layers }
+    }
+
+    /// Number of inputs.
+    pub fn n_inputs(&self) -> usize {
+        self.layers[0].w.nrows()
+    }
+
+    /// Layer widths, inputs first.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut v = vec![self.n_inputs()];
+        v.extend(self.layers.iter().map(|l| l.w.ncols()));
+        v
+    }
+
+    /// Fraud probability of one scaled row, without allocating.
+    pub fn predict_row(&self, x: &[f32]) -> f32 {
+        let mut a = [0f32; MAX_WIDTH];
+        let mut b = [0f32; MAX_WIDTH];
+        let n_in = x.len();
+        a[..n_in].copy_from_slice(x);
+        let mut width = n_in;
+        let last = self.layers.len() - 1;
+        for (li, l) in self.layers.iter().enumerate() {
+            let out = l.w.ncols();
+            let w = l.w.as_slice().unwrap_or(&[]);
+            b[..out].copy_from_slice(l.b.as_slice().unwrap_or(&[]));
+            for (i, &ai) in a[..width].iter().enumerate() {
+                let row = &w[i * out..(i + 1) * out];
+                for (o, &wij) in b[..out].iter_mut().zip(row) {
+                    *o += ai * wij;
+                }
+            }
+            if li != last {
+                for v in &mut b[..out] {
+                    *v = v.max(0.0);
+                }
+            }
+            std::mem::swap(&mut a, &mut b);
+            width = out;
+        }
+        sigmoid(a[0])
+    }
+
+    /// Fraud probabilities of scaled rows (`n x inputs`), in chunks of
+    /// matrix products.
+    pub fn predict(&self, x: ArrayView2<'_, f32>, out: &mut [f32]) {
+        const CHUNK: usize = 2048;
+        let mut bufs: Vec<Array2<f32>> = self
+            .layers
+            .iter()
+            .map(|l| Array2::zeros((CHUNK.min(x.nrows()), l.w.ncols())))
+            .collect();
+        for (xc, oc) in x
+            .axis_chunks_iter(Axis(0), CHUNK)
+            .zip(out.chunks_mut(CHUNK))
+        {
+            let n = xc.nrows();
+            forward(&self.layers, xc, &mut bufs, n);
+            let last = bufs.len() - 1;
+            for (o, z) in oc.iter_mut().zip(bufs[last].slice(s![..n, 0])) {
+                *o = sigmoid(*z);
+            }
+        }
+    }
+}
+
+/// Forward pass into `acts` (post-ReLU for hidden layers, logits for the
+/// last), using the first `n` rows of each buffer.
+fn forward(layers: &[Layer], x: ArrayView2<'_, f32>, acts: &mut [Array2<f32>], n: usize) {
+    let last = layers.len() - 1;
+    for li in 0..layers.len() {
+        let (before, rest) = acts.split_at_mut(li);
+        let out = &mut rest[0];
+        let mut out = out.slice_mut(s![..n, ..]);
+        out.assign(
+            &layers[li]
+                .b
+                .broadcast((n, layers[li].b.len()))
+                .expect("bias matches layer width"),
+        );
+        if li == 0 {
+            general_mat_mul(1.0, &x, &layers[li].w, 1.0, &mut out);
+        } else {
+            general_mat_mul(
+                1.0,
+                &before[li - 1].slice(s![..n, ..]),
+                &layers[li].w,
+                1.0,
+                &mut out,
+            );
+        }
+        if li != last {
+            out.mapv_inplace(|v| v.max(0.0));
+        }
+    }
+}
+
+/// Optimizer state for one parameter tensor.
+#[derive(Debug, Clone)]
+struct Slot {
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Slot {
+    fn new(n: usize, v0: f32) -> Slot {
+        Slot {
+            m: vec![0.0; n],
+            v: vec![v0; n],
+        }
+    }
+}
+
+fn step(opt: Optimizer, lr: f32, t: i32, p: &mut [f32], g: &[f32], s: &mut Slot) {
+    match opt {
+        Optimizer::Adam => {
+            let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-7f32);
+            let lr_t = lr * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(&mut s.m).zip(&mut s.v) {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                *p -= lr_t * *m / (v.sqrt() + eps);
+            }
+        }
+        Optimizer::Adagrad => {
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(&mut s.v) {
+                *v += g * g;
+                *p -= lr * g / (v.sqrt() + 1e-7);
+            }
+        }
+        Optimizer::Sgd => {
+            for (p, &g) in p.iter_mut().zip(g) {
+                *p -= lr * g;
+            }
+        }
+    }
+}
+
+/// What happened during one epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Epoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_auprc: Option<f64>,
+}
+
+/// Why fitting stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interrupted;
+
+/// Trains an MLP on scaled row-major features. `valid` (scaled rows and
+/// labels) drives early stopping: the weights of the epoch with the best
+/// validation AUPRC are kept. `on_epoch` sees each epoch; `stop` is polled
+/// between batches and aborts the fit when it returns true.
+pub fn fit(
+    p: &DnnParams,
+    x: &[f32],
+    y: &[u8],
+    n_inputs: usize,
+    valid: Option<(&[f32], &[u8])>,
+    on_epoch: &mut dyn FnMut(&Epoch),
+    stop: &dyn Fn() -> bool,
+) -> Result<Mlp, Interrupted> {
+    let n = y.len();
+    let mut rng = Rng::new(p.seed);
+    let mut net = Mlp::init(n_inputs, &p.hidden_units, &mut rng);
+    let bs = p.batch_size.min(n).max(1);
+    let widths: Vec<usize> = net.layers.iter().map(|l| l.w.ncols()).collect();
+    let mut acts: Vec<Array2<f32>> = widths.iter().map(|&w| Array2::zeros((bs, w))).collect();
+    let mut deltas: Vec<Array2<f32>> = widths.iter().map(|&w| Array2::zeros((bs, w))).collect();
+    let mut grads_w: Vec<Array2<f32>> = net
+        .layers
+        .iter()
+        .map(|l| Array2::zeros(l.w.dim()))
+        .collect();
+    let mut grads_b: Vec<Array1<f32>> = widths.iter().map(|&w| Array1::zeros(w)).collect();
+    let v0 = if p.optimizer == Optimizer::Adagrad {
+        0.1
+    } else {
+        0.0
+    };
+    let mut slots_w: Vec<Slot> = net
+        .layers
+        .iter()
+        .map(|l| Slot::new(l.w.len(), v0))
+        .collect();
+    let mut slots_b: Vec<Slot> = widths.iter().map(|&w| Slot::new(w, v0)).collect();
+    let mut xb = Array2::<f32>::zeros((bs, n_inputs));
+    let mut yb = vec![0u8; bs];
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut t = 0i32;
+    let last = net.layers.len() - 1;
+    let mut best: Option<(f64, Mlp)> = None;
+    let mut since_best = 0;
+    let mut val_scores = valid
+        .map(|(_, vy)| vec![0f32; vy.len()])
+        .unwrap_or_default();
+
+    for epoch in 1..=p.epochs {
+        rng.shuffle(&mut order);
+        let mut loss_sum = 0f64;
+        for (bi, batch) in order.chunks(bs).enumerate() {
+            if bi % 64 == 0 && stop() {
+                return Err(Interrupted);
+            }
+            let m = batch.len();
+            for (r, &i) in batch.iter().enumerate() {
+                xb.row_mut(r)
+                    .as_slice_mut()
+                    .expect("rows of a standard-layout array are contiguous")
+                    .copy_from_slice(&x[i * n_inputs..(i + 1) * n_inputs]);
+                yb[r] = y[i];
+            }
+            forward(&net.layers, xb.slice(s![..m, ..]), &mut acts, m);
+            // Output delta: d(mean weighted BCE)/dz = w (sigmoid(z) - y) / m.
+            {
+                let z = acts[last].slice(s![..m, 0]);
+                let mut d = deltas[last].slice_mut(s![..m, 0]);
+                for ((d, &z), &yy) in d.iter_mut().zip(z.iter()).zip(&yb[..m]) {
+                    let (target, w) = if yy == 1 {
+                        (1.0, p.pos_weight)
+                    } else {
+                        (0.0, 1.0)
+                    };
+                    loss_sum += f64::from(w * (z.max(0.0) - z * target + (-z.abs()).exp().ln_1p()));
+                    *d = w * (sigmoid(z) - target) / m as f32;
+                }
+            }
+            for li in (0..=last).rev() {
+                let input = if li == 0 {
+                    xb.slice(s![..m, ..])
+                } else {
+                    acts[li - 1].slice(s![..m, ..])
+                };
+                let delta = deltas[li].slice(s![..m, ..]);
+                general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut grads_w[li]);
+                grads_b[li].assign(&delta.sum_axis(Axis(0)));
+                if p.l2 > 0.0 {
+                    grads_w[li].scaled_add(p.l2, &net.layers[li].w);
+                }
+                if li > 0 {
+                    let (lo, hi) = deltas.split_at_mut(li);
+                    let mut prev = lo[li - 1].slice_mut(s![..m, ..]);
+                    general_mat_mul(
+                        1.0,
+                        &hi[0].slice(s![..m, ..]),
+                        &net.layers[li].w.t(),
+                        0.0,
+                        &mut prev,
+                    );
+                    prev.zip_mut_with(&acts[li - 1].slice(s![..m, ..]), |d, &a| {
+                        if a <= 0.0 {
+                            *d = 0.0
+                        }
+                    });
+                }
+            }
+            t += 1;
+            for li in 0..=last {
+                let layer = &mut net.layers[li];
+                step(
+                    p.optimizer,
+                    p.learning_rate,
+                    t,
+                    layer.w.as_slice_mut().expect("weights are contiguous"),
+                    grads_w[li].as_slice().expect("gradients are contiguous"),
+                    &mut slots_w[li],
+                );
+                step(
+                    p.optimizer,
+                    p.learning_rate,
+                    t,
+                    layer.b.as_slice_mut().expect("biases are contiguous"),
+                    grads_b[li].as_slice().expect("gradients are contiguous"),
+                    &mut slots_b[li],
+                );
+            }
+        }
+        let val_auprc = valid.map(|(vx, vy)| {
+            let view = ArrayView2::from_shape((vy.len(), n_inputs), vx)
+                .expect("validation features match the label count");
+            net.predict(view, &mut val_scores);
+            crate::metrics::average_precision(&val_scores, vy)
+        });
+        on_epoch(&Epoch {
+            epoch,
+            train_loss: loss_sum / n as f64,
+            val_auprc,
+        });
+        if let Some(ap) = val_auprc {
+            let ap = if ap.is_nan() { 0.0 } else { ap };
+            if best.as_ref().is_none_or(|(b, _)| ap > *b) {
+                best = Some((ap, net.clone()));
+                since_best = 0;
+            } else {
+                since_best += 1;
+                if since_best >= p.patience {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(best.map_or(net, |(_, m)| m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> DnnParams {
+        DnnParams {
+            hidden_units: vec![8, 4],
+            epochs: 30,
+            batch_size: 16,
+            learning_rate: 0.01,
+            optimizer: Optimizer::Adam,
+            l2: 0.0,
+            pos_weight: 1.0,
+            seed: 7,
+            patience: 100,
+        }
+    }
+
+    /// Two features; fraud when x0 + x1 > 1 — a line an MLP must learn.
+    fn toy(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
+        let mut rng = Rng::new(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let (a, b) = (rng.next_f64() as f32, rng.next_f64() as f32);
+            x.extend([a * 2.0 - 1.0, b * 2.0 - 1.0]);
+            y.push(u8::from(a + b > 1.0));
+        }
+        (x, y)
+    }
+
+    #[test]
+    fn learns_a_separable_problem_with_each_optimizer() {
+        let (x, y) = toy(2000, 1);
+        for (opt, lr) in [
+            (Optimizer::Adam, 0.01),
+            (Optimizer::Adagrad, 0.1),
+            (Optimizer::Sgd, 0.5),
+        ] {
+            let p = DnnParams {
+                optimizer: opt,
+                learning_rate: lr,
+                ..params()
+            };
+            let net = fit(&p, &x, &y, 2, None, &mut |_| {}, &|| false).unwrap();
+            let mut s = vec![0f32; y.len()];
+            net.predict(ArrayView2::from_shape((y.len(), 2), &x).unwrap(), &mut s);
+            let auc = crate::metrics::auc_roc(&s, &y);
+            assert!(auc > 0.98, "{opt:?}: auc {auc}");
+        }
+    }
+
+    #[test]
+    fn seeded_and_single_row_matches_batch() {
+        let (x, y) = toy(500, 2);
+        let a = fit(&params(), &x, &y, 2, None, &mut |_| {}, &|| false).unwrap();
+        let b = fit(&params(), &x, &y, 2, None, &mut |_| {}, &|| false).unwrap();
+        assert_eq!(a, b, "same seed, same weights");
+        let mut s = vec![0f32; y.len()];
+        a.predict(ArrayView2::from_shape((y.len(), 2), &x).unwrap(), &mut s);
+        for i in 0..y.len() {
+            let one = a.predict_row(&x[i * 2..i * 2 + 2]);
+            assert!((one - s[i]).abs() < 1e-5, "{one} vs {}", s[i]);
+        }
+    }
+
+    #[test]
+    fn early_stopping_reports_epochs_and_honours_stop() {
+        let (x, y) = toy(400, 3);
+        let (vx, vy) = toy(200, 4);
+        let mut seen = Vec::new();
+        let p = DnnParams {
+            patience: 2,
+            ..params()
+        };
+        fit(
+            &p,
+            &x,
+            &y,
+            2,
+            Some((&vx, &vy)),
+            &mut |e| seen.push(e.clone()),
+            &|| false,
+        )
+        .unwrap();
+        assert!(!seen.is_empty() && seen.iter().all(|e| e.val_auprc.is_some()));
+        assert_eq!(
+            fit(&p, &x, &y, 2, None, &mut |_| {}, &|| true),
+            Err(Interrupted)
+        );
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_is_checked() {
+        let net = Mlp::init(29, &[10, 20, 10], &mut Rng::new(1));
+        let json = serde_json::to_string(&net).unwrap();
+        let back: Mlp = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, net);
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        v["layers"][1]["inputs"] = 11.into();
+        assert!(serde_json::from_value::<Mlp>(v).is_err());
+    }
+}

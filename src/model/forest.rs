@@ -1,0 +1,316 @@
+//! Random forest: trees grown by smartcore's `RandomForestClassifier`
+//! (bootstrap, √d features per split), in groups over all cores, each group on
+//! its own undersample of the normal transactions (all frauds kept). smartcore
+//! gives hard votes only, so we lift each tree's structure out of its serde
+//! form and give every leaf a fraud probability, the fraud fraction of the
+//! training rows that reach it, corrected for the undersampling (Dal Pozzolo et al., 2015:
+//! `p = β·pₛ / (β·pₛ + 1 − pₛ)` with β the fraction of normals kept). The
+//! forest's score is the mean leaf probability: real probabilities, not votes.
+
+use super::ModelError;
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_classifier::{
+    RandomForestClassifier, RandomForestClassifierParameters,
+};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Checked forest settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForestParams {
+    pub n_trees: usize,
+    pub max_depth: u16,
+    pub min_samples_leaf: usize,
+    /// Fraction of normal rows each group of trees trains on (β).
+    pub normal_fraction: f64,
+    pub seed: u64,
+}
+
+/// Trees of one group, tagged with the group's index.
+type GroupResult = (usize, Result<Vec<Tree>, ModelError>);
+
+/// Trees grown per undersample.
+const GROUP: usize = 5;
+
+/// A tree node: a split (`left`/`right` set, go left when `x[feature] <=
+/// threshold`) or a leaf with a fraud probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    #[serde(rename = "f")]
+    pub feature: u16,
+    #[serde(rename = "t")]
+    pub threshold: f64,
+    #[serde(rename = "l")]
+    pub left: u32,
+    #[serde(rename = "r")]
+    pub right: u32,
+    #[serde(rename = "p")]
+    pub prob: f32,
+}
+
+/// One tree; node 0 is the root, a node with `left == 0` is a leaf.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    #[inline]
+    fn leaf(&self, x: &[f32]) -> usize {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            if n.left == 0 {
+                return i;
+            }
+            i = if f64::from(x[n.feature as usize]) <= n.threshold {
+                n.left as usize
+            } else {
+                n.right as usize
+            };
+        }
+    }
+}
+
+/// A fitted forest over raw (unscaled) features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+}
+
+impl Forest {
+    /// Grows the forest. `stop` is polled between groups of trees.
+    pub fn fit(
+        p: &ForestParams,
+        x: &[f32],
+        y: &[u8],
+        d: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Forest, ModelError> {
+        let n_groups = p.n_trees.div_ceil(GROUP);
+        let next = AtomicUsize::new(0);
+        let out: Mutex<Vec<GroupResult>> = Mutex::new(Vec::new());
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(n_groups);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| loop {
+                    let g = next.fetch_add(1, Ordering::Relaxed);
+                    if g >= n_groups || stop() {
+                        return;
+                    }
+                    let trees = (p.n_trees - g * GROUP).min(GROUP);
+                    let r = fit_group(p, x, y, d, g, trees);
+                    out.lock().unwrap_or_else(|e| e.into_inner()).push((g, r));
+                });
+            }
+        });
+        if stop() {
+            return Err(ModelError::Interrupted);
+        }
+        let mut groups = out.into_inner().unwrap_or_else(|e| e.into_inner());
+        groups.sort_by_key(|(g, _)| *g);
+        let mut trees = Vec::with_capacity(p.n_trees);
+        for (_, r) in groups {
+            trees.extend(r?);
+        }
+        Ok(Forest { trees })
+    }
+
+    /// Fraud probability of one raw row.
+    #[inline]
+    pub fn predict_row(&self, x: &[f32]) -> f32 {
+        let sum: f32 = self.trees.iter().map(|t| t.nodes[t.leaf(x)].prob).sum();
+        sum / self.trees.len() as f32
+    }
+
+    pub(crate) fn check(&self, d: usize) -> Result<(), ModelError> {
+        if self.trees.is_empty() {
+            return Err(ModelError::Invalid("forest: no trees".into()));
+        }
+        for (ti, t) in self.trees.iter().enumerate() {
+            let n = t.nodes.len();
+            for (i, node) in t.nodes.iter().enumerate() {
+                let bad =
+                    |why: &str| ModelError::Invalid(format!("forest: tree {ti} node {i}: {why}"));
+                if node.left == 0 {
+                    if !(0.0..=1.0).contains(&node.prob) {
+                        return Err(bad("leaf probability outside [0, 1]"));
+                    }
+                    continue;
+                }
+                // Children point forward, so walking a tree always ends.
+                let (l, r) = (node.left as usize, node.right as usize);
+                if l <= i || r <= i || l >= n || r >= n {
+                    return Err(bad("child index out of order or range"));
+                }
+                if node.feature as usize >= d || node.threshold.is_nan() {
+                    return Err(bad("bad split"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Grows one group of trees on its own undersample.
+fn fit_group(
+    p: &ForestParams,
+    x: &[f32],
+    y: &[u8],
+    d: usize,
+    group: usize,
+    n_trees: usize,
+) -> Result<Vec<Tree>, ModelError> {
+    let seed = p.seed.wrapping_add(1000 * group as u64 + 1);
+    let mut rng = Rng::new(seed);
+    let rows: Vec<usize> = (0..y.len())
+        .filter(|&i| y[i] == 1 || rng.next_f64() < p.normal_fraction)
+        .collect();
+    let mut values = Vec::with_capacity(rows.len() * d);
+    for &i in &rows {
+        values.extend_from_slice(&x[i * d..(i + 1) * d]);
+    }
+    let labels: Vec<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
+    let fail = |e: &dyn std::fmt::Display| ModelError::Fit(format!("forest: {e}"));
+    let xm = DenseMatrix::new(rows.len(), d, values.clone(), false).map_err(|e| fail(&e))?;
+    let params = RandomForestClassifierParameters::default()
+        .with_n_trees(n_trees as u16)
+        .with_max_depth(p.max_depth)
+        .with_min_samples_leaf(p.min_samples_leaf)
+        .with_seed(seed);
+    let rf = RandomForestClassifier::fit(&xm, &labels, params).map_err(|e| fail(&e))?;
+    let json = serde_json::to_value(&rf).map_err(|e| fail(&e))?;
+    let trees_json = json
+        .get("trees")
+        .and_then(|t| t.as_array())
+        .ok_or_else(|| fail(&"smartcore's serde form has no trees"))?;
+    let prior = labels.iter().filter(|&&l| l == 1).count() as f64 / labels.len() as f64;
+    let beta = p.normal_fraction;
+    let mut trees = Vec::with_capacity(trees_json.len());
+    for tj in trees_json {
+        let mut tree = lift_tree(tj).map_err(|e| fail(&e))?;
+        // Leaf fraud rates on this group's rows (as scikit-learn's leaf class
+        // fractions); a leaf no row reaches falls back to the prior.
+        let mut counts = vec![(0u32, 0u32); tree.nodes.len()];
+        for (r, &label) in labels.iter().enumerate() {
+            let leaf = tree.leaf(&values[r * d..(r + 1) * d]);
+            counts[leaf].0 += label;
+            counts[leaf].1 += 1;
+        }
+        for (node, (k, n)) in tree.nodes.iter_mut().zip(counts) {
+            if node.left == 0 {
+                let ps = if n == 0 {
+                    prior
+                } else {
+                    f64::from(k) / f64::from(n)
+                };
+                node.prob = (beta * ps / (beta * ps + 1.0 - ps)) as f32;
+            }
+        }
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+/// Converts one smartcore tree (serde form) into our node layout,
+/// renumbering nodes so children always follow their parent.
+fn lift_tree(tj: &serde_json::Value) -> Result<Tree, String> {
+    let nodes = tj
+        .get("nodes")
+        .and_then(|n| n.as_array())
+        .ok_or("tree without nodes")?;
+    let get = |i: usize| nodes.get(i).ok_or(format!("node {i} missing"));
+    let mut out: Vec<Node> = Vec::with_capacity(nodes.len());
+    // (smartcore index, our index) to expand, breadth first.
+    let mut queue = std::collections::VecDeque::from([(0usize, 0usize)]);
+    out.push(Node {
+        feature: 0,
+        threshold: 0.0,
+        left: 0,
+        right: 0,
+        prob: 0.0,
+    });
+    while let Some((si, oi)) = queue.pop_front() {
+        let n = get(si)?;
+        let child = |k: &str| n.get(k).and_then(|v| v.as_u64()).map(|v| v as usize);
+        if let (Some(t), Some(f)) = (child("true_child"), child("false_child")) {
+            let feature = n
+                .get("split_feature")
+                .and_then(|v| v.as_u64())
+                .ok_or("split without feature")?;
+            let threshold = n
+                .get("split_value")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(f64::NAN);
+            let (l, r) = (out.len(), out.len() + 1);
+            for _ in 0..2 {
+                out.push(Node {
+                    feature: 0,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                    prob: 0.0,
+                });
+            }
+            out[oi] = Node {
+                feature: feature as u16,
+                threshold,
+                left: l as u32,
+                right: r as u32,
+                prob: 0.0,
+            };
+            queue.push_back((t, l));
+            queue.push_back((f, r));
+        }
+        if out.len() > 4 * nodes.len() + 4 {
+            return Err("tree has a cycle".into());
+        }
+    }
+    Ok(Tree { nodes: out })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_rank_frauds_and_stay_in_range() {
+        let mut rng = Rng::new(5);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..3000 {
+            let fraud = rng.next_f64() < 0.05;
+            let a = rng.normal() as f32 + if fraud { 2.5 } else { 0.0 };
+            x.extend([a, rng.normal() as f32, rng.normal() as f32]);
+            y.push(u8::from(fraud));
+        }
+        let p = ForestParams {
+            n_trees: 12,
+            max_depth: 6,
+            min_samples_leaf: 1,
+            normal_fraction: 0.5,
+            seed: 3,
+        };
+        let f = Forest::fit(&p, &x, &y, 3, &|| false).unwrap();
+        assert_eq!(f.trees.len(), 12);
+        f.check(3).unwrap();
+        let s: Vec<f32> = x.chunks(3).map(|r| f.predict_row(r)).collect();
+        assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
+        let auc = crate::metrics::auc_roc(&s, &y);
+        assert!(auc > 0.9, "auc {auc}");
+        // many distinct scores: probabilities, not a handful of vote fractions
+        let mut distinct: Vec<u32> = s.iter().map(|v| v.to_bits()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() > 50, "{}", distinct.len());
+        // deterministic for a seed
+        assert_eq!(Forest::fit(&p, &x, &y, 3, &|| false).unwrap(), f);
+        assert!(matches!(
+            Forest::fit(&p, &x, &y, 3, &|| true),
+            Err(ModelError::Interrupted)
+        ));
+    }
+}

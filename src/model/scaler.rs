@@ -1,0 +1,94 @@
+//! Standardization fitted on training data: `(x - mean) / std` per feature,
+//! stored in the model so serving applies exactly what training saw.
+
+use serde::{Deserialize, Serialize};
+
+/// Per-feature mean and standard deviation (population).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scaler {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Scaler {
+    /// Fits on a row-major `n x d` matrix. Constant features get std 1.
+    pub fn fit(features: &[f32], d: usize) -> Scaler {
+        let n = features.len() / d;
+        let mut mean = vec![0f64; d];
+        let mut m2 = vec![0f64; d];
+        for row in features.chunks_exact(d) {
+            for (j, &v) in row.iter().enumerate() {
+                mean[j] += f64::from(v);
+            }
+        }
+        for m in &mut mean {
+            *m /= n.max(1) as f64;
+        }
+        for row in features.chunks_exact(d) {
+            for (j, &v) in row.iter().enumerate() {
+                let c = f64::from(v) - mean[j];
+                m2[j] += c * c;
+            }
+        }
+        let std = m2
+            .iter()
+            .map(|&s| {
+                let sd = (s / n.max(1) as f64).sqrt();
+                if sd > 1e-12 {
+                    sd as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Scaler {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// True for a scaler over no features.
+    pub fn is_empty(&self) -> bool {
+        self.mean.is_empty()
+    }
+
+    /// Scales one row into `out`.
+    #[inline]
+    pub fn transform_row(&self, row: &[f32], out: &mut [f32]) {
+        for (((o, &v), &m), &s) in out.iter_mut().zip(row).zip(&self.mean).zip(&self.std) {
+            *o = (v - m) / s;
+        }
+    }
+
+    /// Scales a row-major matrix into a new buffer.
+    pub fn transform(&self, features: &[f32]) -> Vec<f32> {
+        let d = self.len();
+        let mut out = vec![0f32; features.len()];
+        for (row, o) in features.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            self.transform_row(row, o);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardizes_to_zero_mean_unit_std() {
+        let x = [1.0f32, 5.0, 3.0, 5.0, 5.0, 5.0];
+        let s = Scaler::fit(&x, 2);
+        assert_eq!(s.mean, vec![3.0, 5.0]);
+        assert!((s.std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6);
+        assert_eq!(s.std[1], 1.0, "constant feature keeps unit scale");
+        let t = s.transform(&x);
+        assert!((t[0] + t[2] + t[4]).abs() < 1e-6);
+        assert_eq!(t[1], 0.0);
+    }
+}

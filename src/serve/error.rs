@@ -1,0 +1,114 @@
+//! One error type for every failed request, one JSON shape for all of them
+//! (`{"error": …, "error_type": …, "row": …, "field": …}`; `error` is what TF
+//! Serving clients read), and one exhaustive mapping to HTTP statuses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not a batch of valid transactions. `row` is 1-based.
+    #[error("{message}")]
+    BadInput {
+        message: String,
+        row: Option<usize>,
+        field: Option<String>,
+    },
+    #[error(
+        "unsupported Content-Type '{0}': send application/json, text/csv or application/jsonlines"
+    )]
+    UnsupportedMediaType(String),
+    #[error("cannot answer with Accept '{0}': accepted are application/json, text/csv, application/jsonlines")]
+    NotAcceptable(String),
+    #[error("request body is larger than the {limit}-byte limit")]
+    TooLarge { limit: usize },
+    #[error("{0} is not supported on this path")]
+    MethodNotAllowed(String),
+    #[error("no route {0}")]
+    NotFound(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A bad-input error about one row (1-based) and, if known, one field.
+    pub fn bad(message: impl Into<String>, row: Option<usize>, field: Option<&str>) -> ApiError {
+        ApiError::BadInput {
+            message: message.into(),
+            row,
+            field: field.map(str::to_string),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadInput { .. } => "invalid_input",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotAcceptable(_) => "not_acceptable",
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: String,
+    error_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    row: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadInput { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (row, field) = match self {
+            ApiError::BadInput { row, field, .. } => (*row, field.as_deref()),
+            _ => (None, None),
+        };
+        HttpResponse::build(self.status_code()).json(Body {
+            error: self.to_string(),
+            error_type: self.kind(),
+            row,
+            field,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status_and_the_same_shape() {
+        let cases = [
+            (ApiError::bad("x", Some(2), Some("V3")), 400),
+            (ApiError::UnsupportedMediaType("a/b".into()), 415),
+            (ApiError::NotAcceptable("a/b".into()), 406),
+            (ApiError::TooLarge { limit: 5 }, 413),
+            (ApiError::MethodNotAllowed("GET".into()), 405),
+            (ApiError::NotFound("/x".into()), 404),
+            (ApiError::Internal("boom".into()), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.status_code().as_u16(), status);
+        }
+    }
+}

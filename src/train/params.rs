@@ -1,0 +1,382 @@
+//! Hyperparameters: `hyperparameters.json` (all values strings, maybe
+//! JSON-quoted, as SageMaker sends them) → [`TrainParams`], validated once.
+//! Keys starting with `_` or `sagemaker_` are SageMaker's and ignored; any
+//! other unknown key is an error that names it.
+
+use crate::model::dnn::{DnnParams, Optimizer, MAX_WIDTH};
+use crate::model::forest::ForestParams;
+use crate::model::logistic::LogisticParams;
+use std::collections::BTreeMap;
+
+/// Which models to train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelChoice {
+    Dnn,
+    Logistic,
+    Forest,
+    All,
+}
+
+/// How fraud rows are weighted in the DNN's loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClassWeight {
+    None,
+    /// `n_normal / n_fraud` on the training rows.
+    Balanced,
+    Fixed(f32),
+}
+
+/// Decision threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    Fixed(f64),
+    /// Maximise F1 on the validation holdout.
+    Auto,
+}
+
+/// Every training setting, checked. Built only by [`TrainParams::from_map`]
+/// (or [`Default`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainParams {
+    pub model: ModelChoice,
+    pub dnn: DnnParams,
+    pub class_weight: ClassWeight,
+    pub logistic: LogisticParams,
+    pub forest: ForestParams,
+    pub threshold: Threshold,
+    pub validation_fraction: f64,
+    pub seed: u64,
+}
+
+/// One hyperparameter: key, default, what is allowed. The README table is
+/// this list.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("model", "all", "dnn | logistic | forest | all"),
+    ("hidden_units", "10,20,10", "comma-separated layer widths, 1..=1024 each (JSON list also accepted)"),
+    ("epochs", "10", "whole number 1..=10000"),
+    ("batch_size", "256", "whole number 1..=1000000"),
+    ("learning_rate", "0.001", "number > 0"),
+    ("optimizer", "adam", "adam | adagrad | sgd"),
+    ("class_weight", "none", "none | balanced | a number > 0 (loss weight of a fraud row in the DNN)"),
+    ("l2", "0", "number >= 0 (DNN weight decay; logistic-regression penalty alpha)"),
+    ("early_stopping_patience", "3", "whole number >= 1: DNN epochs without a better validation AUPRC before stopping"),
+    ("logistic_max_iterations", "100", "whole number 1..=100000"),
+    ("n_trees", "100", "whole number 1..=5000"),
+    ("max_depth", "12", "whole number 1..=64"),
+    ("min_samples_leaf", "1", "whole number >= 1"),
+    ("forest_normal_fraction", "0.25", "number in (0, 1]: share of normal rows each group of trees sees"),
+    ("seed", "42", "whole number >= 0"),
+    ("threshold", "0.5", "number in [0, 1] or auto (maximise F1 on the validation holdout)"),
+    ("validation_fraction", "0.2", "number in (0, 0.5]: stratified holdout carved from train when there is no validation channel"),
+];
+
+/// A bad hyperparameter: names the key, the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("unknown hyperparameter '{key}' (known: {known})")]
+    Unknown { key: String, known: String },
+    #[error("hyperparameter '{key}' = '{value}' is invalid: expected {allowed}")]
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+    #[error("hyperparameters.json: {0}")]
+    File(String),
+}
+
+/// Strips one level of JSON string quoting (`"\"adam\""` → `adam`) and
+/// surrounding spaces.
+fn unquote(v: &str) -> String {
+    let t = v.trim();
+    if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') {
+        if let Ok(s) = serde_json::from_str::<String>(t) {
+            return s.trim().to_string();
+        }
+    }
+    t.to_string()
+}
+
+impl Default for TrainParams {
+    fn default() -> TrainParams {
+        TrainParams::from_map(&BTreeMap::new()).expect("defaults are valid")
+    }
+}
+
+impl TrainParams {
+    /// Parses `hyperparameters.json` text: a JSON object whose values are
+    /// strings (numbers and booleans are accepted too).
+    pub fn from_json(text: &str) -> Result<TrainParams, ParamError> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ParamError::File(format!("not valid JSON: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ParamError::File("expected a JSON object".into()))?;
+        let mut map = BTreeMap::new();
+        for (k, v) in obj {
+            let s = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Array(_) => v.to_string(),
+                other => {
+                    return Err(ParamError::Invalid {
+                        key: k.clone(),
+                        value: other.to_string(),
+                        allowed: "a string".into(),
+                    })
+                }
+            };
+            map.insert(k.clone(), s);
+        }
+        TrainParams::from_map(&map)
+    }
+
+    /// Validates a key → string map into checked parameters.
+    pub fn from_map(raw: &BTreeMap<String, String>) -> Result<TrainParams, ParamError> {
+        for key in raw.keys() {
+            if key.starts_with('_') || key.starts_with("sagemaker_") {
+                continue;
+            }
+            if !KEYS.iter().any(|(k, _, _)| k == key) {
+                return Err(ParamError::Unknown {
+                    key: key.clone(),
+                    known: KEYS
+                        .iter()
+                        .map(|(k, _, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        let get = |key: &str| -> (String, String, &'static str) {
+            let (_, default, allowed) = KEYS
+                .iter()
+                .find(|(k, _, _)| *k == key)
+                .expect("key is listed in KEYS");
+            let value = raw
+                .get(key)
+                .map(|v| unquote(v))
+                .unwrap_or_else(|| default.to_string());
+            (key.to_string(), value, allowed)
+        };
+        let invalid = |(key, value, allowed): (String, String, &str)| ParamError::Invalid {
+            key,
+            value,
+            allowed: allowed.to_string(),
+        };
+        let uint = |key: &str, lo: u64, hi: u64| -> Result<u64, ParamError> {
+            let g = get(key);
+            match g.1.parse::<u64>() {
+                Ok(v) if (lo..=hi).contains(&v) => Ok(v),
+                _ => Err(invalid(g)),
+            }
+        };
+        let float = |key: &str, ok: &dyn Fn(f64) -> bool| -> Result<f64, ParamError> {
+            let g = get(key);
+            match g.1.parse::<f64>() {
+                Ok(v) if v.is_finite() && ok(v) => Ok(v),
+                _ => Err(invalid(g)),
+            }
+        };
+        let word = |key: &str, words: &[&str]| -> Result<String, ParamError> {
+            let g = get(key);
+            let w = g.1.to_ascii_lowercase();
+            if words.contains(&w.as_str()) {
+                Ok(w)
+            } else {
+                Err(invalid(g))
+            }
+        };
+
+        let model = match word("model", &["dnn", "logistic", "forest", "all"])?.as_str() {
+            "dnn" => ModelChoice::Dnn,
+            "logistic" => ModelChoice::Logistic,
+            "forest" => ModelChoice::Forest,
+            _ => ModelChoice::All,
+        };
+        let hidden_units = {
+            let g = get("hidden_units");
+            let inner =
+                g.1.trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string();
+            let parts: Result<Vec<usize>, _> = inner
+                .split([',', ' '])
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse::<usize>())
+                .collect();
+            match parts {
+                Ok(v)
+                    if !v.is_empty()
+                        && v.len() <= 16
+                        && v.iter().all(|&w| (1..=MAX_WIDTH).contains(&w)) =>
+                {
+                    v
+                }
+                _ => return Err(invalid(g)),
+            }
+        };
+        let optimizer = match word("optimizer", &["adam", "adagrad", "sgd"])?.as_str() {
+            "adam" => Optimizer::Adam,
+            "adagrad" => Optimizer::Adagrad,
+            _ => Optimizer::Sgd,
+        };
+        let class_weight = {
+            let g = get("class_weight");
+            match g.1.to_ascii_lowercase().as_str() {
+                "none" => ClassWeight::None,
+                "balanced" => ClassWeight::Balanced,
+                s => match s.parse::<f32>() {
+                    Ok(v) if v.is_finite() && v > 0.0 => ClassWeight::Fixed(v),
+                    _ => return Err(invalid(g)),
+                },
+            }
+        };
+        let threshold = {
+            let g = get("threshold");
+            if g.1.eq_ignore_ascii_case("auto") {
+                Threshold::Auto
+            } else {
+                match g.1.parse::<f64>() {
+                    Ok(v) if (0.0..=1.0).contains(&v) => Threshold::Fixed(v),
+                    _ => return Err(invalid(g)),
+                }
+            }
+        };
+        let seed = uint("seed", 0, u64::MAX)?;
+        let l2 = float("l2", &|v| v >= 0.0)?;
+        Ok(TrainParams {
+            model,
+            dnn: DnnParams {
+                hidden_units,
+                epochs: uint("epochs", 1, 10_000)? as usize,
+                batch_size: uint("batch_size", 1, 1_000_000)? as usize,
+                learning_rate: float("learning_rate", &|v| v > 0.0)? as f32,
+                optimizer,
+                l2: l2 as f32,
+                pos_weight: 1.0,
+                seed,
+                patience: uint("early_stopping_patience", 1, 10_000)? as usize,
+            },
+            class_weight,
+            logistic: LogisticParams {
+                l2,
+                max_iterations: uint("logistic_max_iterations", 1, 100_000)?,
+            },
+            forest: ForestParams {
+                n_trees: uint("n_trees", 1, 5000)? as usize,
+                max_depth: uint("max_depth", 1, 64)? as u16,
+                min_samples_leaf: uint("min_samples_leaf", 1, 1_000_000)? as usize,
+                normal_fraction: float("forest_normal_fraction", &|v| v > 0.0 && v <= 1.0)?,
+                seed,
+            },
+            threshold,
+            validation_fraction: float("validation_fraction", &|v| v > 0.0 && v <= 0.5)?,
+            seed,
+        })
+    }
+
+    /// The settings a model was trained with, for the artifact and metrics.
+    pub fn summary(&self, model: &str) -> serde_json::Value {
+        let threshold = match self.threshold {
+            Threshold::Auto => serde_json::json!("auto"),
+            Threshold::Fixed(t) => serde_json::json!(t),
+        };
+        match model {
+            "dnn" => serde_json::json!({
+                "hidden_units": self.dnn.hidden_units, "epochs": self.dnn.epochs,
+                "batch_size": self.dnn.batch_size, "learning_rate": self.dnn.learning_rate,
+                "optimizer": self.dnn.optimizer, "l2": self.dnn.l2,
+                "class_weight": format!("{:?}", self.class_weight).to_lowercase(),
+                "early_stopping_patience": self.dnn.patience, "seed": self.seed, "threshold": threshold,
+            }),
+            "logistic" => serde_json::json!({
+                "l2": self.logistic.l2, "max_iterations": self.logistic.max_iterations, "threshold": threshold,
+            }),
+            _ => serde_json::json!({
+                "n_trees": self.forest.n_trees, "max_depth": self.forest.max_depth,
+                "min_samples_leaf": self.forest.min_samples_leaf,
+                "normal_fraction": self.forest.normal_fraction, "seed": self.seed, "threshold": threshold,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<TrainParams, ParamError> {
+        TrainParams::from_json(json)
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let p = TrainParams::default();
+        assert_eq!(p.model, ModelChoice::All);
+        assert_eq!(p.dnn.hidden_units, vec![10, 20, 10]);
+        assert_eq!(p.dnn.epochs, 10);
+        assert_eq!(p.dnn.batch_size, 256);
+        assert_eq!(p.dnn.learning_rate, 0.001);
+        assert_eq!(p.dnn.optimizer, Optimizer::Adam);
+        assert_eq!(p.class_weight, ClassWeight::None);
+        assert_eq!(p.threshold, Threshold::Fixed(0.5));
+        assert_eq!(p.forest.n_trees, 100);
+        assert_eq!(p.seed, 42);
+    }
+
+    #[test]
+    fn strings_json_quoted_strings_and_sdk_forms() {
+        let p = parse(
+            r#"{"epochs": "5", "optimizer": "\"adagrad\"", "hidden_units": "[32, 16]",
+                "class_weight": "balanced", "threshold": "\"auto\"", "learning_rate": "1e-2",
+                "model": "DNN", "_tuning_objective_metric": "x", "sagemaker_program": "y"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.dnn.epochs, 5);
+        assert_eq!(p.dnn.optimizer, Optimizer::Adagrad);
+        assert_eq!(p.dnn.hidden_units, vec![32, 16]);
+        assert_eq!(p.class_weight, ClassWeight::Balanced);
+        assert_eq!(p.threshold, Threshold::Auto);
+        assert_eq!(p.dnn.learning_rate, 0.01);
+        assert_eq!(p.model, ModelChoice::Dnn);
+        // plain JSON numbers from hand-written files
+        assert_eq!(
+            parse(r#"{"epochs": 3, "class_weight": "25"}"#)
+                .unwrap()
+                .class_weight,
+            ClassWeight::Fixed(25.0)
+        );
+    }
+
+    #[test]
+    fn errors_name_key_value_and_allowed() {
+        let e = parse(r#"{"epochz": "3"}"#).unwrap_err();
+        assert!(matches!(&e, ParamError::Unknown { key, .. } if key == "epochz"));
+        assert!(e.to_string().contains("known: model, hidden_units"));
+        let e = parse(r#"{"epochs": "ten"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "hyperparameter 'epochs' = 'ten' is invalid: expected whole number 1..=10000"
+        );
+        for bad in [
+            r#"{"optimizer": "rmsprop"}"#,
+            r#"{"hidden_units": "10,0"}"#,
+            r#"{"hidden_units": ""}"#,
+            r#"{"threshold": "1.5"}"#,
+            r#"{"class_weight": "-1"}"#,
+            r#"{"learning_rate": "nan"}"#,
+            r#"{"validation_fraction": "0.9"}"#,
+            r#"{"epochs": null}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ParamError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(parse("[1]"), Err(ParamError::File(_))));
+        assert!(matches!(parse("{"), Err(ParamError::File(_))));
+    }
+}

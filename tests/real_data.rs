@@ -1,0 +1,108 @@
+//! Quality on the real Kaggle data, standard split, default hyperparameters:
+//! the thresholds of the training issue. Needs the data set:
+//! `CCFRAUD_CREDITCARD=$(scripts/fetch-data.sh) cargo test --release --test real_data -- --include-ignored`
+//! (`scripts/test.sh` does this).
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn creditcard() -> std::path::PathBuf {
+    std::env::var_os("CCFRAUD_CREDITCARD")
+        .map(Into::into)
+        .expect("set CCFRAUD_CREDITCARD to creditcard.csv (scripts/fetch-data.sh prints its path)")
+}
+
+#[test]
+#[ignore = "needs the real data set: run scripts/test.sh"]
+fn default_training_on_the_standard_split_meets_the_quality_bar() {
+    let csv = creditcard();
+    let prep = tempfile::tempdir().unwrap();
+    let prepare = |out: &std::path::Path| {
+        let o = Command::new(BIN)
+            .args(["prepare", "--input"])
+            .arg(&csv)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let said = prepare(prep.path());
+    assert!(said.contains("(227845 rows, 417 frauds)"), "{said}");
+    assert!(said.contains("(56962 rows, 75 frauds)"), "{said}");
+    // deterministic: byte-identical on a second run
+    let again = tempfile::tempdir().unwrap();
+    prepare(again.path());
+    for f in ["train_data.csv", "test_data.csv"] {
+        assert!(
+            std::fs::read(prep.path().join(f)).unwrap()
+                == std::fs::read(again.path().join(f)).unwrap(),
+            "{f} differs between runs"
+        );
+    }
+    let train_text = std::fs::read_to_string(prep.path().join("train_data.csv")).unwrap();
+    // the lab's example fraud, with Amount standardized the lab's way
+    let lab_row = train_text.lines().nth(11880).unwrap();
+    assert!(
+        lab_row.starts_with("-15.8191787207718,8.7759971528627,"),
+        "{lab_row}"
+    );
+    assert!(lab_row.ends_with(",-0.3492313067728856,1"), "{lab_row}");
+
+    let root = MlRoot::new("{}");
+    root.channel("train", "train_data.csv", &train_text);
+    root.channel(
+        "test",
+        "test_data.csv",
+        &std::fs::read_to_string(prep.path().join("test_data.csv")).unwrap(),
+    );
+    let out = root.train();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.model_dir().join("metrics.json")).unwrap())
+            .unwrap();
+    let get = |model: &str, k: &str| m["models"][model]["evaluation"][k].as_f64().unwrap();
+    for model in ["dnn", "logistic", "forest"] {
+        eprintln!(
+            "{model}: AUC-ROC {:.4} AUPRC {:.4} log loss {:.5} recall {:.3} fit {:.2} s",
+            get(model, "auc_roc"),
+            get(model, "auprc"),
+            get(model, "log_loss"),
+            get(model, "recall"),
+            m["models"][model]["fit_seconds"]
+        );
+        assert_eq!(m["models"][model]["evaluated_on"], "test");
+        assert_eq!(m["models"][model]["evaluation"]["rows"], 56962);
+    }
+    assert!(
+        get("dnn", "auc_roc") >= 0.97,
+        "DNN AUC-ROC {}",
+        get("dnn", "auc_roc")
+    );
+    assert!(
+        get("dnn", "auprc") >= 0.75,
+        "DNN AUPRC {}",
+        get("dnn", "auprc")
+    );
+    let best = m["default_model"].as_str().unwrap();
+    assert!(
+        get(best, "auprc") >= 0.78,
+        "best ({best}) AUPRC {}",
+        get(best, "auprc")
+    );
+
+    // the default model scores the lab's example fraud at 0.9 or more
+    let server = Server::start(root.path(), &[]);
+    let (status, _, body) = server.request("POST", "/invocations", &[], LAB_FRAUD.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let score = fraud_score(&body);
+    eprintln!("lab example fraud score ({best}): {score:.4}");
+    assert!(score >= 0.9, "lab example scored {score}");
+}
