@@ -24,6 +24,11 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+python3 -c 'import boto3' 2>/dev/null || {
+    step "installing boto3 (the lab's Lambda code runs against the server)"
+    python3 -m pip install -q --disable-pip-version-check 'boto3>=1.28'
+}
+
 step "fetching the data set"
 CSV="$(./scripts/fetch-data.sh)"
 export CCFRAUD_CREDITCARD="$CSV"

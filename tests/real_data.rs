@@ -105,4 +105,20 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
     let score = fraud_score(&body);
     eprintln!("lab example fraud score ({best}): {score:.4}");
     assert!(score >= 0.9, "lab example scored {score}");
+
+    // the lab's own Lambda code, unmodified, through boto3's sagemaker-runtime client
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab_lambda.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", server.addr))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "lab lambda failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("lab lambda fraud score: 0.9"), "{stdout}");
 }

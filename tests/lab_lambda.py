@@ -1,0 +1,60 @@
+"""Runs the lab's Lambda handler, as printed in the lab's README, unmodified,
+against a running `ccfraud serve`.
+
+boto3's `runtime.sagemaker` client is pointed at the server through
+AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME (boto3's per-service endpoint variable), so
+the request goes over HTTP to POST /endpoints/{name}/invocations exactly as
+it would to SageMaker, with no Content-Type, as the lab's code sends it.
+
+    python3 tests/lab_lambda.py http://127.0.0.1:PORT
+Prints the fraud score of the lab's example transaction; exits 1 when the
+handler fails or the score is below 0.9.
+"""
+import json
+import os
+import sys
+
+os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = sys.argv[1]
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+# --- the lab's Lambda function, verbatim (LAB.md, "Create a Lambda function") ---
+import boto3
+import json
+client = boto3.client('runtime.sagemaker')
+ENDPOINT_NAME = 'sagemaker-tensorflow-xxxx-xx-xx-xx-xx-xx-xxx'
+
+def lambda_handler(event, context):
+    # TODO implement
+    print(event['body'])
+    print(type(event['body']))
+    # list(event['body'])
+    target = json.loads(event['body'])
+    result = client.invoke_endpoint(EndpointName=ENDPOINT_NAME,Body=json.dumps(target))
+    response = json.loads(result['Body'].read())
+
+    print(response)
+
+    http_response = {
+        'statusCode': 200,
+        'body': json.dumps(response),
+        'headers':{
+            'Content-Type':'application/json',
+            'Access-Control-Allow-Origin':'*'
+        }
+    }
+    return http_response
+# --- end of the lab's code ---
+
+LAB_FRAUD = [-15.819178720771802, 8.7759971528627, -22.8046864614815, 11.864868080360699, -9.09236053189517, -2.38689320657655, -16.5603681078199, 0.9483485947860579, -6.31065843275059, -13.0888909176936, 9.81570317447819, -14.0560611837648, 0.777191846436601, -13.7610179615936, -0.353635939812489, -7.9574472262599505, -11.9629542349435, -4.7805077876172, 0.652498045264831, 0.992278949261366, -2.35063374523783, 1.03636187430048, 1.13605073696052, -1.0434137405139001, -0.10892334328197999, 0.657436778462222, 2.1364244708551396, -1.41194537483904, -0.3492313067728856]
+
+if __name__ == "__main__":
+    out = lambda_handler({"body": json.dumps(LAB_FRAUD)}, None)
+    assert out["statusCode"] == 200, out
+    # the web app's parsing path
+    result = json.loads(out["body"])
+    score = result["result"]["classifications"][0]["classes"][1]["score"]
+    print(f"lab lambda fraud score: {score:.4f}")
+    sys.exit(0 if score >= 0.9 else 1)

@@ -1,0 +1,417 @@
+//! The real `ccfraud serve` binary on an ephemeral port, with a model trained
+//! by the real `ccfraud train`: every request and response format, batch
+//! equals single, every client error, the SageMaker runtime path, start-up
+//! failures and SIGTERM.
+
+mod common;
+use common::*;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// One ml-root with a trained model (all three kinds), shared by the tests.
+fn trained() -> &'static std::path::Path {
+    static ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = MlRoot::new(QUICK);
+        root.channel("train", "t.csv", &lab_csv(4000, 11));
+        root.channel("test", "t.csv", &lab_csv(1000, 12));
+        let out = root.train();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.dir.keep()
+    })
+}
+
+fn rows(n: usize, seed: u64) -> Vec<Vec<f64>> {
+    lab_csv(n, seed)
+        .lines()
+        .map(|l| l.split(',').take(29).map(|v| v.parse().unwrap()).collect())
+        .collect()
+}
+
+fn json_list(r: &[f64]) -> String {
+    serde_json::to_string(r).unwrap()
+}
+
+fn scores_of(body: &[u8]) -> Vec<f64> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)));
+    v["result"]["classifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let a = c["classes"][0]["score"].as_f64().unwrap();
+            let b = c["classes"][1]["score"].as_f64().unwrap();
+            assert_eq!(c["classes"][0]["label"], "0");
+            assert_eq!(c["classes"][1]["label"], "1");
+            assert!((a + b - 1.0).abs() < 1e-6);
+            b
+        })
+        .collect()
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+/// (name, headers, body)
+type FormatCase = (&'static str, Vec<(&'static str, &'static str)>, String);
+/// (name, headers, body, expected status, text the error must contain)
+type ErrorCase = (
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
+#[test]
+fn ping_and_execution_parameters() {
+    let s = Server::start(trained(), &["--workers", "3"]);
+    let (status, _, body) = s.request("GET", "/ping", &[], b"");
+    assert_eq!((status, body.len()), (200, 0));
+    let (status, _, body) = s.request("GET", "/execution-parameters", &[], b"");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["MaxConcurrentTransforms"], 3);
+    assert_eq!(v["BatchStrategy"], "MULTI_RECORD");
+    assert_eq!(v["MaxPayloadInMB"], 6);
+}
+
+#[test]
+fn every_request_format_gives_the_same_scores_as_single_requests() {
+    let s = Server::start(trained(), &[]);
+    let batch = rows(50, 3);
+    let single: Vec<f64> = batch
+        .iter()
+        .map(|r| {
+            let (status, _, body) = s.request("POST", "/invocations", &[], json_list(r).as_bytes());
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            let v = scores_of(&body);
+            assert_eq!(v.len(), 1);
+            v[0]
+        })
+        .collect();
+    let list = serde_json::to_string(&batch).unwrap();
+    let csv: String = batch
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n\n"
+        })
+        .collect();
+    let jsonl: String = batch.iter().map(|r| json_list(r) + "\n").collect();
+    let named = serde_json::to_string(
+        &batch
+            .iter()
+            .map(|r| {
+                let mut m = serde_json::Map::new();
+                for (j, v) in r.iter().enumerate().take(28) {
+                    m.insert(format!("V{}", j + 1), (*v).into());
+                }
+                // raw Amount that standardizes back to the row's value
+                m.insert(
+                    "Amount".into(),
+                    (r[28] * 250.1196701352354 + 88.34961925093134).into(),
+                );
+                serde_json::Value::Object(m)
+            })
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let cases: Vec<FormatCase> = vec![
+        ("list of lists", vec![JSON], list.clone()),
+        (
+            "charset",
+            vec![("Content-Type", "application/json; charset=utf-8")],
+            list.clone(),
+        ),
+        (
+            "instances",
+            vec![JSON],
+            format!("{{\"instances\": {list}}}"),
+        ),
+        ("inputs", vec![JSON], format!("{{\"inputs\": {list}}}")),
+        ("named", vec![JSON], named),
+        ("csv", vec![("Content-Type", "text/csv")], csv.clone()),
+        (
+            "csv detected",
+            vec![("Content-Type", "application/octet-stream")],
+            csv,
+        ),
+        (
+            "jsonl",
+            vec![("Content-Type", "application/jsonlines")],
+            jsonl.clone(),
+        ),
+        ("jsonl detected", vec![], jsonl),
+        (
+            "octet-stream json",
+            vec![
+                ("Content-Type", "application/octet-stream"),
+                ("Accept", "*/*"),
+            ],
+            list,
+        ),
+    ];
+    for (name, headers, body) in cases {
+        let (status, _, out) = s.request("POST", "/invocations", &headers, body.as_bytes());
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&out));
+        let got = scores_of(&out);
+        assert_eq!(got.len(), single.len(), "{name}");
+        for (a, b) in got.iter().zip(&single) {
+            assert!((a - b).abs() < 1e-5, "{name}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn csv_and_jsonlines_responses_and_custom_attributes() {
+    let s = Server::start(trained(), &[]);
+    let batch = rows(5, 4);
+    let list = serde_json::to_string(&batch).unwrap();
+    let (status, head, body) = s.request(
+        "POST",
+        "/invocations",
+        &[
+            JSON,
+            ("Accept", "text/csv"),
+            ("X-Amzn-SageMaker-Custom-Attributes", "trace=abc"),
+        ],
+        list.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/csv"), "{head}");
+    assert!(
+        head.contains("x-amzn-sagemaker-custom-attributes: trace=abc"),
+        "{head}"
+    );
+    let text = String::from_utf8(body).unwrap();
+    assert!(!text.ends_with('\n'));
+    assert_eq!(text.lines().count(), 5);
+    for line in text.lines() {
+        let (score, decision) = line.split_once(',').unwrap();
+        let score: f64 = score.parse().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert!(decision == "0" || decision == "1");
+    }
+    let (status, head, body) = s.request(
+        "POST",
+        "/invocations",
+        &[JSON, ("Accept", "application/jsonlines")],
+        list.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: application/jsonlines"));
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["score"].is_f64() && v["fraud"].is_boolean());
+    }
+}
+
+#[test]
+fn client_errors_are_json_4xx_and_the_server_keeps_serving() {
+    let s = Server::start(trained(), &["--max-body-bytes", "100000"]);
+    let good = json_list(&rows(1, 5)[0]);
+    let big = "1,".repeat(60_000);
+    let deep = "[".repeat(5000);
+    let cases: Vec<ErrorCase> = vec![
+        (
+            "malformed",
+            vec![JSON],
+            b"[1, 2".to_vec(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "feature count",
+            vec![JSON],
+            b"[1, 2, 3]".to_vec(),
+            400,
+            "expected 29 features",
+        ),
+        (
+            "non-numeric",
+            vec![JSON],
+            good.replacen('[', "[\"x\",", 1).into_bytes(),
+            400,
+            "found a string",
+        ),
+        (
+            "string value",
+            vec![JSON],
+            format!("[[{}]]", "\"a\",".repeat(28) + "1").into_bytes(),
+            400,
+            "feature 1 (V1)",
+        ),
+        (
+            "nan csv",
+            vec![("Content-Type", "text/csv")],
+            ("NaN,".repeat(28) + "1").into_bytes(),
+            400,
+            "not finite",
+        ),
+        ("empty", vec![JSON], b"".to_vec(), 400, "empty body"),
+        (
+            "deep nesting",
+            vec![JSON],
+            deep.into_bytes(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "invalid utf-8",
+            vec![JSON],
+            b"[\xff\xfe]".to_vec(),
+            400,
+            "UTF-8",
+        ),
+        (
+            "csv text",
+            vec![("Content-Type", "text/csv")],
+            b"hello world".to_vec(),
+            400,
+            "not a number",
+        ),
+        (
+            "unknown content type",
+            vec![("Content-Type", "image/png")],
+            good.clone().into_bytes(),
+            415,
+            "unsupported Content-Type",
+        ),
+        (
+            "unsupported accept",
+            vec![JSON, ("Accept", "image/png")],
+            good.clone().into_bytes(),
+            406,
+            "Accept",
+        ),
+        (
+            "too large",
+            vec![("Content-Type", "text/csv")],
+            big.into_bytes(),
+            413,
+            "limit",
+        ),
+    ];
+    for (name, headers, body, want, text) in cases {
+        let (status, head, out) = s.request("POST", "/invocations", &headers, &body);
+        assert_eq!(status, want, "{name}: {}", String::from_utf8_lossy(&out));
+        assert!(
+            head.contains("content-type: application/json"),
+            "{name}: {head}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(text), "{name}: {msg}");
+        assert!(v["error_type"].is_string());
+        // the next request is served normally
+        let (status, _, _) = s.request("POST", "/invocations", &[JSON], good.as_bytes());
+        assert_eq!(status, 200, "after {name}");
+    }
+    let (status, _, out) = s.request(
+        "POST",
+        "/invocations",
+        &[JSON],
+        format!("[{good}, [1]]").as_bytes(),
+    );
+    assert_eq!(status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["row"], 2);
+    let (status, _, _) = s.request("GET", "/invocations", &[], b"");
+    assert_eq!(status, 405);
+    let (status, _, out) = s.request("GET", "/nope", &[], b"");
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&out).contains("no route"));
+}
+
+#[test]
+fn sagemaker_runtime_path_and_model_choice() {
+    let s = Server::start(trained(), &["--model", "logistic"]);
+    let good = json_list(&rows(1, 6)[0]);
+    let (status, _, a) = s.request(
+        "POST",
+        "/endpoints/my-endpoint/invocations",
+        &[],
+        good.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let (status, _, b) = s.request("POST", "/invocations", &[], good.as_bytes());
+    assert_eq!(status, 200);
+    assert_eq!(scores_of(&a), scores_of(&b));
+}
+
+#[test]
+fn startup_fails_clearly_without_a_usable_model() {
+    let run = |root: &std::path::Path, extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["serve", "--host", "127.0.0.1", "--port", "0", "--ml-root"])
+            .arg(root)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let (code, err) = run(empty.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no ccfraud-model.json here: run `ccfraud train` first"),
+        "{err}"
+    );
+
+    let corrupt = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(corrupt.path().join("model")).unwrap();
+    let mut bytes = std::fs::read(trained().join("model/ccfraud-model.json")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(corrupt.path().join("model/ccfraud-model.json"), bytes).unwrap();
+    // SDK local mode leaves tarballs beside the model: tolerated
+    std::fs::write(corrupt.path().join("model/model.tar.gz"), b"x").unwrap();
+    let (code, err) = run(corrupt.path(), &[]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("truncated or modified"), "{err}");
+
+    let (code, err) = run(trained(), &["--model", "xgboost"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no model named 'xgboost'"), "{err}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let mut s = Server::start(trained(), &[]);
+    let (status, _, _) = s.request("GET", "/ping", &[], b"");
+    assert_eq!(status, 200);
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let code = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(
+        std::net::TcpStream::connect(&s.addr).is_err(),
+        "stopped accepting"
+    );
+}
