@@ -143,6 +143,25 @@ impl Model for TrainedModel {
     }
 
     fn predict_proba(&self, rows: &[f32], out: &mut [f32]) {
+        // Large batches are split over all cores.
+        const PARALLEL_ROWS: usize = 4096;
+        let n = out.len();
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        if n >= PARALLEL_ROWS && threads > 1 {
+            let per = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                for (rc, oc) in rows.chunks(per * N_FEATURES).zip(out.chunks_mut(per)) {
+                    s.spawn(move || self.predict_serial(rc, oc));
+                }
+            });
+            return;
+        }
+        self.predict_serial(rows, out);
+    }
+}
+
+impl TrainedModel {
+    fn predict_serial(&self, rows: &[f32], out: &mut [f32]) {
         let n = out.len();
         match (&self.estimator, &self.scaler) {
             (Estimator::Dnn(m), Some(s)) if n >= 32 => {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Serving speed on loopback, server and load generator sharing this machine:
+# start-up to the first 200 on /ping, single-transaction JSON throughput and
+# latency with wrk (32 connections), a 10,000-row CSV body, and peak RSS.
+#
+#   ./scripts/bench-serve.sh [ML_ROOT]     # ML_ROOT with a trained model/ (default: trains one on the real data)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ccfraud/target}"
+cargo build --release --locked -q
+BIN="$CARGO_TARGET_DIR/release/ccfraud"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+WORK="$(mktemp -d)"
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+ML_ROOT="${1:-}"
+if [ -z "$ML_ROOT" ]; then
+    ML_ROOT="$WORK/ml"
+    CSV="$(./scripts/fetch-data.sh)"
+    "$BIN" prepare --input "$CSV" --out "$WORK/prep" >/dev/null
+    mkdir -p "$ML_ROOT/input/data/train" "$ML_ROOT/input/data/test"
+    mv "$WORK/prep/train_data.csv" "$ML_ROOT/input/data/train/"
+    mv "$WORK/prep/test_data.csv" "$ML_ROOT/input/data/test/"
+    CCFRAUD_LOG=warn "$BIN" train --ml-root "$ML_ROOT" >/dev/null
+fi
+TEST_CSV="$(find "$ML_ROOT/input/data/test" -name '*.csv' | head -n1)"
+PORT="${PORT:-18989}"
+URL="http://127.0.0.1:$PORT"
+
+start=$(date +%s%N)
+CCFRAUD_LOG=warn "$BIN" serve --ml-root "$ML_ROOT" --host 127.0.0.1 --port "$PORT" &
+PID=$!
+until curl -sf "$URL/ping" >/dev/null; do sleep 0.002; done
+echo "start-up to first 200 on /ping: $(( ($(date +%s%N) - start) / 1000000 )) ms"
+
+ROW="[$(head -n1 "$TEST_CSV" | cut -d, -f1-29)]"
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "$ROW"
+wrk.headers["Content-Type"] = "application/json"
+LUA
+echo "== single-transaction JSON, 32 connections, 2 threads, 10 s"
+wrk -t2 -c32 -d10s --latency -s "$WORK/post.lua" "$URL/invocations" | grep -E "Requests/sec|Latency|50%|99%|Non-2xx" || true
+
+head -n 10000 "$TEST_CSV" | cut -d, -f1-29 > "$WORK/batch.csv"
+best=""
+for _ in 1 2 3 4 5; do
+    t=$(curl -s -o "$WORK/out.csv" -w '%{time_total}' -H 'Content-Type: text/csv' -H 'Accept: text/csv' --data-binary @"$WORK/batch.csv" "$URL/invocations")
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+done
+echo "10,000-row CSV body ($(stat -c %s "$WORK/batch.csv") bytes): best of 5 $(awk "BEGIN{printf \"%.1f\", $best*1000}") ms, $(wc -l < "$WORK/out.csv") lines + 1 back"
+echo "peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$PID/status")"
