@@ -50,4 +50,11 @@ if [ -x scripts/test-image.sh ] && docker info >/dev/null 2>&1; then
     PREPARED="$HOME/.cache/ccfraud/prepared"
     "$CARGO_TARGET_DIR/release/ccfraud" prepare --input "$CSV" --out "$PREPARED"
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" ./scripts/test-image.sh
+
+    step "SageMaker Python SDK, local mode (offline): train, deploy, invoke, batch transform"
+    CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" \
+        ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}'
 fi
+
+step "demo page in a real browser (headless Chromium)"
+./scripts/test-demo.sh

@@ -40,6 +40,41 @@ pub enum Command {
     },
     /// Serve <ml-root>/model over HTTP: GET /ping, POST /invocations.
     Serve(ServeArgs),
+    /// The lab's web app: a page that calls the prediction API and raises
+    /// alerts at or above the threshold.
+    Demo(DemoArgs),
+}
+
+/// Flags of `ccfraud demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Port of the demo page.
+    #[arg(long, env = "CCFRAUD_DEMO_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// Address to bind.
+    #[arg(long, env = "CCFRAUD_DEMO_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Prediction API the page calls: ccfraud serve's /invocations, or a
+    /// deployed API Gateway URL.
+    #[arg(
+        long,
+        env = "CCFRAUD_API_URL",
+        default_value = "http://127.0.0.1:8080/invocations"
+    )]
+    pub api_url: String,
+    /// Fraud score at or above which the page alerts (the lab: 0.9).
+    #[arg(long, env = "CCFRAUD_ALERT_THRESHOLD", default_value_t = 0.9)]
+    pub threshold: f64,
+    /// File that receives one JSON line per alert.
+    #[arg(
+        long,
+        env = "CCFRAUD_ALERT_LOG",
+        default_value = "ccfraud-alerts.jsonl"
+    )]
+    pub alert_log: PathBuf,
+    /// Optional http:// URL that receives each alert as a JSON POST.
+    #[arg(long, env = "CCFRAUD_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
 }
 
 /// Flags of `ccfraud serve`.
@@ -60,6 +95,10 @@ pub struct ServeArgs {
     /// training marked best).
     #[arg(long, env = "CCFRAUD_MODEL")]
     pub model: Option<String>,
+    /// Access-Control-Allow-Origin sent with answers, so browser pages (the
+    /// demo) can call the server.
+    #[arg(long, env = "CCFRAUD_CORS_ORIGIN", default_value = "*")]
+    pub cors_origin: String,
     /// Largest request body accepted, in bytes (SageMaker's limit is 6 MB).
     #[arg(long, env = "CCFRAUD_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,

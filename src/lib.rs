@@ -14,10 +14,12 @@
 //! - [`metrics`]: AUC-ROC, AUPRC, log loss, confusion matrix, threshold choice.
 //! - [`train`]: hyperparameters → checked params, fit, evaluate, choose, write.
 //! - [`serve`]: the hosting contract over actix-web.
+//! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.
 //! - [`rng`]: the seeded generator behind every random choice.
 
 pub mod cli;
 pub mod data;
+pub mod demo;
 pub mod metrics;
 pub mod model;
 pub mod rng;

@@ -33,6 +33,22 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Demo(a) => {
+            let run = ccfraud::demo::DemoConfig::new(
+                a.api_url,
+                a.threshold,
+                a.alert_log,
+                a.alert_webhook.as_deref(),
+            )
+            .and_then(|c| ccfraud::demo::main(c, &a.host, a.port));
+            match run {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Serve(args) => match ccfraud::serve::main(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

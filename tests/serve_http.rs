@@ -348,6 +348,16 @@ fn sagemaker_runtime_path_and_model_choice() {
     let (status, _, b) = s.request("POST", "/invocations", &[], good.as_bytes());
     assert_eq!(status, 200);
     assert_eq!(scores_of(&a), scores_of(&b));
+    // browsers (the demo page) may call it from another origin
+    let (status, head, _) = s.request(
+        "OPTIONS",
+        "/invocations",
+        &[("Origin", "http://demo"), ("Access-Control-Request-Method", "POST")],
+        b"",
+    );
+    assert_eq!(status, 204);
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    assert!(head.contains("access-control-allow-methods: post, options"), "{head}");
 }
 
 #[test]

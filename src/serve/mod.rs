@@ -70,6 +70,8 @@ pub struct Loaded {
     pub created_by: String,
     pub workers: usize,
     pub max_body_bytes: usize,
+    /// Access-Control-Allow-Origin for browser callers.
+    pub cors_origin: String,
 }
 
 /// Loads `dir/ccfraud-model.json`, picks the model (`name` or the default)
@@ -104,6 +106,7 @@ pub fn load(
         created_by: artifact.created_by,
         workers,
         max_body_bytes,
+        cors_origin: "*".into(),
     })
 }
 
@@ -115,7 +118,8 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
         .filter(|&w| w > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let dir = args.root.ml_root.join("model");
-    let loaded = load(&dir, args.model.as_deref(), workers, args.max_body_bytes)?;
+    let mut loaded = load(&dir, args.model.as_deref(), workers, args.max_body_bytes)?;
+    loaded.cors_origin = args.cors_origin.clone();
     let addr = format!("{}:{}", args.host, args.port);
     let listener = TcpListener::bind(&addr).map_err(|source| ServeError::Bind {
         addr: addr.clone(),
@@ -146,15 +150,22 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
 /// Builds the server on an already-bound listener (tests bind port 0).
 pub fn run(state: Arc<Loaded>, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.workers;
+    let origin = state.cors_origin.clone();
     let data = web::Data::from(state);
-    Ok(
-        HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-            .workers(workers)
-            .backlog(2048)
-            .shutdown_timeout(10)
-            .listen(listener)?
-            .run(),
-    )
+    Ok(HttpServer::new(move || {
+        App::new()
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("Access-Control-Allow-Origin", origin.clone())),
+            )
+            .app_data(data.clone())
+            .configure(routes)
+    })
+    .workers(workers)
+    .backlog(2048)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run())
 }
 
 /// Mounts every route of the hosting contract.
@@ -168,11 +179,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/invocations")
             .route(web::post().to(invocations))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/endpoints/{name}/invocations")
             .route(web::post().to(invocations))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -181,6 +194,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .default_service(web::to(not_found));
+}
+
+/// CORS preflight: browsers ask before a JSON POST from another origin.
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("Access-Control-Allow-Methods", "POST, OPTIONS"))
+        .insert_header((
+            "Access-Control-Allow-Headers",
+            "Content-Type, Accept, X-Amzn-SageMaker-Custom-Attributes",
+        ))
+        .insert_header(("Access-Control-Max-Age", "86400"))
+        .finish()
 }
 
 async fn ping() -> HttpResponse {

@@ -229,9 +229,63 @@ fn named_row(
     Ok(())
 }
 
+/// CSV bodies above this size are parsed over all cores.
+const PARALLEL_CSV_BYTES: usize = 256 * 1024;
+
 fn parse_csv(text: &str) -> Result<Vec<f32>, ApiError> {
+    let threads = if text.len() >= PARALLEL_CSV_BYTES {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        1
+    };
+    if threads == 1 {
+        return parse_csv_rows(text, 0);
+    }
+    // Cut at line ends; each piece parses on its own thread.
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::with_capacity(threads);
+    let mut start = 0;
+    for k in 1..threads {
+        let target = (bytes.len() * k / threads).max(start);
+        match bytes[target..].iter().position(|&b| b == b'\n') {
+            Some(p) => {
+                pieces.push(&text[start..target + p + 1]);
+                start = target + p + 1;
+            }
+            None => break,
+        }
+    }
+    pieces.push(&text[start..]);
+    let results: Vec<Result<Vec<f32>, ApiError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|p| s.spawn(move || parse_csv_rows(p, 0)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut out = Vec::with_capacity(text.len() / 12);
-    let mut row = 0;
+    let mut rows_before = 0;
+    for (piece, r) in pieces.iter().zip(results) {
+        match r {
+            Ok(v) => {
+                rows_before += v.len() / N_FEATURES;
+                out.extend_from_slice(&v);
+            }
+            // Re-parse the failing piece with its true row offset so the
+            // error names the row of the whole body.
+            Err(_) => return parse_csv_rows(piece, rows_before),
+        }
+    }
+    Ok(out)
+}
+
+/// Parses CSV lines; rows are numbered from `rows_before + 1`.
+fn parse_csv_rows(text: &str, rows_before: usize) -> Result<Vec<f32>, ApiError> {
+    let mut out = Vec::with_capacity(text.len() / 12);
+    let mut row = rows_before;
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
@@ -444,6 +498,23 @@ mod tests {
             &format!("[{}]", r.replacen("0.5", "1e999", 1)),
         );
         assert!(m.contains("finite") || m.contains("malformed"), "{m}");
+    }
+
+    #[test]
+    fn large_csv_bodies_parse_in_parallel_with_true_row_numbers() {
+        let r = row_text(",");
+        let mut body = String::new();
+        for _ in 0..3000 {
+            body.push_str(&r);
+            body.push('\n');
+        }
+        assert!(body.len() > PARALLEL_CSV_BYTES);
+        let v = parse(Format::Csv, body.as_bytes()).unwrap();
+        assert_eq!(v.len(), 3000 * N_FEATURES);
+        assert_eq!(&v[..N_FEATURES], &v[2999 * N_FEATURES..]);
+        body.push_str(&r.replacen("4.5", "oops", 1));
+        let (m, row, field) = bad(Format::Csv, &body);
+        assert_eq!((row, field.as_deref()), (Some(3001), Some("V5")), "{m}");
     }
 
     proptest! {
