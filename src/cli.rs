@@ -27,6 +27,17 @@ pub enum Command {
     Train {
         #[command(flatten)]
         root: MlRootArg,
+        #[command(flatten)]
+        remote: RemoteTrainArgs,
+    },
+    /// Upload the prepared train_data.csv / test_data.csv to
+    /// s3://bucket/prefix/{train,test}/ (the lab's first step).
+    UploadData {
+        /// Folder holding train_data.csv (and test_data.csv).
+        #[arg(long = "from", env = "CCFRAUD_UPLOAD_FROM")]
+        from: PathBuf,
+        /// Destination prefix, e.g. s3://my-bucket/ccfraud/
+        destination: String,
     },
     /// Convert Kaggle's creditcard.csv into the lab's train_data.csv and
     /// test_data.csv (standard time-ordered split).
@@ -77,6 +88,28 @@ pub struct DemoArgs {
     pub alert_webhook: Option<String>,
 }
 
+/// Training outside SageMaker with data and model on S3.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteTrainArgs {
+    /// s3:// prefix (or object) of the training channel; channels are
+    /// downloaded into a temporary ml-root.
+    #[arg(long = "train", env = "CCFRAUD_TRAIN_URI", requires = "output")]
+    pub train: Option<String>,
+    /// s3:// prefix of the test channel.
+    #[arg(long = "test", env = "CCFRAUD_TEST_URI", requires = "train")]
+    pub test: Option<String>,
+    /// s3:// prefix of the validation channel.
+    #[arg(
+        long = "validation",
+        env = "CCFRAUD_VALIDATION_URI",
+        requires = "train"
+    )]
+    pub validation: Option<String>,
+    /// s3:// prefix receiving model.tar.gz and metrics.json.
+    #[arg(long = "output", env = "CCFRAUD_OUTPUT_URI", requires = "train")]
+    pub output: Option<String>,
+}
+
 /// Flags of `ccfraud serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -91,6 +124,10 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: number of cores).
     #[arg(long, env = "SAGEMAKER_MODEL_SERVER_WORKERS")]
     pub workers: Option<usize>,
+    /// Download (s3://…) or read (a local path) model.tar.gz and serve it,
+    /// instead of <ml-root>/model.
+    #[arg(long, env = "CCFRAUD_MODEL_URI")]
+    pub model_uri: Option<String>,
     /// Which trained model to serve: dnn, logistic or forest (default: the one
     /// training marked best).
     #[arg(long, env = "CCFRAUD_MODEL")]

@@ -15,6 +15,7 @@
 //! - [`train`]: hyperparameters → checked params, fit, evaluate, choose, write.
 //! - [`serve`]: the hosting contract over actix-web.
 //! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.
+//! - [`s3`]: S3 transfers and `model.tar.gz` packing for runs outside SageMaker.
 //! - [`rng`]: the seeded generator behind every random choice.
 
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod metrics;
 pub mod model;
 pub mod rng;
+pub mod s3;
 pub mod sagemaker;
 pub mod serve;
 

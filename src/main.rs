@@ -14,7 +14,38 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Train { root } => run_train(MlRoot::new(root.ml_root)),
+        Command::Train { root, remote } => {
+            let channels: Vec<(String, String)> = [
+                ("train", &remote.train),
+                ("test", &remote.test),
+                ("validation", &remote.validation),
+            ]
+            .into_iter()
+            .filter_map(|(n, u)| u.clone().map(|u| (n.to_string(), u)))
+            .collect();
+            let remote = remote
+                .output
+                .clone()
+                .filter(|_| !channels.is_empty())
+                .map(|output| train::RemoteChannels { channels, output });
+            run_train(MlRoot::new(root.ml_root), remote)
+        }
+        Command::UploadData { from, destination } => {
+            match ccfraud::s3::S3Uri::parse(&destination)
+                .and_then(|d| ccfraud::s3::upload_data(&from, &d))
+            {
+                Ok(uris) => {
+                    for u in uris {
+                        println!("{u}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(4)
+                }
+            }
+        }
         Command::Prepare { input, out } => match ccfraud::data::prepare::prepare(&input, &out) {
             Ok(p) => {
                 println!(
@@ -62,7 +93,7 @@ fn main() -> ExitCode {
 /// Trains; on failure writes the reason to the failure file. SIGTERM/SIGINT
 /// stop the fitting loops; if they do not return within a grace period, a
 /// watchdog records the failure and exits, never cutting an output commit.
-fn run_train(root: MlRoot) -> ExitCode {
+fn run_train(root: MlRoot, remote: Option<train::RemoteChannels>) -> ExitCode {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&signalled)) {
@@ -87,7 +118,11 @@ fn run_train(root: MlRoot) -> ExitCode {
             }
         });
     }
-    match train::run(&root) {
+    let result = match &remote {
+        Some(r) => train::run_remote(&root, r),
+        None => train::run(&root),
+    };
+    match result {
         Ok(o) => {
             log::info!(
                 "wrote {} (default model: {})",
@@ -110,7 +145,11 @@ fn run_train(root: MlRoot) -> ExitCode {
                 src = s.source();
             }
             eprintln!("error: {msg}");
-            root.write_failure(&msg);
+            // With S3 channels the ml-root is temporary: the reason is on
+            // stderr and in the exit code.
+            if remote.is_none() {
+                root.write_failure(&msg);
+            }
             ExitCode::from(e.exit_code())
         }
     }

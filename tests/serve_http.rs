@@ -352,12 +352,18 @@ fn sagemaker_runtime_path_and_model_choice() {
     let (status, head, _) = s.request(
         "OPTIONS",
         "/invocations",
-        &[("Origin", "http://demo"), ("Access-Control-Request-Method", "POST")],
+        &[
+            ("Origin", "http://demo"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
         b"",
     );
     assert_eq!(status, 204);
     assert!(head.contains("access-control-allow-origin: *"), "{head}");
-    assert!(head.contains("access-control-allow-methods: post, options"), "{head}");
+    assert!(
+        head.contains("access-control-allow-methods: post, options"),
+        "{head}"
+    );
 }
 
 #[test]

@@ -50,13 +50,15 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Fetch(#[from] crate::s3::S3Error),
 }
 
 impl ServeError {
     /// 1: no usable model; 2: cannot bind; 3: the server failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ServeError::Model { .. } => 1,
+            ServeError::Model { .. } | ServeError::Fetch(_) => 1,
             ServeError::Bind { .. } => 2,
             ServeError::Runtime(_) => 3,
         }
@@ -117,7 +119,15 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
         .workers
         .filter(|&w| w > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let dir = args.root.ml_root.join("model");
+    // --model-uri: fetch and unpack model.tar.gz; the guard removes it at exit.
+    let (_fetched, dir) = match &args.model_uri {
+        Some(uri) => {
+            let (guard, dir) = crate::s3::fetch_model(uri)?;
+            log::info!("unpacked {uri} into {}", dir.display());
+            (Some(guard), dir)
+        }
+        None => (None, args.root.ml_root.join("model")),
+    };
     let mut loaded = load(&dir, args.model.as_deref(), workers, args.max_body_bytes)?;
     loaded.cors_origin = args.cors_origin.clone();
     let addr = format!("{}:{}", args.host, args.port);

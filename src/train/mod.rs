@@ -41,16 +41,19 @@ pub enum TrainError {
     },
     #[error("training stopped by a signal (SIGTERM/SIGINT) before a model was written")]
     Interrupted,
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
 }
 
 impl TrainError {
     /// Process exit code: 1 bad input, 2 reserved for usage errors, 3 model
-    /// or output failure, 143 stopped by SIGTERM.
+    /// or output failure, 4 S3 transfer failure, 143 stopped by SIGTERM.
     pub fn exit_code(&self) -> u8 {
         match self {
             TrainError::Params(_) | TrainError::Data(_) | TrainError::Config(_) => 1,
             TrainError::Model(ModelError::Interrupted) | TrainError::Interrupted => 143,
             TrainError::Model(_) | TrainError::Output { .. } => 3,
+            TrainError::S3(_) => 4,
         }
     }
 }
@@ -130,6 +133,65 @@ pub fn run(root: &MlRoot) -> Result<Outcome, TrainError> {
     };
     let outcome = fit_all(&params, train, validation, test)?;
     commit(root, &outcome)?;
+    Ok(outcome)
+}
+
+/// S3 locations of a training run outside SageMaker.
+#[derive(Debug, Clone)]
+pub struct RemoteChannels {
+    /// (channel name, s3:// URI)
+    pub channels: Vec<(String, String)>,
+    /// s3:// prefix for `model.tar.gz` and `metrics.json`.
+    pub output: String,
+}
+
+/// Trains with channels on S3: downloads them into a temporary ml-root
+/// (hyperparameters from `config_root`, if it has them), trains, then
+/// uploads `model.tar.gz` (SageMaker's layout) and `metrics.json` under the
+/// output prefix. A failure before the upload leaves nothing remote; the
+/// temporary ml-root is removed either way.
+pub fn run_remote(config_root: &MlRoot, remote: &RemoteChannels) -> Result<Outcome, TrainError> {
+    use crate::s3::{pack_model, S3Uri, TempDir, S3};
+    let output = S3Uri::parse(&remote.output)?;
+    let uris = remote
+        .channels
+        .iter()
+        .map(|(name, uri)| Ok((name.clone(), S3Uri::parse(uri)?)))
+        .collect::<Result<Vec<_>, crate::s3::S3Error>>()?;
+    let tmp = TempDir::new("ccfraud-train")?;
+    let root = MlRoot::new(tmp.path());
+    let hp = config_root.hyperparameters();
+    if hp.is_file() {
+        let dest = root.hyperparameters();
+        std::fs::create_dir_all(dest.parent().expect("config folder")).map_err(|source| {
+            TrainError::Output {
+                path: dest.display().to_string(),
+                source,
+            }
+        })?;
+        std::fs::copy(&hp, &dest).map_err(|source| TrainError::Output {
+            path: hp.display().to_string(),
+            source,
+        })?;
+    }
+    let s3 = S3::connect()?;
+    for (name, uri) in &uris {
+        let n = s3.download_prefix(uri, &root.channel(name))?;
+        log::info!("channel {name}: downloaded {n} file(s) from {uri}");
+    }
+    let outcome = run(&root)?;
+    if stopped() {
+        return Err(TrainError::Interrupted);
+    }
+    let archive = pack_model(&root.model_dir())?;
+    let model_uri = output.join("model.tar.gz");
+    s3.put(archive, &model_uri)?;
+    let metrics = serde_json::to_vec_pretty(&outcome.metrics).expect("metrics serialize");
+    if let Err(e) = s3.put(metrics, &output.join("metrics.json")) {
+        let _ = s3.delete(&model_uri);
+        return Err(e.into());
+    }
+    log::info!("uploaded {model_uri} and metrics.json");
     Ok(outcome)
 }
 

@@ -1,0 +1,686 @@
+"""Tests of scripts/lambda/handler.py against a real `ccfraud serve`.
+
+The handler's sagemaker-runtime client is a real boto3 client whose
+endpoint_url is a `ccfraud serve` started here (session fixture) on a free
+loopback port, serving a trained model: CCFRAUD_ML_ROOT_TRAINED when set
+(an ml-root with model/ccfraud-model.json), else a small forest trained here
+on the prepared data (CCFRAUD_PREPARED_DIR, /tmp/prep or
+~/.cache/ccfraud/prepared: train_data.csv and test_data.csv). SNS is a real
+boto3 client under botocore's Stubber, so every publish is checked against
+the SNS API model. The binary: CCFRAUD_BIN, else
+$CARGO_TARGET_DIR/release/ccfraud (default ~/.cache/ccfraud/target).
+
+Run through scripts/test-lambda.sh (venv with the pinned boto3, pytest and
+cfn-lint).
+"""
+
+import base64
+import datetime
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.stub import ANY, Stubber
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import handler  # noqa: E402
+
+REGION = "us-east-1"
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:ccfraud-alerts"
+ENDPOINT_NAME = "ccfraud-endpoint"
+THRESHOLD = 0.9
+AMOUNT_MEAN = 88.34961925093134  # src/data: the lab's standardization of Amount
+AMOUNT_STD = 250.1196701352354
+
+# The lab's example fraud transaction (LAB.md, "Invoke the endpoint").
+LAB_FRAUD = [-15.819178720771802, 8.7759971528627, -22.8046864614815, 11.864868080360699, -9.09236053189517, -2.38689320657655, -16.5603681078199, 0.9483485947860579, -6.31065843275059, -13.0888909176936, 9.81570317447819, -14.0560611837648, 0.777191846436601, -13.7610179615936, -0.353635939812489, -7.9574472262599505, -11.9629542349435, -4.7805077876172, 0.652498045264831, 0.992278949261366, -2.35063374523783, 1.03636187430048, 1.13605073696052, -1.0434137405139001, -0.10892334328197999, 0.657436778462222, 2.1364244708551396, -1.41194537483904, -0.3492313067728856]  # noqa: E501
+
+CORS_KEYS = ("Access-Control-Allow-Origin", "Access-Control-Allow-Headers", "Access-Control-Allow-Methods")
+
+
+# ---- the real server -------------------------------------------------------------------
+
+
+def _binary():
+    explicit = os.environ.get("CCFRAUD_BIN")
+    target = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache/ccfraud/target")
+    path = Path(explicit) if explicit else Path(target) / "release/ccfraud"
+    # The binary may be being rebuilt by cargo at this very moment: wait a little.
+    deadline = time.monotonic() + 120
+    while not (path.is_file() and os.access(path, os.X_OK)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"ccfraud binary {path} not found (build it, or set CCFRAUD_BIN)")
+        time.sleep(2)
+    return path
+
+
+def _prepared_dir():
+    candidates = [os.environ.get("CCFRAUD_PREPARED_DIR"), "/tmp/prep", str(Path.home() / ".cache/ccfraud/prepared")]
+    for c in candidates:
+        if c and (Path(c) / "train_data.csv").is_file() and (Path(c) / "test_data.csv").is_file():
+            return Path(c)
+    if os.environ.get("CCFRAUD_PREPARED_DIR"):
+        pytest.fail(f"CCFRAUD_PREPARED_DIR={os.environ['CCFRAUD_PREPARED_DIR']} lacks train_data.csv/test_data.csv")
+    return None
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url, doc):
+    req = urllib.request.Request(
+        url + "/invocations", data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _scores(answer):
+    return [c["classes"][1]["score"] for c in answer["result"]["classifications"]]
+
+
+@pytest.fixture(scope="session")
+def ccfraud_bin():
+    return _binary()
+
+
+@pytest.fixture(scope="session")
+def ml_root(ccfraud_bin, tmp_path_factory):
+    trained = os.environ.get("CCFRAUD_ML_ROOT_TRAINED")
+    if trained:
+        root = Path(trained)
+        if not (root / "model/ccfraud-model.json").is_file():
+            pytest.fail(f"CCFRAUD_ML_ROOT_TRAINED={trained} has no model/ccfraud-model.json")
+        return root
+    prep = _prepared_dir()
+    if prep is None:
+        pytest.fail("no prepared data: set CCFRAUD_PREPARED_DIR (scripts/test-lambda.sh prepares it)")
+    root = tmp_path_factory.mktemp("ml")
+    for channel, name in (("train", "train_data.csv"), ("test", "test_data.csv")):
+        (root / "input/data" / channel).mkdir(parents=True)
+        (root / "input/data" / channel / name).symlink_to(prep / name)
+    (root / "input/config").mkdir(parents=True)
+    (root / "input/config/hyperparameters.json").write_text(json.dumps({"model": "forest", "n_trees": "20"}))
+    run = subprocess.run(
+        [str(ccfraud_bin), "train", "--ml-root", str(root)], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, f"ccfraud train failed:\n{run.stdout}\n{run.stderr}"
+    return root
+
+
+@pytest.fixture(scope="session")
+def server_url(ccfraud_bin, ml_root, tmp_path_factory):
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [str(ccfraud_bin), "serve", "--ml-root", str(ml_root), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "2"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ccfraud serve exited with {proc.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(url + "/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"ccfraud serve did not answer /ping within 60 s; see {log.name}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _test_csv(ml_root):
+    for path in (ml_root / "input/data/test/test_data.csv",
+                 *((p / "test_data.csv") for p in [_prepared_dir()] if p)):
+        if path.is_file():
+            return path
+    pytest.fail("no test_data.csv to take normal and fraud transactions from")
+
+
+@pytest.fixture(scope="session")
+def transactions(ml_root, server_url):
+    """Real transactions from the test CSV (29 features + label), scored by the server:
+    a normal one scoring low and a second fraud (besides the lab's) at or above THRESHOLD."""
+    normals, frauds = [], []
+    with _test_csv(ml_root).open() as f:
+        for line in f:
+            cells = line.strip().split(",")
+            if len(cells) != 30:
+                continue
+            row, label = [float(c) for c in cells[:29]], float(cells[29])
+            if label == 1:
+                frauds.append(row)
+            elif len(normals) < 50:
+                normals.append(row)
+    assert normals and frauds, "test CSV lacks normal or fraud rows"
+    normal_scores = _scores(_post(server_url, normals))
+    normal = normals[min(range(len(normals)), key=lambda i: normal_scores[i])]
+    fraud_scores = _scores(_post(server_url, frauds))
+    high = [r for r, s in zip(frauds, fraud_scores) if s >= THRESHOLD]
+    assert high, f"no fraud in the test CSV scores >= {THRESHOLD}: max {max(fraud_scores):.4f}"
+    lab_score = _scores(_post(server_url, LAB_FRAUD))[0]
+    assert lab_score >= THRESHOLD, f"the model scores the lab's fraud {lab_score:.4f} < {THRESHOLD}"
+    return {"normal": normal, "fraud2": high[0], "lab_score": lab_score}
+
+
+# ---- clients and environment -----------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_isolation(tmp_path_factory):
+    """Dummy credentials; no shared config, instance metadata or real AWS."""
+    home = tmp_path_factory.mktemp("aws")
+    with pytest.MonkeyPatch.context() as mp:
+        for k in list(os.environ):
+            if k.startswith("AWS_"):
+                mp.delenv(k)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
+        mp.setenv("AWS_CONFIG_FILE", str(home / "config"))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "credentials"))
+        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield
+
+
+def _sagemaker_client(url):
+    return boto3.client(
+        "sagemaker-runtime", region_name=REGION, endpoint_url=url,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=30),
+    )
+
+
+class Recorder:
+    """Counts calls of one operation of a client (before Stubber sees them)."""
+
+    def __init__(self, client, event):
+        self.calls = []
+        self.client, self.event = client, event
+        client.meta.events.register(event, self, unique_id=f"recorder-{id(self)}")
+
+    def __call__(self, params, **_):
+        self.calls.append(dict(params))
+
+    def close(self):
+        self.client.meta.events.unregister(self.event, unique_id=f"recorder-{id(self)}")
+
+
+@pytest.fixture(scope="session")
+def sm_client(server_url):
+    return _sagemaker_client(server_url)
+
+
+@pytest.fixture
+def invoked(sm_client):
+    rec = Recorder(sm_client, "provide-client-params.sagemaker-runtime.InvokeEndpoint")
+    yield rec.calls
+    rec.close()
+
+
+@pytest.fixture
+def sns():
+    client = boto3.client("sns", region_name=REGION)
+    rec = Recorder(client, "provide-client-params.sns.Publish")
+    with Stubber(client) as stub:
+        stub.published = rec.calls
+        yield stub
+    rec.close()
+
+
+@pytest.fixture(autouse=True)
+def lambda_env(monkeypatch, request):
+    monkeypatch.setenv("ENDPOINT_NAME", ENDPOINT_NAME)
+    monkeypatch.setenv("ALERT_THRESHOLD", str(THRESHOLD))
+    monkeypatch.setenv("SNS_TOPIC_ARN", TOPIC_ARN)
+    for k in ("CORS_ORIGIN", "MAX_BATCH_ROWS", "INVOKE_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(k, raising=False)
+    yield
+    handler.reset_clients()
+
+
+@pytest.fixture
+def wired(sm_client, sns):
+    """The handler with the real endpoint client and the stubbed SNS client."""
+    handler.set_clients(sagemaker_runtime=sm_client, sns=sns.client)
+    return sns
+
+
+def expect_publish(stub, n):
+    for i in range(n):
+        stub.add_response(
+            "publish", {"MessageId": f"msg-{i}"},
+            expected_params={"TopicArn": TOPIC_ARN, "Subject": handler.ALERT_SUBJECT, "Message": ANY},
+        )
+
+
+def event(body, request_id="req-1", b64=False, method="POST"):
+    if body is not None and not isinstance(body, str):
+        body = json.dumps(body)
+    if b64 and body is not None:
+        body = base64.b64encode(body.encode()).decode()
+    return {
+        "resource": "/predict", "path": "/predict", "httpMethod": method,
+        "headers": {"Content-Type": "application/json"},
+        "requestContext": {"requestId": request_id, "stage": "prod"},
+        "body": body, "isBase64Encoded": b64,
+    }
+
+
+def check_cors(resp, origin="*"):
+    for k in CORS_KEYS:
+        assert resp["headers"].get(k), f"missing {k}: {resp['headers']}"
+    assert resp["headers"]["Access-Control-Allow-Origin"] == origin
+    assert "POST" in resp["headers"]["Access-Control-Allow-Methods"]
+    assert "Content-Type" in resp["headers"]["Access-Control-Allow-Headers"]
+
+
+def ok_scores(resp, n):
+    assert resp["statusCode"] == 200, resp
+    check_cors(resp)
+    assert resp["headers"]["Content-Type"] == "application/json"
+    scores = _scores(json.loads(resp["body"]))
+    assert len(scores) == n
+    return scores
+
+
+def bad(resp, status=400):
+    assert resp["statusCode"] == status, resp
+    check_cors(resp)
+    doc = json.loads(resp["body"])
+    assert isinstance(doc["error"], str) and doc["error"]
+    return doc
+
+
+def assert_no_features(message, rows):
+    for row in rows:
+        for v in row:
+            for text in {repr(v), f"{v:.6g}", f"{v:.5f}", f"{abs(v):.5f}"}:
+                assert text not in message, f"feature value {text} leaked into the alert:\n{message}"
+    assert "[" not in message and "{" not in message
+
+
+# ---- alerts ----------------------------------------------------------------------------
+
+
+def test_lab_fraud_alerts_exactly_once(wired, transactions, server_url):
+    expect_publish(wired, 1)
+    resp = handler.lambda_handler(event(LAB_FRAUD), None)
+    (score,) = ok_scores(resp, 1)
+    assert score >= THRESHOLD
+    # passed through unchanged: the same answer the server gives directly
+    assert json.loads(resp["body"]) == _post(server_url, LAB_FRAUD)
+    wired.assert_no_pending_responses()
+    assert len(wired.published) == 1
+    msg = wired.published[0]
+    assert msg["TopicArn"] == TOPIC_ARN and msg["Subject"]
+    text = msg["Message"]
+    assert "req-1#0" in text
+    assert f"{score:.4f}" in text
+    when = re.search(r"Time \(UTC\): (\S+)", text).group(1)
+    parsed = datetime.datetime.fromisoformat(when)
+    assert parsed.utcoffset() == datetime.timedelta(0)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - parsed).total_seconds()) < 120
+    assert_no_features(text, [LAB_FRAUD])
+
+
+def test_normal_transaction_publishes_nothing(wired, transactions, caplog):
+    caplog.set_level(logging.WARNING, logger="handler")
+    resp = handler.lambda_handler(event(transactions["normal"]), None)
+    (score,) = ok_scores(resp, 1)
+    assert score < THRESHOLD
+    assert wired.published == []
+    assert not caplog.records
+
+
+def test_batch_of_two_frauds_and_one_normal_publishes_twice(wired, transactions):
+    expect_publish(wired, 2)
+    batch = [LAB_FRAUD, transactions["normal"], transactions["fraud2"]]
+    resp = handler.lambda_handler(event(batch, request_id="batch-7"), None)
+    scores = ok_scores(resp, 3)
+    assert scores[0] >= THRESHOLD and scores[2] >= THRESHOLD and scores[1] < THRESHOLD
+    wired.assert_no_pending_responses()
+    assert len(wired.published) == 2
+    refs = [re.search(r"reference: (\S+)", m["Message"]).group(1) for m in wired.published]
+    assert refs == ["batch-7#0", "batch-7#2"]
+    for m in wired.published:
+        assert_no_features(m["Message"], batch)
+
+
+def test_sns_failure_is_logged_and_answer_is_still_200(wired, transactions, caplog):
+    wired.add_client_error("publish", service_error_code="InternalError", service_message="boom", http_status_code=500)
+    resp = handler.lambda_handler(event(LAB_FRAUD), None)
+    (score,) = ok_scores(resp, 1)
+    assert score >= THRESHOLD
+    wired.assert_no_pending_responses()
+    assert len(wired.published) == 1
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "handler"]
+    assert errors and "SNS publish failed" in errors[0].getMessage()
+    assert_no_features(caplog.text, [LAB_FRAUD])
+
+
+def test_one_failed_publish_does_not_stop_the_others(wired, transactions):
+    wired.add_client_error("publish", service_error_code="Throttling", http_status_code=400)
+    expect_publish(wired, 1)
+    resp = handler.lambda_handler(event([LAB_FRAUD, transactions["fraud2"]]), None)
+    ok_scores(resp, 2)
+    wired.assert_no_pending_responses()
+    assert len(wired.published) == 2
+
+
+def test_no_topic_no_alert(wired, transactions, monkeypatch):
+    monkeypatch.delenv("SNS_TOPIC_ARN")
+    resp = handler.lambda_handler(event(LAB_FRAUD), None)
+    assert ok_scores(resp, 1)[0] >= THRESHOLD
+    assert wired.published == []
+
+
+def test_threshold_from_environment(wired, transactions, monkeypatch):
+    monkeypatch.setenv("ALERT_THRESHOLD", "1")  # nothing scores >= 1.0 short of certainty
+    resp = handler.lambda_handler(event(LAB_FRAUD), None)
+    if ok_scores(resp, 1)[0] < 1.0:
+        assert wired.published == []
+    monkeypatch.setenv("ALERT_THRESHOLD", "0")  # everything alerts
+    expect_publish(wired, 2)
+    ok_scores(handler.lambda_handler(event([transactions["normal"], transactions["normal"]]), None), 2)
+    wired.assert_no_pending_responses()
+
+
+def test_reference_without_request_id_is_a_feature_hash(wired, transactions):
+    expect_publish(wired, 1)
+    ev = event(LAB_FRAUD)
+    del ev["requestContext"]
+    ok_scores(handler.lambda_handler(ev, None), 1)
+    ref = re.search(r"reference: (\S+)", wired.published[0]["Message"]).group(1)
+    assert re.fullmatch(r"sha256:[0-9a-f]{16}", ref)
+    assert ref == handler.transaction_reference(None, 0, LAB_FRAUD)
+    assert_no_features(wired.published[0]["Message"], [LAB_FRAUD])
+
+
+# ---- request formats -------------------------------------------------------------------
+
+
+def named(row, raw_amount=True):
+    obj = {f"V{i + 1}": v for i, v in enumerate(row[:28])}
+    if raw_amount:
+        obj["Amount"] = row[28] * AMOUNT_STD + AMOUNT_MEAN
+    else:
+        obj["Amount_std"] = row[28]
+    return obj
+
+
+def test_named_feature_objects(wired, transactions):
+    expect_publish(wired, 1)
+    (direct,) = ok_scores(handler.lambda_handler(event(LAB_FRAUD), None), 1)
+    (by_name,) = ok_scores(handler.lambda_handler(event(named(LAB_FRAUD)), None), 1)
+    assert math.isclose(direct, by_name, abs_tol=1e-4)
+    wired.assert_no_pending_responses()
+
+
+def test_instances_wrapper_and_list_of_objects(wired, transactions):
+    normal = transactions["normal"]
+    ok_scores(handler.lambda_handler(event({"instances": [normal, normal]}), None), 2)
+    docs = [dict(named(normal), Time=12.0), named(normal, raw_amount=False)]
+    ok_scores(handler.lambda_handler(event(docs), None), 2)
+    assert wired.published == []
+
+
+def test_base64_encoded_body(wired, transactions):
+    expect_publish(wired, 1)
+    resp = handler.lambda_handler(event([LAB_FRAUD, transactions["normal"]], b64=True), None)
+    ok_scores(resp, 2)
+    wired.assert_no_pending_responses()
+
+
+def test_http_api_v2_event(wired, transactions):
+    ev = {
+        "version": "2.0", "routeKey": "POST /predict", "rawPath": "/predict",
+        "requestContext": {"requestId": "v2-req", "http": {"method": "POST", "path": "/predict"}},
+        "body": json.dumps(transactions["normal"]), "isBase64Encoded": False,
+    }
+    ok_scores(handler.lambda_handler(ev, None), 1)
+
+
+NAN29 = "[" + ",".join(["NaN"] * 29) + "]"
+BAD_BODIES = {
+    "not-json": "this is not json",
+    "three-numbers": "[1, 2, 3]",
+    "nan-string": json.dumps(["NaN"] + LAB_FRAUD[1:]),
+    "nan-literal": NAN29,
+    "infinity": json.dumps(LAB_FRAUD[:28] + [1]).replace("1]", "1e999]"),
+    "empty": "",
+    "blank": "  \n ",
+    "missing": None,
+    "empty-list": "[]",
+    "string": '"abc"',
+    "number": "42",
+    "booleans": json.dumps([True] * 29),
+    "ragged-batch": json.dumps([LAB_FRAUD, LAB_FRAUD[:28]]),
+    "thirty": json.dumps(LAB_FRAUD + [0.0]),
+    "named-missing": json.dumps({"V1": 1.0}),
+    "named-unknown": json.dumps(dict(named(LAB_FRAUD), Foo=1)),
+    "named-both-amounts": json.dumps(dict(named(LAB_FRAUD), Amount_std=0.1)),
+    "named-string-value": json.dumps(dict(named(LAB_FRAUD), V3="1.0")),
+    "duplicate-key": json.dumps(named(LAB_FRAUD))[:-1] + ', "V1": 2}',
+    "instances-extra-key": json.dumps({"instances": [LAB_FRAUD], "x": 1}),
+    "instances-scalar": json.dumps({"instances": 5}),
+    "batch-of-numbers-and-lists": json.dumps([1, [2]]),
+}
+
+
+@pytest.mark.parametrize("body", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
+def test_bad_bodies_are_400_json(wired, invoked, body):
+    doc = bad(handler.lambda_handler(event(body), None))
+    assert doc["error_type"] == "invalid_input"
+    assert invoked == [], "a bad body must not reach the endpoint"
+    assert wired.published == []
+
+
+def test_bad_base64_is_400(wired, invoked):
+    ev = event("x")
+    ev["body"], ev["isBase64Encoded"] = "%%% not base64 %%%", True
+    bad(handler.lambda_handler(ev, None))
+    ev["body"] = base64.b64encode(b"\xff\xfe[1]").decode()
+    assert "UTF-8" in bad(handler.lambda_handler(ev, None))["error"]
+    assert invoked == []
+
+
+def test_too_many_rows_is_413(wired, invoked, monkeypatch):
+    monkeypatch.setenv("MAX_BATCH_ROWS", "2")
+    bad(handler.lambda_handler(event([LAB_FRAUD] * 3), None), 413)
+    assert invoked == []
+
+
+# ---- endpoint failures -----------------------------------------------------------------
+
+
+def test_endpoint_down_is_502(sns):
+    handler.set_clients(sagemaker_runtime=_sagemaker_client(f"http://127.0.0.1:{_free_port()}"), sns=sns.client)
+    doc = bad(handler.lambda_handler(event(LAB_FRAUD), None), 502)
+    assert doc["error_type"] == "endpoint_unreachable"
+    assert sns.published == []
+
+
+def test_server_400_for_input_that_slipped_past_maps_to_400(wired, invoked, monkeypatch):
+    # Pretend the handler's validation let a 3-number row through: the server's
+    # own 400 {"error": ...} must come back as a 400 that names the problem.
+    monkeypatch.setattr(handler, "parse_transactions", lambda text, max_rows=0: (json.loads(text), [[1.0]]))
+    doc = bad(handler.lambda_handler(event([1, 2, 3]), None))
+    assert len(invoked) == 1
+    assert doc["error_type"] == "invalid_input"
+    assert "expected 29 features" in doc["error"]
+    assert wired.published == []
+
+
+def test_server_415_is_the_functions_fault_so_502(wired, monkeypatch):
+    monkeypatch.setattr(handler, "CONTENT_TYPE", "application/xml")
+    doc = bad(handler.lambda_handler(event(LAB_FRAUD), None), 502)
+    assert doc["error_type"] == "endpoint_error"
+    assert "415" in doc["error"]
+
+
+SAGEMAKER_ERRORS = [
+    # (code, http status, modeled fields, expected answer status)
+    ("ModelError", 424, {"OriginalStatusCode": 400,
+                         "OriginalMessage": '{"error":"row 1: missing feature V2","error_type":"invalid_input"}'}, 400),
+    ("ModelError", 424, {"OriginalStatusCode": 500, "OriginalMessage": "panic"}, 502),
+    ("ValidationError", 400, {}, 502),  # e.g. the endpoint does not exist: not the caller's fault
+    ("ThrottlingException", 400, {}, 502),
+    ("ServiceUnavailable", 503, {}, 502),
+]
+
+
+@pytest.mark.parametrize("code,http,fields,expected", SAGEMAKER_ERRORS, ids=[f"{e[0]}-{e[3]}" for e in SAGEMAKER_ERRORS])
+def test_sagemaker_error_shapes(sns, code, http, fields, expected):
+    client = _sagemaker_client("http://127.0.0.1:9")  # never reached: stubbed
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_endpoint", service_error_code=code, service_message="m",
+                              http_status_code=http, modeled_fields=fields or None)
+        handler.set_clients(sagemaker_runtime=client, sns=sns.client)
+        doc = bad(handler.lambda_handler(event(LAB_FRAUD), None), expected)
+        stub.assert_no_pending_responses()
+    if expected == 400:
+        assert "missing feature V2" in doc["error"]
+    assert sns.published == []
+
+
+def test_unexpected_endpoint_answer_is_502(sns):
+    client = _sagemaker_client("http://127.0.0.1:9")
+    from botocore.response import StreamingBody
+    import io
+    with Stubber(client) as stub:
+        for payload in (b"not json", b'{"result": {"classifications": []}}'):
+            stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(payload), len(payload)),
+                                                  "ContentType": "application/json"})
+        handler.set_clients(sagemaker_runtime=client, sns=sns.client)
+        for _ in range(2):
+            assert bad(handler.lambda_handler(event(LAB_FRAUD), None), 502)["error_type"] == "bad_endpoint_response"
+
+
+# ---- HTTP details ----------------------------------------------------------------------
+
+
+def test_options_preflight(wired, invoked):
+    resp = handler.lambda_handler(event(None, method="OPTIONS"), None)
+    assert resp["statusCode"] == 204
+    check_cors(resp)
+    assert invoked == []
+
+
+def test_cors_origin_from_environment(wired, transactions, monkeypatch):
+    monkeypatch.setenv("CORS_ORIGIN", "https://shop.example.com")
+    for resp in (handler.lambda_handler(event(transactions["normal"]), None),
+                 handler.lambda_handler(event("nope"), None),
+                 handler.lambda_handler(event(None, method="OPTIONS"), None)):
+        check_cors(resp, "https://shop.example.com")
+        assert resp["headers"]["Vary"] == "Origin"
+
+
+def test_other_methods_are_405(wired, invoked):
+    resp = handler.lambda_handler(event(None, method="GET"), None)
+    assert bad(resp, 405)["error_type"] == "method_not_allowed"
+    assert resp["headers"]["Allow"] == handler.ALLOW_METHODS
+    assert invoked == []
+
+
+def test_missing_endpoint_name_is_500(wired, monkeypatch, caplog):
+    monkeypatch.delenv("ENDPOINT_NAME")
+    assert bad(handler.lambda_handler(event(LAB_FRAUD), None), 500)["error_type"] == "misconfigured"
+    assert "ENDPOINT_NAME" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["high", "1.5", "-0.1"])
+def test_bad_threshold_is_500(wired, monkeypatch, value):
+    monkeypatch.setenv("ALERT_THRESHOLD", value)
+    bad(handler.lambda_handler(event(LAB_FRAUD), None), 500)
+
+
+def test_clients_created_lazily_from_environment(server_url, transactions, monkeypatch):
+    handler.reset_clients()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", server_url)
+    monkeypatch.delenv("SNS_TOPIC_ARN")
+    ok_scores(handler.lambda_handler(event(transactions["normal"]), None), 1)
+    assert handler._clients["sagemaker-runtime"] is not None
+    assert handler._clients["sns"] is None  # no alert, no SNS client
+
+
+# ---- the SAM template ------------------------------------------------------------------
+
+
+def _cfn_lint():
+    exe = Path(sys.executable).parent / "cfn-lint"
+    return str(exe) if exe.exists() else shutil.which("cfn-lint")
+
+
+def test_cfn_lint_passes_with_no_errors_or_warnings():
+    exe = _cfn_lint()
+    assert exe, "cfn-lint is not installed (scripts/test-lambda.sh installs it)"
+    run = subprocess.run([exe, str(HERE / "template.yaml")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and not run.stdout.strip(), f"cfn-lint:\n{run.stdout}{run.stderr}"
+
+
+def test_template_wiring():
+    from cfnlint.decode import decode
+
+    tpl, matches = decode(str(HERE / "template.yaml"))
+    assert not matches
+    res = tpl["Resources"]
+    fn = res["EndpointInvokerFunction"]
+    assert fn["Type"] == "AWS::Serverless::Function"
+    props = fn["Properties"]
+    assert props["CodeUri"] == "." and props["Handler"] == "handler.lambda_handler"
+    assert tpl["Globals"]["Function"]["Runtime"] == "python3.12"
+    env = props["Environment"]["Variables"]
+    assert env["ENDPOINT_NAME"] == {"Fn::GetAtt": ["FraudEndpoint", "EndpointName"]}
+    assert env["SNS_TOPIC_ARN"] == {"Ref": "AlertTopic"}
+    assert env["ALERT_THRESHOLD"] == {"Ref": "AlertThreshold"}
+    # least privilege: exactly two statements, each on one resource of this stack
+    (policy,) = props["Policies"]
+    stmts = {s["Action"]: s["Resource"] for s in policy["Statement"]}
+    assert stmts == {"sagemaker:InvokeEndpoint": {"Ref": "FraudEndpoint"}, "sns:Publish": {"Ref": "AlertTopic"}}
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    # the endpoint chain
+    assert res["FraudModel"]["Properties"]["PrimaryContainer"]["Image"] == {"Ref": "ImageUri"}
+    assert res["FraudModel"]["Properties"]["PrimaryContainer"]["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
+    variant = res["FraudEndpointConfig"]["Properties"]["ProductionVariants"][0]
+    assert variant["InstanceType"] == {"Ref": "InstanceType"}
+    assert tpl["Parameters"]["InstanceType"]["Default"] == "ml.m5.large"
+    assert res["AlertEmailSubscription"]["Condition"] == "HasAlertEmail"
+    (ev,) = props["Events"].values()
+    assert ev["Properties"]["Method"].upper() == "POST"
+    assert "Cors" in res[ev["Properties"]["RestApiId"]["Ref"]]["Properties"]
+    assert set(tpl["Outputs"]) >= {"ApiUrl", "EndpointName", "AlertTopicArn"}
+    # every variable the handler reads that the stack sets is one it knows
+    source = (HERE / "handler.py").read_text()
+    for name in env:
+        assert f'"{name}"' in source

@@ -1,0 +1,687 @@
+//! Amazon S3 at the edges, for running outside SageMaker (ECS, Kubernetes, a
+//! laptop) where nothing downloads data or unpacks the model for us:
+//! `upload-data` (the lab's step 1), `train --train/--test/--output s3://…`,
+//! and `serve --model-uri`. Also `model.tar.gz` packing and safe unpacking.
+//!
+//! Credentials and region come from the standard AWS chain (env, profile,
+//! container/instance roles; region falls back to `us-east-1`).
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_S3` point at S3-compatible stores;
+//! path-style addressing is used with a custom endpoint, or when
+//! `CCFRAUD_S3_PATH_STYLE=true`.
+//!
+//! Nothing partial is left behind: downloads go to a temporary name and are
+//! renamed, uploads are single PUTs or multipart uploads that are completed
+//! only when every part is in (and aborted otherwise).
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+/// Files above this size are uploaded in parts.
+pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
+/// Size of each part of a multipart upload.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Why an S3 transfer or a model archive failed.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("'{0}' is not an s3://bucket/key URI")]
+    Uri(String),
+    #[error("{op} {uri}: {reason}")]
+    Request {
+        op: &'static str,
+        uri: String,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("model archive {archive}: {reason}")]
+    Archive { archive: String, reason: String },
+}
+
+type Result<T, E = S3Error> = std::result::Result<T, E>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> S3Error + '_ {
+    move |source| S3Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// `s3://bucket/key`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Uri {
+    pub fn parse(s: &str) -> Result<S3Uri> {
+        let rest = s
+            .strip_prefix("s3://")
+            .ok_or_else(|| S3Error::Uri(s.to_string()))?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || bucket.contains(char::is_whitespace) {
+            return Err(S3Error::Uri(s.to_string()));
+        }
+        Ok(S3Uri {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+
+    /// This URI as a prefix (ending in `/` unless empty) joined with `name`.
+    pub fn join(&self, name: &str) -> S3Uri {
+        let mut key = self.key.clone();
+        if !key.is_empty() && !key.ends_with('/') {
+            key.push('/');
+        }
+        key.push_str(name);
+        S3Uri {
+            bucket: self.bucket.clone(),
+            key,
+        }
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Turns an SDK error into one line a user can act on.
+fn reason<E, R>(e: SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            match (err.code(), err.message()) {
+                (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                (Some(code), None) => code.to_string(),
+                _ => format!("{}", DisplayErrorContext(&e)),
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            format!("cannot reach the S3 endpoint: {}", DisplayErrorContext(&e))
+        }
+        _ => format!("{}", DisplayErrorContext(&e)),
+    }
+}
+
+/// A connected S3 client with its own small runtime (the rest of ccfraud is
+/// synchronous).
+pub struct S3 {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+}
+
+impl S3 {
+    /// Builds a client from the standard AWS configuration chain.
+    pub fn connect() -> Result<S3> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io_err(Path::new("tokio runtime")))?;
+        let client = rt.block_on(async {
+            let region = aws_config::meta::region::RegionProviderChain::default_provider()
+                .or_else("us-east-1");
+            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(region)
+                .load()
+                .await;
+            let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+                || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+            let path_style = match std::env::var("CCFRAUD_S3_PATH_STYLE").ok().as_deref() {
+                Some("true" | "1") => true,
+                Some("false" | "0") => false,
+                _ => custom_endpoint,
+            };
+            let s3conf = aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(path_style)
+                .build();
+            Client::from_conf(s3conf)
+        });
+        Ok(S3 { rt, client })
+    }
+
+    /// Keys under `uri` taken as a prefix (or the object itself), sorted.
+    pub fn list(&self, uri: &S3Uri) -> Result<Vec<String>> {
+        self.rt.block_on(async {
+            let mut keys = Vec::new();
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&uri.bucket)
+                .prefix(&uri.key)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| S3Error::Request {
+                    op: "list",
+                    uri: uri.to_string(),
+                    reason: reason(e),
+                })?;
+                for o in page.contents() {
+                    if let Some(k) = o.key() {
+                        if !k.ends_with('/') {
+                            keys.push(k.to_string());
+                        }
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    /// Reads one object into memory.
+    pub fn get(&self, uri: &S3Uri) -> Result<Vec<u8>> {
+        let err = |reason| S3Error::Request {
+            op: "download",
+            uri: uri.to_string(),
+            reason,
+        };
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .get_object()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .send()
+                .await
+                .map_err(|e| err(reason(e)))?;
+            let bytes = out.body.collect().await.map_err(|e| err(e.to_string()))?;
+            Ok(bytes.into_bytes().to_vec())
+        })
+    }
+
+    /// Downloads every object under the prefix `uri` into `dir`, keeping
+    /// the relative key paths. Each file appears atomically. Returns the
+    /// number of files; no object at all is an error.
+    pub fn download_prefix(&self, uri: &S3Uri, dir: &Path) -> Result<usize> {
+        let keys = self.list(uri)?;
+        if keys.is_empty() {
+            return Err(S3Error::Request {
+                op: "download",
+                uri: uri.to_string(),
+                reason: "no objects under this prefix".into(),
+            });
+        }
+        let base = match uri.key.rfind('/') {
+            Some(i) if keys.len() > 1 || keys[0] != uri.key => &uri.key[..i + 1],
+            Some(i) => &uri.key[..i + 1],
+            None => "",
+        };
+        for key in &keys {
+            let rel = safe_relative(key.strip_prefix(base).unwrap_or(key)).ok_or_else(|| {
+                S3Error::Request {
+                    op: "download",
+                    uri: format!("s3://{}/{key}", uri.bucket),
+                    reason: "key does not map to a safe local path".into(),
+                }
+            })?;
+            let dest = dir.join(rel);
+            let obj = S3Uri {
+                bucket: uri.bucket.clone(),
+                key: key.clone(),
+            };
+            let bytes = self.get(&obj)?;
+            write_atomic(&dest, &bytes)?;
+        }
+        Ok(keys.len())
+    }
+
+    /// Deletes one object.
+    pub fn delete(&self, uri: &S3Uri) -> Result<()> {
+        self.rt.block_on(async {
+            self.client
+                .delete_object()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| S3Error::Request {
+                    op: "delete",
+                    uri: uri.to_string(),
+                    reason: reason(e),
+                })
+        })
+    }
+
+    /// Uploads bytes as one object (a single PUT: all or nothing).
+    pub fn put(&self, bytes: Vec<u8>, uri: &S3Uri) -> Result<()> {
+        self.rt.block_on(async {
+            self.client
+                .put_object()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .body(ByteStream::from(bytes))
+                .send()
+                .await
+                .map_err(|e| S3Error::Request {
+                    op: "upload",
+                    uri: uri.to_string(),
+                    reason: reason(e),
+                })?;
+            Ok(())
+        })
+    }
+
+    /// Uploads a file: one PUT below [`MULTIPART_THRESHOLD`], else a
+    /// multipart upload (aborted on any failure), with progress on stderr.
+    pub fn upload_file(&self, path: &Path, uri: &S3Uri) -> Result<()> {
+        let size = fs_err::metadata(path).map_err(io_err(path))?.len();
+        if size < MULTIPART_THRESHOLD {
+            let bytes = fs_err::read(path).map_err(io_err(path))?;
+            return self.put(bytes, uri);
+        }
+        let err = |reason| S3Error::Request {
+            op: "upload",
+            uri: uri.to_string(),
+            reason,
+        };
+        self.rt.block_on(async {
+            let created = self
+                .client
+                .create_multipart_upload()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .send()
+                .await
+                .map_err(|e| err(reason(e)))?;
+            let upload_id = created
+                .upload_id()
+                .ok_or_else(|| err("no upload id returned".into()))?
+                .to_string();
+            let result = self.upload_parts(path, uri, &upload_id, size).await;
+            match result {
+                Ok(parts) => self
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(&uri.bucket)
+                    .key(&uri.key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| err(reason(e))),
+                Err(e) => {
+                    let _ = self
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&uri.bucket)
+                        .key(&uri.key)
+                        .upload_id(&upload_id)
+                        .send()
+                        .await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    async fn upload_parts(
+        &self,
+        path: &Path,
+        uri: &S3Uri,
+        upload_id: &str,
+        size: u64,
+    ) -> Result<Vec<CompletedPart>> {
+        let mut file = fs_err::File::open(path).map_err(io_err(path))?;
+        let mut parts = Vec::new();
+        let mut sent = 0u64;
+        let tty = std::io::stderr().is_terminal();
+        let mut last_quarter = 0;
+        for number in 1.. {
+            let mut buf = Vec::with_capacity(PART_SIZE);
+            (&mut file)
+                .take(PART_SIZE as u64)
+                .read_to_end(&mut buf)
+                .map_err(io_err(path))?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len() as u64;
+            let part = self
+                .client
+                .upload_part()
+                .bucket(&uri.bucket)
+                .key(&uri.key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(buf))
+                .send()
+                .await
+                .map_err(|e| S3Error::Request {
+                    op: "upload",
+                    uri: uri.to_string(),
+                    reason: reason(e),
+                })?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(part.e_tag().map(str::to_string))
+                    .build(),
+            );
+            sent += n;
+            let pct = sent * 100 / size.max(1);
+            if tty {
+                eprint!(
+                    "\rupload {uri}: {pct:>3}% ({} / {} MB)",
+                    sent >> 20,
+                    size >> 20
+                );
+                if sent >= size {
+                    eprintln!();
+                }
+            } else if pct / 25 > last_quarter {
+                last_quarter = pct / 25;
+                log::info!("upload {uri}: {pct}% ({} / {} MB)", sent >> 20, size >> 20);
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// `upload-data`: puts `from/train_data.csv` under `dest/train/` and
+/// `from/test_data.csv` (when present) under `dest/test/`. Returns the URIs.
+pub fn upload_data(from: &Path, dest: &S3Uri) -> Result<Vec<S3Uri>> {
+    let train = from.join("train_data.csv");
+    if !train.is_file() {
+        return Err(S3Error::Io {
+            path: train,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no train_data.csv here (make it with `ccfraud prepare`)",
+            ),
+        });
+    }
+    let s3 = S3::connect()?;
+    let mut done = Vec::new();
+    for (file, channel) in [("train_data.csv", "train"), ("test_data.csv", "test")] {
+        let path = from.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let uri = dest.join(&format!("{channel}/{file}"));
+        s3.upload_file(&path, &uri)?;
+        log::info!("uploaded {} to {uri}", path.display());
+        done.push(uri);
+    }
+    Ok(done)
+}
+
+/// Fetches `model.tar.gz` from S3 or a local path and unpacks it into a new
+/// temporary folder; returns the folder (kept alive by the guard) and the
+/// directory holding the model files.
+pub fn fetch_model(uri: &str) -> Result<(TempDir, PathBuf)> {
+    let bytes = if uri.starts_with("s3://") {
+        S3::connect()?.get(&S3Uri::parse(uri)?)?
+    } else {
+        fs_err::read(uri).map_err(|e| S3Error::Archive {
+            archive: uri.to_string(),
+            reason: e.to_string(),
+        })?
+    };
+    let tmp = TempDir::new("ccfraud-model")?;
+    let dir = unpack_model(uri, &bytes, &tmp.path().join("model"))?;
+    Ok((tmp, dir))
+}
+
+/// A relative path made only of normal components, or None.
+fn safe_relative(p: &str) -> Option<PathBuf> {
+    let path = Path::new(p);
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// Writes a file under a temporary name, then renames it into place.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.partial",
+        dest.file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("download")
+    ));
+    let result = fs_err::write(&tmp, bytes).and_then(|_| fs_err::rename(&tmp, dest));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io_err(dest))
+}
+
+/// Packs the regular files of a model folder into `model.tar.gz` bytes, at
+/// the archive's root (the layout SageMaker produces). Hidden files skipped.
+pub fn pack_model(dir: &Path) -> Result<Vec<u8>> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut names: Vec<_> = fs_err::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        tar.append_path_with_name(&path, &name)
+            .map_err(io_err(&path))?;
+    }
+    let gz = tar.into_inner().map_err(io_err(dir))?;
+    gz.finish().map_err(io_err(dir))
+}
+
+/// Unpacks `model.tar.gz` bytes into `dest` (which must not exist yet),
+/// refusing absolute paths, `..`, links and special files. When the model is
+/// inside one nested folder, returns that folder. Returns the folder holding
+/// the files.
+pub fn unpack_model(archive_name: &str, bytes: &[u8], dest: &Path) -> Result<PathBuf> {
+    let bad = |reason: String| S3Error::Archive {
+        archive: archive_name.to_string(),
+        reason,
+    };
+    let tmp = dest.with_extension("unpacking");
+    let _ = std::fs::remove_dir_all(&tmp);
+    fs_err::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let result = (|| {
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        let entries = ar
+            .entries()
+            .map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(format!("corrupt archive: {e}")))?;
+            let path = entry
+                .path()
+                .map_err(|e| bad(format!("bad entry name: {e}")))?
+                .into_owned();
+            let shown = path.display().to_string();
+            let rel = safe_relative(&shown)
+                .ok_or_else(|| bad(format!("entry '{shown}' escapes the model folder")));
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
+                if let Ok(rel) = rel {
+                    fs_err::create_dir_all(tmp.join(rel)).map_err(io_err(&tmp))?;
+                }
+                continue;
+            }
+            let rel = rel?;
+            if !kind.is_file() {
+                return Err(bad(format!(
+                    "entry '{shown}' is a link or special file, refused"
+                )));
+            }
+            let out = tmp.join(&rel);
+            if let Some(parent) = out.parent() {
+                fs_err::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| bad(format!("corrupt archive: {e}")))?;
+            let mut f = fs_err::File::create(&out).map_err(io_err(&out))?;
+            f.write_all(&data).map_err(io_err(&out))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    fs_err::rename(&tmp, dest).map_err(io_err(dest))?;
+    // A model packed as `folder/ccfraud-model.json` is served from `folder`.
+    let artifact = crate::model::ARTIFACT_FILE;
+    if !dest.join(artifact).is_file() {
+        let subdirs: Vec<PathBuf> = fs_err::read_dir(dest)
+            .map_err(io_err(dest))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        if let [only] = subdirs.as_slice() {
+            if only.join(artifact).is_file() {
+                return Ok(only.clone());
+            }
+        }
+    }
+    Ok(dest.to_owned())
+}
+
+/// A folder under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Result<TempDir> {
+        let base = std::env::temp_dir();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let p = base.join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        fs_err::create_dir_all(&p).map_err(io_err(&p))?;
+        Ok(TempDir(p))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris() {
+        let u = S3Uri::parse("s3://bucket/data/prefix/").unwrap();
+        assert_eq!(
+            (u.bucket.as_str(), u.key.as_str()),
+            ("bucket", "data/prefix/")
+        );
+        assert_eq!(
+            u.join("train/x.csv").to_string(),
+            "s3://bucket/data/prefix/train/x.csv"
+        );
+        assert_eq!(S3Uri::parse("s3://b").unwrap().join("k").key, "k");
+        assert_eq!(S3Uri::parse("s3://b/p").unwrap().join("k").key, "p/k");
+        for bad in ["http://x/y", "s3://", "s3:///key", "bucket/key"] {
+            assert!(S3Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn tar_gz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink {
+                h.set_link_name("/etc/passwd").unwrap();
+            }
+            // bypass the builder's own path checks to forge hostile names
+            let raw = h.as_old_mut();
+            raw.name[..name.len()].copy_from_slice(name.as_bytes());
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn pack_unpack_round_trip_and_nested_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        std::fs::write(model.join("ccfraud-model.json"), b"artifact").unwrap();
+        std::fs::write(model.join("metrics.json"), b"{}").unwrap();
+        std::fs::write(model.join(".x.partial"), b"skip").unwrap();
+        let bytes = pack_model(&model).unwrap();
+        let out = unpack_model("m.tar.gz", &bytes, &dir.path().join("out")).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("ccfraud-model.json")).unwrap(),
+            b"artifact"
+        );
+        assert!(!out.join(".x.partial").exists());
+
+        let nested = tar_gz(&[
+            ("inner/", tar::EntryType::Directory, b""),
+            ("inner/ccfraud-model.json", tar::EntryType::Regular, b"a"),
+        ]);
+        let out = unpack_model("n.tar.gz", &nested, &dir.path().join("nested")).unwrap();
+        assert!(out.ends_with("inner"));
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, kind) in [
+            ("../evil.json", tar::EntryType::Regular),
+            ("/abs.json", tar::EntryType::Regular),
+            ("a/../../evil", tar::EntryType::Regular),
+            ("link", tar::EntryType::Symlink),
+        ] {
+            let bytes = tar_gz(&[(name, kind, b"x")]);
+            let dest = dir.path().join("dest");
+            let e = unpack_model("bad.tar.gz", &bytes, &dest)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("escapes") || e.contains("link"), "{name}: {e}");
+            assert!(!dest.exists() && !dest.with_extension("unpacking").exists());
+        }
+        let e = unpack_model("junk.tar.gz", b"not gzip at all", &dir.path().join("d")).unwrap_err();
+        assert!(e.to_string().contains("junk.tar.gz"), "{e}");
+    }
+}
