@@ -42,8 +42,16 @@ cargo clippy --release --all-targets --locked -- -D warnings
 step "unit and integration tests"
 cargo test --release --locked
 
-step "quality on the real data (standard split)"
-cargo test --release --locked --test real_data -- --include-ignored --nocapture
+S3S_ROOT="$HOME/.cache/ccfraud/s3s"
+if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
+    step "installing s3s-fs 0.14.1 (a real S3-compatible server for the S3 tests)"
+    CARGO_TARGET_DIR="$HOME/.cache/ccfraud/s3s-target" \
+        cargo install s3s-fs --version 0.14.1 --locked --features binary --root "$S3S_ROOT"
+fi
+export CCFRAUD_S3S_FS="$S3S_ROOT/bin/s3s-fs"
+
+step "quality on the real data (standard split) and S3 workflows against s3s-fs"
+cargo test --release --locked --test real_data --test s3 -- --include-ignored --nocapture
 
 if [ -x scripts/test-image.sh ] && docker info >/dev/null 2>&1; then
     step "container tests"
@@ -55,6 +63,9 @@ if [ -x scripts/test-image.sh ] && docker info >/dev/null 2>&1; then
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" \
         ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}'
 fi
+
+step "Lambda handler (against a real ccfraud serve) and SAM template (cfn-lint)"
+CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" ./scripts/test-lambda.sh
 
 step "demo page in a real browser (headless Chromium)"
 ./scripts/test-demo.sh

@@ -150,7 +150,10 @@ impl log::Log for StderrLogger {
     }
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            eprintln!("{:<5} {}", r.level(), r.args());
+            // Never panic on a closed stderr (eprintln! would): a server must
+            // outlive whoever read its logs.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "{:<5} {}", r.level(), r.args());
         }
     }
     fn flush(&self) {}

@@ -124,13 +124,15 @@ fn run_train(root: MlRoot, remote: Option<train::RemoteChannels>) -> ExitCode {
     };
     match result {
         Ok(o) => {
-            log::info!(
-                "wrote {} (default model: {})",
-                root.model_dir()
-                    .join(ccfraud::model::ARTIFACT_FILE)
-                    .display(),
-                o.artifact.default_model
-            );
+            if remote.is_none() {
+                log::info!(
+                    "wrote {} (default model: {})",
+                    root.model_dir()
+                        .join(ccfraud::model::ARTIFACT_FILE)
+                        .display(),
+                    o.artifact.default_model
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -98,18 +98,23 @@ impl std::fmt::Display for S3Uri {
 }
 
 /// Turns an SDK error into one line a user can act on.
-fn reason<E, R>(e: SdkError<E, R>) -> String
+fn reason<E>(e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
+            let status = se.raw().status().as_u16();
             match (err.code(), err.message()) {
                 (Some(code), Some(msg)) => format!("{code}: {msg}"),
                 (Some(code), None) => code.to_string(),
-                _ => format!("{}", DisplayErrorContext(&e)),
+                // HEAD answers carry no body, so only the status tells.
+                _ => match status {
+                    403 => "AccessDenied (HTTP 403): the credentials were refused, or they may not use this bucket".into(),
+                    404 => "NotFound (HTTP 404)".into(),
+                    s => format!("HTTP {s} from S3"),
+                },
             }
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
@@ -153,6 +158,28 @@ impl S3 {
             Client::from_conf(s3conf)
         });
         Ok(S3 { rt, client })
+    }
+
+    /// Fails clearly when the bucket does not exist or cannot be reached, so
+    /// nothing is attempted (or trained) for a destination that cannot work.
+    pub fn check_bucket(&self, uri: &S3Uri) -> Result<()> {
+        self.rt.block_on(async {
+            match self.client.head_bucket().bucket(&uri.bucket).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let not_found = matches!(&e, SdkError::ServiceError(se) if se.raw().status().as_u16() == 404);
+                    Err(S3Error::Request {
+                        op: "check bucket of",
+                        uri: uri.to_string(),
+                        reason: if not_found {
+                            format!("NoSuchBucket: bucket '{}' does not exist", uri.bucket)
+                        } else {
+                            reason(e)
+                        },
+                    })
+                }
+            }
+        })
     }
 
     /// Keys under `uri` taken as a prefix (or the object itself), sorted.
@@ -414,6 +441,7 @@ pub fn upload_data(from: &Path, dest: &S3Uri) -> Result<Vec<S3Uri>> {
         });
     }
     let s3 = S3::connect()?;
+    s3.check_bucket(dest)?;
     let mut done = Vec::new();
     for (file, channel) in [("train_data.csv", "train"), ("test_data.csv", "test")] {
         let path = from.join(file);

@@ -10,7 +10,7 @@ Environment:
   SNS_TOPIC_ARN         topic for alerts; when unset or empty no alert is sent
   CORS_ORIGIN           Access-Control-Allow-Origin of every answer (default "*")
   MAX_BATCH_ROWS        most transactions in one request (default 1000)
-  INVOKE_TIMEOUT_SECONDS  read timeout of the endpoint call (default 20)
+  INVOKE_TIMEOUT_SECONDS  read timeout of one endpoint call, 1..60 (default 10)
   LOG_LEVEL             logging level (default INFO)
 
 Request (API Gateway proxy integration, REST v1 or HTTP API v2 payload), a
@@ -58,7 +58,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger(__name__)
-logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+try:
+    logger.setLevel(os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO")
+except ValueError:  # an unknown level name must not break the function's start
+    logger.setLevel(logging.INFO)
 
 N_FEATURES = 29
 FEATURE_NAMES = tuple(f"V{i}" for i in range(1, 29)) + ("Amount",)
@@ -104,7 +107,8 @@ def _keep_error_body(http_response, parsed, **_):
 def _sagemaker_client():
     client = _clients["sagemaker-runtime"]
     if client is None:
-        timeout = _env_float("INVOKE_TIMEOUT_SECONDS", 20.0, low=1.0, high=900.0)
+        # API Gateway gives up after 29 s: two tries of 10 s plus back-off fit.
+        timeout = _env_float("INVOKE_TIMEOUT_SECONDS", 10.0, low=1.0, high=60.0)
         _clients["sagemaker-runtime"] = boto3.client(
             "sagemaker-runtime",
             config=Config(

@@ -175,6 +175,7 @@ pub fn run_remote(config_root: &MlRoot, remote: &RemoteChannels) -> Result<Outco
         })?;
     }
     let s3 = S3::connect()?;
+    s3.check_bucket(&output)?;
     for (name, uri) in &uris {
         let n = s3.download_prefix(uri, &root.channel(name))?;
         log::info!("channel {name}: downloaded {n} file(s) from {uri}");

@@ -1,0 +1,352 @@
+//! S3 workflows of the real binary against a real S3-compatible server
+//! (s3s-fs, which checks SigV4 signatures) on 127.0.0.1: upload-data, train
+//! with s3:// channels and output, serve --model-uri; and the errors —
+//! missing bucket, missing key, bad credentials, unreachable endpoint — with
+//! nothing partial left locally or remotely.
+//!
+//! Needs s3s-fs: `scripts/test.sh` installs it and sets CCFRAUD_S3S_FS.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+
+const KEY: &str = "ccfraud-test-key";
+const SECRET: &str = "ccfraud-test-secret";
+
+struct S3Server {
+    child: Child,
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        let bin = std::env::var("CCFRAUD_S3S_FS")
+            .expect("set CCFRAUD_S3S_FS to the s3s-fs binary (scripts/test.sh does)");
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("bucket")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                KEY,
+                "--secret-key",
+                SECRET,
+            ])
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        S3Server {
+            child,
+            root,
+            endpoint,
+        }
+    }
+
+    /// Where s3s-fs keeps object `key` of `bucket`.
+    fn object(&self, key: &str) -> PathBuf {
+        self.root.path().join("bucket").join(key)
+    }
+
+    fn ccfraud(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_MAX_ATTEMPTS", "2")
+            .env_remove("AWS_PROFILE")
+            .env("CCFRAUD_LOG", "info");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.ccfraud(args).output().unwrap()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Every file below `dir`, relative.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn prepared(rows: usize) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("train_data.csv"), lab_csv(rows, 21)).unwrap();
+    std::fs::write(d.path().join("test_data.csv"), lab_csv(rows / 4, 22)).unwrap();
+    d
+}
+
+#[test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+fn upload_train_and_serve_round_trip() {
+    let s3 = S3Server::start();
+    // large enough to go multipart (> 16 MiB)
+    let data = prepared(70_000);
+    assert!(
+        std::fs::metadata(data.path().join("train_data.csv"))
+            .unwrap()
+            .len()
+            > 16 << 20
+    );
+    let from = data.path().to_str().unwrap();
+    let out = s3.run(&["upload-data", "--from", from, "s3://bucket/lab/"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (local, key) in [
+        ("train_data.csv", "lab/train/train_data.csv"),
+        ("test_data.csv", "lab/test/test_data.csv"),
+    ] {
+        assert!(
+            std::fs::read(data.path().join(local)).unwrap()
+                == std::fs::read(s3.object(key)).unwrap(),
+            "{key} differs from {local}"
+        );
+    }
+
+    let config = MlRoot::new(QUICK);
+    let root = config.path().to_str().unwrap();
+    let out = s3.run(&[
+        "train",
+        "--ml-root",
+        root,
+        "--train",
+        "s3://bucket/lab/train/",
+        "--test",
+        "s3://bucket/lab/test/",
+        "--output",
+        "s3://bucket/runs/1/",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("forest_test_auprc="));
+    assert_eq!(
+        files(&s3.object("runs/1")),
+        vec!["metrics.json", "model.tar.gz"]
+    );
+    assert!(
+        config.model_files().is_empty(),
+        "the given ml-root only supplies hyperparameters"
+    );
+
+    // serve straight from S3, and from a local copy of the archive
+    let local_archive = tempfile::tempdir().unwrap();
+    let archive = local_archive.path().join("model.tar.gz");
+    std::fs::copy(s3.object("runs/1/model.tar.gz"), &archive).unwrap();
+    for uri in ["s3://bucket/runs/1/model.tar.gz", archive.to_str().unwrap()] {
+        let mut child = s3
+            .ccfraud(&[
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--ml-root",
+                "/nonexistent",
+                "--model-uri",
+                uri,
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr = {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            let addr = loop {
+                let line = lines.next().expect("server started").unwrap();
+                if let Some(i) = line.find(" on 127.0.0.1:") {
+                    break line[i + 4..].split_whitespace().next().unwrap().to_string();
+                }
+            };
+            std::thread::spawn(move || for _ in lines {});
+            addr
+        };
+        let (status, _, body) = http(&addr, "POST", "/invocations", &[], LAB_FRAUD.as_bytes());
+        assert_eq!(status, 200, "{uri}: {}", String::from_utf8_lossy(&body));
+        assert!((0.0..=1.0).contains(&fraud_score(&body)));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs s3s-fs: run scripts/test.sh"]
+fn s3_errors_are_clear_and_leave_nothing_partial() {
+    let s3 = S3Server::start();
+    let data = prepared(2000);
+    let from = data.path().to_str().unwrap();
+
+    // missing bucket
+    let out = s3.run(&["upload-data", "--from", from, "s3://no-such-bucket/x/"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("NoSuchBucket"), "{}", stderr(&out));
+
+    // missing key: nothing to train on, nothing uploaded
+    let config = MlRoot::new(QUICK);
+    let root = config.path().to_str().unwrap();
+    let out = s3.run(&[
+        "train",
+        "--ml-root",
+        root,
+        "--train",
+        "s3://bucket/missing/",
+        "--output",
+        "s3://bucket/out/",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("s3://bucket/missing/: no objects under this prefix"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(files(&s3.object("out")).is_empty());
+
+    // bad data in the channel: training fails, nothing uploaded
+    let bad = prepared(2000);
+    std::fs::write(bad.path().join("test_data.csv"), "1,2,3\n").unwrap();
+    let out = s3.run(&[
+        "upload-data",
+        "--from",
+        bad.path().to_str().unwrap(),
+        "s3://bucket/lab/",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s3.run(&[
+        "train",
+        "--ml-root",
+        root,
+        "--train",
+        "s3://bucket/lab/train/",
+        "--test",
+        "s3://bucket/lab/test/",
+        "--output",
+        "s3://bucket/out/",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("test_data.csv:1:4: expected 30 columns, found 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(files(&s3.object("out")).is_empty());
+
+    // output bucket missing: refused before any training
+    let out = s3.run(&[
+        "train",
+        "--ml-root",
+        root,
+        "--train",
+        "s3://bucket/lab/train/",
+        "--output",
+        "s3://no-bucket/out/",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("NoSuchBucket: bucket 'no-bucket' does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("dnn_epoch"),
+        "trained anyway"
+    );
+
+    // serve: missing key
+    let out = s3.run(&[
+        "serve",
+        "--port",
+        "0",
+        "--model-uri",
+        "s3://bucket/nope/model.tar.gz",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("NoSuchKey"), "{}", stderr(&out));
+
+    // bad credentials
+    let out = s3
+        .ccfraud(&["upload-data", "--from", from, "s3://bucket/y/"])
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("SignatureDoesNotMatch")
+            || stderr(&out).contains("AccessDenied")
+            || stderr(&out).contains("InvalidAccessKeyId"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(files(&s3.object("y")).is_empty());
+
+    // unreachable endpoint
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = s3
+        .ccfraud(&["upload-data", "--from", from, "s3://bucket/z/"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{dead}"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("cannot reach the S3 endpoint"),
+        "{}",
+        stderr(&out)
+    );
+
+    // bad URIs
+    let out = s3.run(&["upload-data", "--from", from, "bucket/key"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("is not an s3://bucket/key URI"));
+    let out = s3.run(&["upload-data", "--from", "/nonexistent", "s3://bucket/q/"]);
+    assert!(
+        stderr(&out).contains("no train_data.csv here"),
+        "{}",
+        stderr(&out)
+    );
+}
