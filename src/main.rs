@@ -102,6 +102,7 @@ fn run_train(root: MlRoot, remote: Option<train::RemoteChannels>) -> ExitCode {
     }
     {
         let root = root.clone();
+        let local = remote.is_none();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_millis(20));
             if signalled.load(Ordering::Relaxed) {
@@ -111,7 +112,9 @@ fn run_train(root: MlRoot, remote: Option<train::RemoteChannels>) -> ExitCode {
                 if !*committed {
                     let e = train::TrainError::Interrupted;
                     eprintln!("error: {e}");
-                    root.write_failure(&e.to_string());
+                    if local {
+                        root.write_failure(&e.to_string());
+                    }
                     std::process::exit(i32::from(e.exit_code()));
                 }
                 return;
