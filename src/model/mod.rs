@@ -181,6 +181,7 @@ impl TrainedModel {
                     m.predict(view, oc);
                 }
             }
+            (Estimator::Forest(f), None) => f.predict_batch(rows, N_FEATURES, out),
             _ => {
                 for (r, o) in rows.chunks_exact(N_FEATURES).zip(out.iter_mut()) {
                     *o = self.score_row(r);
