@@ -52,14 +52,16 @@ pub enum ServeError {
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Fetch(#[from] crate::s3::S3Error),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl ServeError {
-    /// 1: no usable model; 2: cannot bind; 3: the server failed.
+    /// 1: no usable model; 2: bad settings or cannot bind; 3: the server failed.
     pub fn exit_code(&self) -> u8 {
         match self {
             ServeError::Model { .. } | ServeError::Fetch(_) => 1,
-            ServeError::Bind { .. } => 2,
+            ServeError::Bind { .. } | ServeError::Config(_) => 2,
             ServeError::Runtime(_) => 3,
         }
     }
@@ -115,6 +117,12 @@ pub fn load(
 /// `ccfraud serve`: load, bind, log one start-up line, serve until SIGTERM.
 pub fn main(args: ServeArgs) -> Result<(), ServeError> {
     let started = Instant::now();
+    if actix_web::http::header::HeaderValue::from_str(&args.cors_origin).is_err() {
+        return Err(ServeError::Config(format!(
+            "--cors-origin '{}' is not a valid header value",
+            args.cors_origin.escape_debug()
+        )));
+    }
     let workers = args
         .workers
         .filter(|&w| w > 0)
