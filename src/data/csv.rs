@@ -328,9 +328,9 @@ fn parse_row(
         }
         // Fast path: a plain number filling the field; anything else
         // (quotes, spaces, errors) goes through the careful parser.
-        let v = match fast_float2::parse_partial::<f64, _>(field) {
-            Ok((v, used)) if used == field.len() && v.is_finite() => v,
-            _ => parse_number(field).map_err(|r| (col + 1, r))?,
+        let v = match decimal(field) {
+            Some(v) => v,
+            None => parse_number(field).map_err(|r| (col + 1, r))?,
         };
         match *role {
             Role::Feature(j) => row[j] = v as f32,
@@ -364,6 +364,105 @@ fn parse_row(
     label.ok_or_else(|| (layout.roles.len(), "no label column".into()))
 }
 
+/// Powers of ten exactly representable as f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path for plain decimals (`-12.345`, `1.5e-3`): when the
+/// digits fit in 2^53 and the power of ten is at most 22, one IEEE
+/// multiplication or division gives the correctly rounded value. Returns
+/// None for anything else (quotes, spaces, long mantissas, junk), which then
+/// takes the general parser.
+#[inline]
+pub(crate) fn decimal(s: &[u8]) -> Option<f64> {
+    let (neg, mut i) = match s.first()? {
+        b'-' => (true, 1),
+        b'+' => (false, 1),
+        _ => (false, 0),
+    };
+    let mut mant: u64 = 0;
+    let mut digits = 0u32;
+    let mut frac = 0i32;
+    let start = i;
+    while let Some(&c) = s.get(i) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        mant = mant * 10 + u64::from(c - b'0');
+        digits += u32::from(mant != 0);
+        i += 1;
+        if digits > 18 {
+            return None;
+        }
+    }
+    let int_digits = i - start;
+    let mut frac_digits = 0;
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c) = s.get(i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            mant = mant * 10 + u64::from(c - b'0');
+            digits += u32::from(mant != 0);
+            frac += 1;
+            frac_digits += 1;
+            i += 1;
+            if digits > 18 {
+                return None;
+            }
+        }
+    }
+    if int_digits + frac_digits == 0 || digits > 18 {
+        return None;
+    }
+    let mut exp = 0i32;
+    if let Some(b'e' | b'E') = s.get(i) {
+        i += 1;
+        let eneg = match s.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let estart = i;
+        while let Some(&c) = s.get(i) {
+            if !c.is_ascii_digit() || i - estart > 4 {
+                break;
+            }
+            exp = exp * 10 + i32::from(c - b'0');
+            i += 1;
+        }
+        if i == estart || i - estart > 4 {
+            return None;
+        }
+        if eneg {
+            exp = -exp;
+        }
+    }
+    if i != s.len() || mant > 1 << 53 {
+        return None;
+    }
+    let e10 = exp - frac;
+    let v = if mant == 0 {
+        0.0
+    } else if (0..=22).contains(&e10) {
+        mant as f64 * POW10[e10 as usize]
+    } else if (-22..0).contains(&e10) {
+        mant as f64 / POW10[(-e10) as usize]
+    } else {
+        return None;
+    };
+    Some(if neg { -v } else { v })
+}
+
 /// Parses a CSV field as a finite number (surrounding spaces and one level of
 /// double quotes allowed).
 #[inline]
@@ -373,6 +472,9 @@ pub(crate) fn parse_number(field: &[u8]) -> std::result::Result<f64, String> {
         [b'"', inner @ .., b'"'] => inner.trim_ascii(),
         _ => f,
     };
+    if let Some(v) = decimal(f) {
+        return Ok(v);
+    }
     match fast_float2::parse::<f64, _>(f) {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(_) => Err(format!("value {} is not finite", show(field))),
@@ -570,6 +672,63 @@ mod tests {
         match parse(Path::new("h.csv"), b"V1,V2,Class\n1,2,0\n") {
             Err(DataError::File { reason, .. }) => assert!(reason.contains("'V3'"), "{reason}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn decimal_fast_path_examples() {
+        for (text, want) in [
+            ("-1.3598071336738", -1.3598071336738),
+            ("0", 0.0),
+            ("-0.0", -0.0),
+            ("149.62", 149.62),
+            ("1e-05", 1e-05),
+            ("2.5E+3", 2500.0),
+            ("+7", 7.0),
+            (".5", 0.5),
+            ("5.", 5.0),
+        ] {
+            let got = decimal(text.as_bytes());
+            assert_eq!(got.map(f64::to_bits), Some(f64::to_bits(want)), "{text}");
+        }
+        for text in [
+            "",
+            "-",
+            ".",
+            "1e",
+            "1e+",
+            "abc",
+            "1.2.3",
+            "\"1\"",
+            " 1",
+            "NaN",
+            "inf",
+            "1e99999",
+            "12345678901234567890",
+        ] {
+            assert_eq!(decimal(text.as_bytes()), None, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast path agrees bit for bit with the standard library.
+        #[test]
+        fn decimal_agrees_with_std(
+            neg in proptest::bool::ANY,
+            int in 0u64..10_000_000_000,
+            frac in proptest::option::of(0u64..10_000_000_000),
+            exp in proptest::option::of(-30i32..30),
+        ) {
+            let mut s = String::new();
+            if neg { s.push('-'); }
+            s.push_str(&int.to_string());
+            if let Some(f) = frac { s.push('.'); s.push_str(&f.to_string()); }
+            if let Some(e) = exp { s.push_str(&format!("e{e}")); }
+            let want: f64 = s.parse().unwrap();
+            if let Some(got) = decimal(s.as_bytes()) {
+                proptest::prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", s);
+            }
+            proptest::prop_assert_eq!(parse_number(s.as_bytes()).unwrap().to_bits(), want.to_bits());
         }
     }
 
