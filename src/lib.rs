@@ -17,6 +17,7 @@
 //! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.
 //! - [`s3`]: S3 transfers and `model.tar.gz` packing for runs outside SageMaker.
 //! - [`rng`]: the seeded generator behind every random choice.
+//! - [`cli`]: every flag (long + env), converted once into typed configs; the logger.
 
 pub mod cli;
 pub mod data;
@@ -27,5 +28,4 @@ pub mod rng;
 pub mod s3;
 pub mod sagemaker;
 pub mod serve;
-
 pub mod train;
