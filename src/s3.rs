@@ -245,11 +245,8 @@ impl S3 {
                 reason: "no objects under this prefix".into(),
             });
         }
-        let base = match uri.key.rfind('/') {
-            Some(i) if keys.len() > 1 || keys[0] != uri.key => &uri.key[..i + 1],
-            Some(i) => &uri.key[..i + 1],
-            None => "",
-        };
+        // Local paths are the keys relative to the URI's last `/`.
+        let base = uri.key.rfind('/').map_or("", |i| &uri.key[..i + 1]);
         for key in &keys {
             let rel = safe_relative(key.strip_prefix(base).unwrap_or(key)).ok_or_else(|| {
                 S3Error::Request {
