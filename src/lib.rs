@@ -29,3 +29,10 @@ pub mod s3;
 pub mod sagemaker;
 pub mod serve;
 pub mod train;
+
+/// Cores this process may use, read once: the lookup reads cgroup files,
+/// far too slow to repeat on a request path.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

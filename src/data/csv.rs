@@ -156,7 +156,7 @@ fn read_parallel(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path)?;
     let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     if len < 8 << 20 || threads == 1 {
         let mut buf = Vec::with_capacity(len);
         std::io::Read::read_to_end(&mut &file, &mut buf)?;
@@ -192,7 +192,7 @@ fn strip_path(e: &std::io::Error) -> String {
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Dataset> {
     let (layout, body_start) = detect(path, bytes)?;
     let body = &bytes[body_start..];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = crate::cores();
     let chunks = split_chunks(body, threads, 1 << 20);
     let results: Vec<std::result::Result<Dataset, RowError>> = if chunks.len() == 1 {
         vec![parse_chunk(&layout, chunks[0])]
@@ -259,7 +259,7 @@ fn detect(path: &Path, bytes: &[u8]) -> Result<(Layout, usize)> {
 
 /// Cuts `body` into at most `n` pieces of at least `min` bytes, each ending
 /// just after a newline (the last may end without one).
-fn split_chunks(body: &[u8], n: usize, min: usize) -> Vec<&[u8]> {
+pub(crate) fn split_chunks(body: &[u8], n: usize, min: usize) -> Vec<&[u8]> {
     let n = n.max(1).min(body.len() / min.max(1)).max(1);
     let mut out = Vec::with_capacity(n);
     let mut start = 0;

@@ -239,9 +239,7 @@ impl Forest {
         let n_groups = p.n_trees.div_ceil(GROUP);
         let next = AtomicUsize::new(0);
         let out: Mutex<Vec<GroupResult>> = Mutex::new(Vec::new());
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(n_groups);
+        let threads = crate::cores().min(n_groups);
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| loop {

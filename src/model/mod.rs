@@ -146,7 +146,11 @@ impl Model for TrainedModel {
         // Large batches are split over all cores.
         const PARALLEL_ROWS: usize = 4096;
         let n = out.len();
-        let threads = if n >= PARALLEL_ROWS { cores() } else { 1 };
+        let threads = if n >= PARALLEL_ROWS {
+            crate::cores()
+        } else {
+            1
+        };
         if threads > 1 {
             let per = n.div_ceil(threads);
             std::thread::scope(|s| {
@@ -189,13 +193,6 @@ impl TrainedModel {
             }
         }
     }
-}
-
-/// Cores available, read once (the lookup reads cgroup files: far too slow
-/// for a per-request path).
-fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |t| t.get()))
 }
 
 /// `Amount` scaling constants the model expects its input to have used.

@@ -123,10 +123,7 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
             args.cors_origin.escape_debug()
         )));
     }
-    let workers = args
-        .workers
-        .filter(|&w| w > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = args.workers.filter(|&w| w > 0).unwrap_or_else(crate::cores);
     // --model-uri: fetch and unpack model.tar.gz; the guard removes it at exit.
     let (_fetched, dir) = match &args.model_uri {
         Some(uri) => {

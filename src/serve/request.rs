@@ -234,28 +234,21 @@ const PARALLEL_CSV_BYTES: usize = 256 * 1024;
 
 fn parse_csv(text: &str) -> Result<Vec<f32>, ApiError> {
     let threads = if text.len() >= PARALLEL_CSV_BYTES {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        crate::cores()
     } else {
         1
     };
     if threads == 1 {
         return parse_csv_rows(text, 0);
     }
-    // Cut at line ends; each piece parses on its own thread.
-    let bytes = text.as_bytes();
+    // Cut at line ends (the data reader's splitter); each piece parses on its
+    // own thread. A newline is a char boundary, so the pieces stay `str`.
     let mut pieces = Vec::with_capacity(threads);
     let mut start = 0;
-    for k in 1..threads {
-        let target = (bytes.len() * k / threads).max(start);
-        match bytes[target..].iter().position(|&b| b == b'\n') {
-            Some(p) => {
-                pieces.push(&text[start..target + p + 1]);
-                start = target + p + 1;
-            }
-            None => break,
-        }
+    for chunk in crate::data::csv::split_chunks(text.as_bytes(), threads, 1) {
+        pieces.push(&text[start..start + chunk.len()]);
+        start += chunk.len();
     }
-    pieces.push(&text[start..]);
     let results: Vec<Result<Vec<f32>, ApiError>> = std::thread::scope(|s| {
         let handles: Vec<_> = pieces
             .iter()
