@@ -30,6 +30,13 @@ pub mod sagemaker;
 pub mod serve;
 pub mod train;
 
+/// The hidden temporary name (`.NAME.partial`, beside `dest`) under which
+/// every atomic write puts its bytes before renaming them into place.
+pub fn partial_path(dest: &std::path::Path) -> std::path::PathBuf {
+    let name = dest.file_name().and_then(|s| s.to_str()).unwrap_or("out");
+    dest.with_file_name(format!(".{name}.partial"))
+}
+
 /// Cores this process may use, read once: the lookup reads cgroup files,
 /// far too slow to repeat on a request path.
 pub fn cores() -> usize {

@@ -488,12 +488,7 @@ fn safe_relative(p: &str) -> Option<PathBuf> {
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs_err::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = dir.join(format!(
-        ".{}.partial",
-        dest.file_name()
-            .and_then(|s| s.to_str())
-            .unwrap_or("download")
-    ));
+    let tmp = crate::partial_path(dest);
     let result = fs_err::write(&tmp, bytes).and_then(|_| fs_err::rename(&tmp, dest));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

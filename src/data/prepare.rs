@@ -111,7 +111,7 @@ pub fn prepare(input: &Path, out_dir: &Path) -> Result<Prepared> {
 }
 
 fn write_atomic(path: &Path, rows: &[(Vec<u8>, u8)]) -> std::io::Result<()> {
-    let tmp = path.with_extension("csv.partial");
+    let tmp = crate::partial_path(path);
     let result = (|| {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, fs_err::File::create(&tmp)?);
         for (r, _) in rows {

@@ -430,10 +430,7 @@ fn commit(root: &MlRoot, o: &Outcome) -> Result<(), TrainError> {
             };
             let dir = path.parent().expect("files live in folders");
             std::fs::create_dir_all(dir).map_err(io)?;
-            let tmp = dir.join(format!(
-                ".{}.partial",
-                path.file_name().and_then(|s| s.to_str()).unwrap_or("out")
-            ));
+            let tmp = crate::partial_path(path);
             std::fs::write(&tmp, bytes).map_err(io)?;
             written.push(tmp.clone());
             std::fs::File::open(&tmp)
@@ -448,13 +445,8 @@ fn commit(root: &MlRoot, o: &Outcome) -> Result<(), TrainError> {
         }
         return Err(e);
     }
-    for (path, _) in &files {
-        let dir = path.parent().expect("files live in folders");
-        let tmp = dir.join(format!(
-            ".{}.partial",
-            path.file_name().and_then(|s| s.to_str()).unwrap_or("out")
-        ));
-        std::fs::rename(&tmp, path).map_err(|source| TrainError::Output {
+    for ((path, _), tmp) in files.iter().zip(&written) {
+        std::fs::rename(tmp, path).map_err(|source| TrainError::Output {
             path: path.display().to_string(),
             source,
         })?;
