@@ -91,6 +91,16 @@ impl S3Uri {
     }
 }
 
+impl S3Error {
+    fn request(op: &'static str, uri: &S3Uri, reason: impl Into<String>) -> S3Error {
+        S3Error::Request {
+            op,
+            uri: uri.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for S3Uri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.key)
@@ -168,15 +178,15 @@ impl S3 {
                 Ok(_) => Ok(()),
                 Err(e) => {
                     let not_found = matches!(&e, SdkError::ServiceError(se) if se.raw().status().as_u16() == 404);
-                    Err(S3Error::Request {
-                        op: "check bucket of",
-                        uri: uri.to_string(),
-                        reason: if not_found {
+                    Err(S3Error::request(
+                        "check bucket of",
+                        uri,
+                        if not_found {
                             format!("NoSuchBucket: bucket '{}' does not exist", uri.bucket)
                         } else {
                             reason(e)
                         },
-                    })
+                    ))
                 }
             }
         })
@@ -194,11 +204,7 @@ impl S3 {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| S3Error::Request {
-                    op: "list",
-                    uri: uri.to_string(),
-                    reason: reason(e),
-                })?;
+                let page = page.map_err(|e| S3Error::request("list", uri, reason(e)))?;
                 for o in page.contents() {
                     if let Some(k) = o.key() {
                         if !k.ends_with('/') {
@@ -214,11 +220,7 @@ impl S3 {
 
     /// Reads one object into memory.
     pub fn get(&self, uri: &S3Uri) -> Result<Vec<u8>> {
-        let err = |reason| S3Error::Request {
-            op: "download",
-            uri: uri.to_string(),
-            reason,
-        };
+        let err = |reason: String| S3Error::request("download", uri, reason);
         self.rt.block_on(async {
             let out = self
                 .client
@@ -239,11 +241,11 @@ impl S3 {
     pub fn download_prefix(&self, uri: &S3Uri, dir: &Path) -> Result<usize> {
         let keys = self.list(uri)?;
         if keys.is_empty() {
-            return Err(S3Error::Request {
-                op: "download",
-                uri: uri.to_string(),
-                reason: "no objects under this prefix".into(),
-            });
+            return Err(S3Error::request(
+                "download",
+                uri,
+                "no objects under this prefix",
+            ));
         }
         // Local paths are the keys relative to the URI's last `/`.
         let base = uri.key.rfind('/').map_or("", |i| &uri.key[..i + 1]);
@@ -276,11 +278,7 @@ impl S3 {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| S3Error::Request {
-                    op: "delete",
-                    uri: uri.to_string(),
-                    reason: reason(e),
-                })
+                .map_err(|e| S3Error::request("delete", uri, reason(e)))
         })
     }
 
@@ -294,11 +292,7 @@ impl S3 {
                 .body(ByteStream::from(bytes))
                 .send()
                 .await
-                .map_err(|e| S3Error::Request {
-                    op: "upload",
-                    uri: uri.to_string(),
-                    reason: reason(e),
-                })?;
+                .map_err(|e| S3Error::request("upload", uri, reason(e)))?;
             Ok(())
         })
     }
@@ -311,11 +305,7 @@ impl S3 {
             let bytes = fs_err::read(path).map_err(io_err(path))?;
             return self.put(bytes, uri);
         }
-        let err = |reason| S3Error::Request {
-            op: "upload",
-            uri: uri.to_string(),
-            reason,
-        };
+        let err = |reason: String| S3Error::request("upload", uri, reason);
         self.rt.block_on(async {
             let created = self
                 .client
@@ -393,11 +383,7 @@ impl S3 {
                 .body(ByteStream::from(buf))
                 .send()
                 .await
-                .map_err(|e| S3Error::Request {
-                    op: "upload",
-                    uri: uri.to_string(),
-                    reason: reason(e),
-                })?;
+                .map_err(|e| S3Error::request("upload", uri, reason(e)))?;
             parts.push(
                 CompletedPart::builder()
                     .part_number(number)
