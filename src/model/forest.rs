@@ -131,9 +131,13 @@ fn round_down(t: f64) -> f32 {
 }
 
 impl Forest {
-    /// Builds a forest from trees, checking their links (children after
-    /// their parent, in range, right child next to the left one).
+    /// Builds a forest from trees, checking what the walk relies on: at least
+    /// one tree, children after their parent and in range, the right child
+    /// next to the left one, no NaN threshold, leaf probabilities in [0, 1].
     pub fn new(trees: Vec<Tree>) -> Result<Forest, ModelError> {
+        if trees.is_empty() {
+            return Err(ModelError::Invalid("forest: no trees".into()));
+        }
         let total: usize = trees.iter().map(|t| t.nodes.len()).sum();
         if total >= u32::MAX as usize {
             return Err(ModelError::Invalid("forest: too many nodes".into()));
@@ -151,6 +155,11 @@ impl Forest {
             roots.push(base as u32);
             for (i, node) in t.nodes.iter().enumerate() {
                 if node.left == 0 {
+                    if !(0.0..=1.0).contains(&node.prob) {
+                        return Err(ModelError::Invalid(format!(
+                            "forest: tree {ti} node {i}: leaf probability outside [0, 1]"
+                        )));
+                    }
                     flat.push(Flat {
                         thr: node.prob,
                         feat: 0,
@@ -272,29 +281,20 @@ impl Forest {
         sum / self.roots.len() as f32
     }
 
+    /// Checks what [`Forest::new`] cannot know: every split's feature exists
+    /// among the model's `d` inputs. (Links, leaves and emptiness are checked
+    /// when the forest is built.)
     pub(crate) fn check(&self, d: usize) -> Result<(), ModelError> {
-        if self.trees.is_empty() {
-            return Err(ModelError::Invalid("forest: no trees".into()));
-        }
         for (ti, t) in self.trees.iter().enumerate() {
-            let n = t.nodes.len();
-            for (i, node) in t.nodes.iter().enumerate() {
-                let bad =
-                    |why: &str| ModelError::Invalid(format!("forest: tree {ti} node {i}: {why}"));
-                if node.left == 0 {
-                    if !(0.0..=1.0).contains(&node.prob) {
-                        return Err(bad("leaf probability outside [0, 1]"));
-                    }
-                    continue;
-                }
-                // Children point forward, so walking a tree always ends.
-                let (l, r) = (node.left as usize, node.right as usize);
-                if l <= i || r <= i || l >= n || r >= n {
-                    return Err(bad("child index out of order or range"));
-                }
-                if node.feature as usize >= d || node.threshold.is_nan() {
-                    return Err(bad("bad split"));
-                }
+            if let Some(i) = t
+                .nodes
+                .iter()
+                .position(|n| n.left != 0 && n.feature as usize >= d)
+            {
+                return Err(ModelError::Invalid(format!(
+                    "forest: tree {ti} node {i}: splits on feature {} of {d}",
+                    t.nodes[i].feature
+                )));
             }
         }
         Ok(())
