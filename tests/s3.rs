@@ -177,38 +177,20 @@ fn upload_train_and_serve_round_trip() {
     let archive = local_archive.path().join("model.tar.gz");
     std::fs::copy(s3.object("runs/1/model.tar.gz"), &archive).unwrap();
     for uri in ["s3://bucket/runs/1/model.tar.gz", archive.to_str().unwrap()] {
-        let mut child = s3
-            .ccfraud(&[
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--ml-root",
-                "/nonexistent",
-                "--model-uri",
-                uri,
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr = {
-            use std::io::BufRead;
-            let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-            let addr = loop {
-                let line = lines.next().expect("server started").unwrap();
-                if let Some(i) = line.find(" on 127.0.0.1:") {
-                    break line[i + 4..].split_whitespace().next().unwrap().to_string();
-                }
-            };
-            std::thread::spawn(move || for _ in lines {});
-            addr
-        };
-        let (status, _, body) = http(&addr, "POST", "/invocations", &[], LAB_FRAUD.as_bytes());
+        let server = Server::spawn(s3.ccfraud(&[
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--ml-root",
+            "/nonexistent",
+            "--model-uri",
+            uri,
+        ]));
+        let (status, _, body) = server.request("POST", "/invocations", &[], LAB_FRAUD.as_bytes());
         assert_eq!(status, 200, "{uri}: {}", String::from_utf8_lossy(&body));
         assert!((0.0..=1.0).contains(&fraud_score(&body)));
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 /// One ml-root with a trained model (all three kinds), shared by the tests.
 fn trained() -> &'static std::path::Path {
@@ -409,23 +408,7 @@ fn sigterm_drains_and_exits_zero() {
     let mut s = Server::start(trained(), &[]);
     let (status, _, _) = s.request("GET", "/ping", &[], b"");
     assert_eq!(status, 200);
-    let sent = Instant::now();
-    assert!(Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-    let code = loop {
-        if let Some(st) = s.child.try_wait().unwrap() {
-            break st.code();
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(code, Some(0));
+    assert_eq!(sigterm_and_wait(&mut s.child), Some(0));
     assert!(
         std::net::TcpStream::connect(&s.addr).is_err(),
         "stopped accepting"

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn trains_all_models_and_writes_the_contract_outputs() {
@@ -216,23 +216,7 @@ fn sigterm_stops_training_promptly_without_a_model() {
     // wait until it is fitting (the first epoch line is on stdout, so poll time)
     std::thread::sleep(Duration::from_millis(1500));
     assert!(child.try_wait().unwrap().is_none(), "still training");
-    let sent = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(10),
-            "did not stop within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(code, Some(143));
+    assert_eq!(sigterm_and_wait(&mut child), Some(143));
     assert!(root.failure().unwrap().contains("stopped by a signal"));
     assert!(root.model_files().is_empty());
 }

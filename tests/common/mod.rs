@@ -103,16 +103,20 @@ impl Server {
     /// Starts the server on `ml_root` (`extra` flags appended) and waits for
     /// its start-up line to learn the port.
     pub fn start(ml_root: &Path, extra: &[&str]) -> Server {
-        use std::io::BufRead;
-        let mut child = Command::new(BIN)
-            .args(["serve", "--host", "127.0.0.1", "--port", "0", "--ml-root"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--ml-root"])
             .arg(ml_root)
             .args(extra)
             .env("CCFRAUD_LOG", "info")
-            .env_remove("SAGEMAKER_BIND_TO_PORT")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env_remove("SAGEMAKER_BIND_TO_PORT");
+        Server::spawn(cmd)
+    }
+
+    /// Spawns a prepared `ccfraud serve … --host 127.0.0.1 --port 0` command
+    /// and waits for its start-up line to learn the port.
+    pub fn spawn(mut cmd: Command) -> Server {
+        use std::io::BufRead;
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let mut lines = std::io::BufReader::new(stderr).lines();
         let addr = loop {
@@ -146,6 +150,27 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for the exit code.
+pub fn sigterm_and_wait(child: &mut std::process::Child) -> Option<i32> {
+    use std::time::{Duration, Instant};
+    let sent = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
