@@ -1,6 +1,6 @@
 //! The command line: every flag `long` + `env`, its doc comment the help
 //! text; parsed once in `main` into the typed configs of each command. Also
-//! the stderr logger (level from `CCFRAUD_LOG`, default `info`).
+//! the stderr logger (`tracing`, filtered by `CCFRAUD_LOG`, default `info`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -141,33 +141,42 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
 }
 
-/// A minimal logger: `LEVEL target: message` lines on stderr.
-struct StderrLogger;
+/// Environment variable holding the log filter.
+pub const LOG_ENV: &str = "CCFRAUD_LOG";
 
-impl log::Log for StderrLogger {
-    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
-        m.level() <= log::max_level()
-    }
-    fn log(&self, r: &log::Record<'_>) {
-        if self.enabled(r.metadata()) {
-            // Never panic on a closed stderr (eprintln! would): a server must
-            // outlive whoever read its logs.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr().lock(), "{:<5} {}", r.level(), r.args());
-        }
-    }
-    fn flush(&self) {}
+/// A `CCFRAUD_LOG` value that `tracing-subscriber` cannot parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{LOG_ENV}='{value}' is not a valid log filter (examples: info, debug, ccfraud=debug,aws=warn): {source}")]
+pub struct LogFilterError {
+    value: String,
+    #[source]
+    source: tracing_subscriber::filter::ParseError,
 }
 
-/// Installs the logger; `CCFRAUD_LOG` = error | warn | info | debug | trace | off.
-pub fn init_logging() {
-    let level = std::env::var("CCFRAUD_LOG")
-        .ok()
-        .and_then(|v| v.parse::<log::LevelFilter>().ok())
-        .unwrap_or(log::LevelFilter::Info);
-    if log::set_logger(&StderrLogger).is_ok() {
-        log::set_max_level(level);
-    }
+/// Installs the stderr logger. `CCFRAUD_LOG` is an `EnvFilter` directive
+/// list (`info`, `ccfraud=debug,aws=warn`, …); unset or empty means `info`.
+/// An invalid filter is an error, never a silent fallback.
+pub fn init_logging() -> Result<(), LogFilterError> {
+    let filter = log_filter(std::env::var(LOG_ENV).ok().as_deref())?;
+    // `try_init` fails only when a subscriber is already set (tests).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+    Ok(())
+}
+
+/// Parses a filter value; `None` or blank gives `info`.
+pub fn log_filter(value: Option<&str>) -> Result<tracing_subscriber::EnvFilter, LogFilterError> {
+    let value = value.map(str::trim).filter(|v| !v.is_empty()).unwrap_or("info");
+    tracing_subscriber::EnvFilter::builder()
+        .parse(value)
+        .map_err(|source| LogFilterError {
+            value: value.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -192,5 +201,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn log_filters_parse_or_fail_loudly() {
+        for ok in [None, Some(""), Some("debug"), Some("ccfraud=debug,aws=warn")] {
+            assert!(log_filter(ok).is_ok(), "{ok:?}");
+        }
+        let e = log_filter(Some("ccfraud=loud")).unwrap_err().to_string();
+        assert!(e.contains("CCFRAUD_LOG='ccfraud=loud'"), "{e}");
     }
 }

@@ -16,7 +16,7 @@
 //! - [`serve`]: the hosting contract over actix-web.
 //! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.
 //! - [`s3`]: S3 transfers and `model.tar.gz` packing for runs outside SageMaker.
-//! - [`rng`]: the seeded generator behind every random choice.
+//! - [`Rng`]: the seeded generator behind every random choice.
 //! - [`cli`]: every flag (long + env), converted once into typed configs; the logger.
 
 pub mod cli;
@@ -24,11 +24,16 @@ pub mod data;
 pub mod demo;
 pub mod metrics;
 pub mod model;
-pub mod rng;
 pub mod s3;
 pub mod sagemaker;
 pub mod serve;
 pub mod train;
+
+/// The generator behind every random choice (weight initialisation,
+/// shuffles, holdouts, forest sampling): xoshiro256++, always built with
+/// `Rng::seed_from_u64(seed)` (SplitMix64 expansion), never from the OS, so a
+/// seed fixes a training run.
+pub type Rng = rand_xoshiro::Xoshiro256PlusPlus;
 
 /// The hidden temporary name (`.NAME.partial`, beside `dest`) under which
 /// every atomic write puts its bytes before renaming them into place.

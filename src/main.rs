@@ -12,7 +12,10 @@ use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    if let Err(e) = init_logging() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Train { root, remote } => {
             let channels: Vec<(String, String)> = [
@@ -97,7 +100,7 @@ fn run_train(root: MlRoot, remote: Option<train::RemoteChannels>) -> ExitCode {
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&signalled)) {
-            log::warn!("cannot install the handler for signal {sig}: {e}");
+            tracing::warn!("cannot install the handler for signal {sig}: {e}");
         }
     }
     {
@@ -128,7 +131,7 @@ fn run_train(root: MlRoot, remote: Option<train::RemoteChannels>) -> ExitCode {
     match result {
         Ok(o) => {
             if remote.is_none() {
-                log::info!(
+                tracing::info!(
                     "wrote {} (default model: {})",
                     root.model_dir()
                         .join(ccfraud::model::ARTIFACT_FILE)

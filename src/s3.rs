@@ -403,7 +403,7 @@ impl S3 {
                 }
             } else if pct / 25 > last_quarter {
                 last_quarter = pct / 25;
-                log::info!("upload {uri}: {pct}% ({} / {} MB)", sent >> 20, size >> 20);
+                tracing::info!("upload {uri}: {pct}% ({} / {} MB)", sent >> 20, size >> 20);
             }
         }
         Ok(parts)
@@ -433,7 +433,7 @@ pub fn upload_data(from: &Path, dest: &S3Uri) -> Result<Vec<S3Uri>> {
         }
         let uri = dest.join(&format!("{channel}/{file}"));
         s3.upload_file(&path, &uri)?;
-        log::info!("uploaded {} to {uri}", path.display());
+        tracing::info!("uploaded {} to {uri}", path.display());
         done.push(uri);
     }
     Ok(done)

@@ -119,7 +119,7 @@ pub fn read_file(path: &Path) -> Result<Dataset> {
     let bytes = read_bytes(path)?;
     let read = t.elapsed();
     let d = parse(path, &bytes)?;
-    log::debug!(
+    tracing::debug!(
         "{}: {} bytes read in {:.3} s, parsed in {:.3} s",
         path.display(),
         bytes.len(),

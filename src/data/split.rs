@@ -1,7 +1,8 @@
 //! Splits: the standard time-ordered train/test split of the Kaggle data and
 //! the seeded, stratified validation holdout carved from training data.
 
-use crate::rng::Rng;
+use crate::Rng;
+use rand::SeedableRng;
 
 /// Rows in the training part of the standard split of `n` time-ordered rows:
 /// the first 80 % (227,845 of 284,807); the rest is the test set.
@@ -13,12 +14,12 @@ pub fn time_split_point(n: usize) -> usize {
 /// of each class when that class has two or more), chosen with `seed`.
 /// Returns `(keep, holdout)`, both sorted ascending.
 pub fn stratified_holdout(labels: &[u8], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seed_from_u64(seed);
     let mut keep = Vec::with_capacity(labels.len());
     let mut hold = Vec::new();
     for class in [0u8, 1] {
         let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        rng.shuffle(&mut idx);
+        rand::seq::SliceRandom::shuffle(&mut idx[..], &mut rng);
         let mut n_hold = (idx.len() as f64 * fraction).round() as usize;
         if idx.len() >= 2 {
             n_hold = n_hold.clamp(1, idx.len() - 1);

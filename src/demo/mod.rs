@@ -149,7 +149,7 @@ pub fn main(config: DemoConfig, host: &str, port: u16) -> Result<(), DemoError> 
         source,
     })?;
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-    log::info!(
+    tracing::info!(
         "demo on http://{local}/ calling {} (alert threshold {}, alerts to {}{})",
         config.api_url,
         config.threshold,
@@ -259,8 +259,8 @@ async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
         if let Some(w) = &st.config.alert_webhook {
             match w.post(&record) {
                 Ok(code) if (200..300).contains(&code) => {}
-                Ok(code) => log::warn!("alert webhook answered {code}"),
-                Err(e) => log::warn!("alert webhook failed: {e}"),
+                Ok(code) => tracing::warn!("alert webhook answered {code}"),
+                Err(e) => tracing::warn!("alert webhook failed: {e}"),
             }
         }
         Ok::<_, std::io::Error>(())
@@ -269,7 +269,7 @@ async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     match result {
         Ok(Ok(())) => HttpResponse::Accepted().json(serde_json::json!({"alerted": true})),
         Ok(Err(e)) => {
-            log::error!(
+            tracing::error!(
                 "cannot write alert to {}: {e}",
                 state.config.alert_log.display()
             );

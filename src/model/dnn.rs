@@ -6,7 +6,8 @@
 //! allocation-free single-row path for serving.
 
 use super::ModelError;
-use crate::rng::Rng;
+use crate::Rng;
+use rand::{Rng as _, SeedableRng};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -146,7 +147,7 @@ impl Mlp {
                 };
                 Layer {
                     w: Array2::from_shape_simple_fn((fan_in, fan_out), || {
-                        (rng.normal() * sd) as f32
+                        (rng.sample::<f64, _>(rand_distr::StandardNormal) * sd) as f32
                     }),
                     b: Array1::zeros(fan_out),
                 }
@@ -317,7 +318,7 @@ pub fn fit(
     stop: &dyn Fn() -> bool,
 ) -> Result<Mlp, Interrupted> {
     let n = y.len();
-    let mut rng = Rng::new(p.seed);
+    let mut rng = Rng::seed_from_u64(p.seed);
     let mut net = Mlp::init(n_inputs, &p.hidden_units, &mut rng);
     let bs = p.batch_size.min(n).max(1);
     let widths: Vec<usize> = net.layers.iter().map(|l| l.w.ncols()).collect();
@@ -352,7 +353,7 @@ pub fn fit(
         .unwrap_or_default();
 
     for epoch in 1..=p.epochs {
-        rng.shuffle(&mut order);
+        rand::seq::SliceRandom::shuffle(&mut order[..], &mut rng);
         let mut loss_sum = 0f64;
         for (bi, batch) in order.chunks(bs).enumerate() {
             if bi % 64 == 0 && stop() {
@@ -478,11 +479,11 @@ mod tests {
 
     /// Two features; fraud when x0 + x1 > 1 — a line an MLP must learn.
     fn toy(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seed_from_u64(seed);
         let mut x = Vec::new();
         let mut y = Vec::new();
         for _ in 0..n {
-            let (a, b) = (rng.next_f64() as f32, rng.next_f64() as f32);
+            let (a, b) = (rng.random::<f64>() as f32, rng.random::<f64>() as f32);
             x.extend([a * 2.0 - 1.0, b * 2.0 - 1.0]);
             y.push(u8::from(a + b > 1.0));
         }
@@ -552,7 +553,7 @@ mod tests {
 
     #[test]
     fn stored_form_round_trips_and_is_checked() {
-        let net = Mlp::init(29, &[10, 20, 10], &mut Rng::new(1));
+        let net = Mlp::init(29, &[10, 20, 10], &mut Rng::seed_from_u64(1));
         let json = serde_json::to_string(&net).unwrap();
         let back: Mlp = serde_json::from_str(&json).unwrap();
         assert_eq!(back, net);

@@ -8,7 +8,8 @@
 //! forest's score is the mean leaf probability: real probabilities, not votes.
 
 use super::ModelError;
-use crate::rng::Rng;
+use crate::Rng;
+use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
 use smartcore::ensemble::random_forest_classifier::{
     RandomForestClassifier, RandomForestClassifierParameters,
@@ -311,9 +312,9 @@ fn fit_group(
     n_trees: usize,
 ) -> Result<Vec<Tree>, ModelError> {
     let seed = p.seed.wrapping_add(1000 * group as u64 + 1);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seed_from_u64(seed);
     let rows: Vec<usize> = (0..y.len())
-        .filter(|&i| y[i] == 1 || rng.next_f64() < p.normal_fraction)
+        .filter(|&i| y[i] == 1 || rng.random::<f64>() < p.normal_fraction)
         .collect();
     let mut values = Vec::with_capacity(rows.len() * d);
     for &i in &rows {
@@ -424,12 +425,12 @@ mod tests {
 
     #[test]
     fn probabilities_rank_frauds_and_stay_in_range() {
-        let mut rng = Rng::new(5);
+        let mut rng = Rng::seed_from_u64(5);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for _ in 0..3000 {
-            let fraud = rng.next_f64() < 0.05;
-            let a = rng.normal() as f32 + if fraud { 2.5 } else { 0.0 };
-            x.extend([a, rng.normal() as f32, rng.normal() as f32]);
+            let fraud = rng.random::<f64>() < 0.05;
+            let a = rng.sample::<f64, _>(rand_distr::StandardNormal) as f32 + if fraud { 2.5 } else { 0.0 };
+            x.extend([a, rng.sample::<f64, _>(rand_distr::StandardNormal) as f32, rng.sample::<f64, _>(rand_distr::StandardNormal) as f32]);
             y.push(u8::from(fraud));
         }
         let p = ForestParams {

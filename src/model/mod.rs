@@ -348,12 +348,13 @@ impl Artifact {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::Rng;
+    use rand::{Rng as _, SeedableRng};
 
     pub(crate) fn sample_artifact() -> Artifact {
         let report = Report::new(&[0.9, 0.1], &[1, 0], 0.5);
-        let mut rng = Rng::new(9);
-        let x: Vec<f32> = (0..N_FEATURES * 4).map(|_| rng.normal() as f32).collect();
+        let mut rng = Rng::seed_from_u64(9);
+        let x: Vec<f32> = (0..N_FEATURES * 4).map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32).collect();
         let dnn = TrainedModel {
             name: "dnn".into(),
             threshold: 0.5,
@@ -394,8 +395,8 @@ pub(crate) mod tests {
     fn batch_equals_single() {
         let a = sample_artifact();
         let m = a.model(None).unwrap();
-        let mut rng = Rng::new(1);
-        let rows: Vec<f32> = (0..N_FEATURES * 100).map(|_| rng.normal() as f32).collect();
+        let mut rng = Rng::seed_from_u64(1);
+        let rows: Vec<f32> = (0..N_FEATURES * 100).map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32).collect();
         let mut out = vec![0f32; 100];
         m.predict_proba(&rows, &mut out);
         for (i, r) in rows.chunks(N_FEATURES).enumerate() {

@@ -128,7 +128,7 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
     let (_fetched, dir) = match &args.model_uri {
         Some(uri) => {
             let (guard, dir) = crate::s3::fetch_model(uri)?;
-            log::info!("unpacked {uri} into {}", dir.display());
+            tracing::info!("unpacked {uri} into {}", dir.display());
             (Some(guard), dir)
         }
         None => (None, args.root.ml_root.join("model")),
@@ -141,7 +141,7 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
         source,
     })?;
     let m = &loaded.model;
-    log::info!(
+    tracing::info!(
         "serving model '{}' ({}, artifact format v{FORMAT_VERSION}, threshold {}) on {} with {} workers; \
          {} AUC-ROC {:.4}, AUPRC {:.4}; ready in {} ms",
         m.name,

@@ -96,7 +96,7 @@ fn channel_dir(root: &MlRoot, names: &[&str]) -> Option<(String, std::path::Path
 fn load_channel(name: &str, dir: &Path) -> Result<Dataset, TrainError> {
     let t = Instant::now();
     let d = data::csv::read_channel(name, dir)?;
-    log::info!(
+    tracing::info!(
         "channel {name}: {} transactions, {} frauds, read in {:.2} s",
         d.len(),
         d.n_fraud(),
@@ -178,7 +178,7 @@ pub fn run_remote(config_root: &MlRoot, remote: &RemoteChannels) -> Result<Outco
     s3.check_bucket(&output)?;
     for (name, uri) in &uris {
         let n = s3.download_prefix(uri, &root.channel(name))?;
-        log::info!("channel {name}: downloaded {n} file(s) from {uri}");
+        tracing::info!("channel {name}: downloaded {n} file(s) from {uri}");
     }
     let outcome = run(&root)?;
     if stopped() {
@@ -192,7 +192,7 @@ pub fn run_remote(config_root: &MlRoot, remote: &RemoteChannels) -> Result<Outco
         let _ = s3.delete(&model_uri);
         return Err(e.into());
     }
-    log::info!("uploaded {model_uri} and metrics.json");
+    tracing::info!("uploaded {model_uri} and metrics.json");
     Ok(outcome)
 }
 
@@ -218,7 +218,7 @@ pub fn fit_all(
             (train.select(&keep), v)
         }
     };
-    log::info!(
+    tracing::info!(
         "fitting on {} rows ({} frauds), validating on {} rows ({} frauds)",
         fit_set.len(),
         fit_set.n_fraud(),
@@ -318,7 +318,7 @@ pub fn fit_all(
         model.validation = Report::new(&val_scores, &valid.labels, model.threshold);
         model.evaluation =
             Report::new(&scores(&model, eval_set), &eval_set.labels, model.threshold);
-        log::info!(
+        tracing::info!(
             "{name}: fit in {fit_seconds:.2} s; validation AUPRC {:.4}; {eval_name} AUC-ROC {:.4} AUPRC {:.4}",
             model.validation.auprc,
             model.evaluation.auc_roc,
@@ -458,17 +458,18 @@ fn commit(root: &MlRoot, o: &Outcome) -> Result<(), TrainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::Rng;
+    use rand::{Rng as _, SeedableRng};
 
     /// Synthetic transactions: frauds shifted on a few features.
     pub(crate) fn synthetic(n: usize, seed: u64) -> Dataset {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::seed_from_u64(seed);
         let mut d = Dataset::default();
         for _ in 0..n {
-            let fraud = rng.next_f64() < 0.03;
+            let fraud = rng.random::<f64>() < 0.03;
             for j in 0..N_FEATURES {
                 let shift = if fraud && j % 7 == 0 { 2.0 } else { 0.0 };
-                d.features.push((rng.normal() + shift) as f32);
+                d.features.push((rng.sample::<f64, _>(rand_distr::StandardNormal) + shift) as f32);
             }
             d.labels.push(u8::from(fraud));
         }
