@@ -9,10 +9,10 @@ use ccfraud::model::forest::{Forest, ForestParams};
 use ccfraud::model::logistic::Logistic;
 use ccfraud::model::scaler::Scaler;
 use ccfraud::model::{Estimator, Model, TrainedModel};
-use ccfraud::Rng;
-use rand::{Rng as _, SeedableRng};
 use ccfraud::serve::request::{parse, Format};
+use ccfraud::Rng;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::{Rng as _, SeedableRng};
 use std::hint::black_box;
 
 fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
@@ -22,7 +22,10 @@ fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
     for _ in 0..n {
         let fraud = rng.random::<f64>() < 0.01;
         for j in 0..N_FEATURES {
-            x.push((rng.sample::<f64, _>(rand_distr::StandardNormal) + if fraud && j % 4 == 0 { 2.0 } else { 0.0 }) as f32);
+            x.push(
+                (rng.sample::<f64, _>(rand_distr::StandardNormal)
+                    + if fraud && j % 4 == 0 { 2.0 } else { 0.0 }) as f32,
+            );
         }
         y.push(u8::from(fraud));
     }

@@ -110,6 +110,29 @@ pub struct RemoteTrainArgs {
     pub output: Option<String>,
 }
 
+impl RemoteTrainArgs {
+    /// The typed training config: S3 channels when `--train` is given (clap
+    /// guarantees `--output` then), else the ml-root's own channels.
+    pub fn into_config(self, ml_root: PathBuf) -> Result<crate::train::Config, crate::s3::S3Error> {
+        use crate::s3::S3Uri;
+        let config_root = crate::sagemaker::MlRoot::new(ml_root);
+        let (Some(train), Some(output)) = (&self.train, &self.output) else {
+            return Ok(crate::train::Config::Local(config_root));
+        };
+        let mut channels = vec![("train".to_string(), S3Uri::parse(train)?)];
+        for (name, uri) in [("test", &self.test), ("validation", &self.validation)] {
+            if let Some(uri) = uri {
+                channels.push((name.to_string(), S3Uri::parse(uri)?));
+            }
+        }
+        Ok(crate::train::Config::Remote {
+            config_root,
+            channels,
+            output: S3Uri::parse(output)?,
+        })
+    }
+}
+
 /// Flags of `ccfraud serve`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -170,7 +193,10 @@ pub fn init_logging() -> Result<(), LogFilterError> {
 
 /// Parses a filter value; `None` or blank gives `info`.
 pub fn log_filter(value: Option<&str>) -> Result<tracing_subscriber::EnvFilter, LogFilterError> {
-    let value = value.map(str::trim).filter(|v| !v.is_empty()).unwrap_or("info");
+    let value = value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("info");
     tracing_subscriber::EnvFilter::builder()
         .parse(value)
         .map_err(|source| LogFilterError {
@@ -205,7 +231,12 @@ mod tests {
 
     #[test]
     fn log_filters_parse_or_fail_loudly() {
-        for ok in [None, Some(""), Some("debug"), Some("ccfraud=debug,aws=warn")] {
+        for ok in [
+            None,
+            Some(""),
+            Some("debug"),
+            Some("ccfraud=debug,aws=warn"),
+        ] {
             assert!(log_filter(ok).is_ok(), "{ok:?}");
         }
         let e = log_filter(Some("ccfraud=loud")).unwrap_err().to_string();

@@ -42,6 +42,21 @@ pub fn partial_path(dest: &std::path::Path) -> std::path::PathBuf {
     dest.with_file_name(format!(".{name}.partial"))
 }
 
+/// A relative path made only of normal components (no root, no `..`), or
+/// None: where an archive entry or an S3 key may be written.
+pub fn safe_relative(p: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
 /// Cores this process may use, read once: the lookup reads cgroup files,
 /// far too slow to repeat on a request path.
 pub fn cores() -> usize {

@@ -1,7 +1,8 @@
 //! Amazon S3 at the edges, for running outside SageMaker (ECS, Kubernetes, a
 //! laptop) where nothing downloads data or unpacks the model for us:
 //! `upload-data` (the lab's step 1), `train --train/--test/--output s3://…`,
-//! and `serve --model-uri`. Also `model.tar.gz` packing and safe unpacking.
+//! and `serve --model-uri`. Transport only: what the objects hold (the
+//! model archive, its files) is `crate::sagemaker`'s business.
 //!
 //! Credentials and region come from the standard AWS chain (env, profile,
 //! container/instance roles; region falls back to `us-east-1`).
@@ -17,15 +18,15 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use std::io::{IsTerminal, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 
 /// Files above this size are uploaded in parts.
 pub const MULTIPART_THRESHOLD: u64 = 16 * 1024 * 1024;
 /// Size of each part of a multipart upload.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// Why an S3 transfer or a model archive failed.
+/// Why an S3 transfer failed.
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
     #[error("'{0}' is not an s3://bucket/key URI")]
@@ -42,8 +43,6 @@ pub enum S3Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("model archive {archive}: {reason}")]
-    Archive { archive: String, reason: String },
 }
 
 type Result<T, E = S3Error> = std::result::Result<T, E>;
@@ -250,13 +249,12 @@ impl S3 {
         // Local paths are the keys relative to the URI's last `/`.
         let base = uri.key.rfind('/').map_or("", |i| &uri.key[..i + 1]);
         for key in &keys {
-            let rel = safe_relative(key.strip_prefix(base).unwrap_or(key)).ok_or_else(|| {
-                S3Error::Request {
+            let rel = crate::safe_relative(Path::new(key.strip_prefix(base).unwrap_or(key)))
+                .ok_or_else(|| S3Error::Request {
                     op: "download",
                     uri: format!("s3://{}/{key}", uri.bucket),
                     reason: "key does not map to a safe local path".into(),
-                }
-            })?;
+                })?;
             let dest = dir.join(rel);
             let obj = S3Uri {
                 bucket: uri.bucket.clone(),
@@ -439,37 +437,6 @@ pub fn upload_data(from: &Path, dest: &S3Uri) -> Result<Vec<S3Uri>> {
     Ok(done)
 }
 
-/// Fetches `model.tar.gz` from S3 or a local path and unpacks it into a new
-/// temporary folder; returns the folder (kept alive by the guard) and the
-/// directory holding the model files.
-pub fn fetch_model(uri: &str) -> Result<(TempDir, PathBuf)> {
-    let bytes = if uri.starts_with("s3://") {
-        S3::connect()?.get(&S3Uri::parse(uri)?)?
-    } else {
-        fs_err::read(uri).map_err(|e| S3Error::Archive {
-            archive: uri.to_string(),
-            reason: e.to_string(),
-        })?
-    };
-    let tmp = TempDir::new("ccfraud-model")?;
-    let dir = unpack_model(uri, &bytes, &tmp.path().join("model"))?;
-    Ok((tmp, dir))
-}
-
-/// A relative path made only of normal components, or None.
-fn safe_relative(p: &str) -> Option<PathBuf> {
-    let path = Path::new(p);
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    (!out.as_os_str().is_empty()).then_some(out)
-}
-
 /// Writes a file under a temporary name, then renames it into place.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
@@ -480,126 +447,6 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io_err(dest))
-}
-
-/// Packs the regular files of a model folder into `model.tar.gz` bytes, at
-/// the archive's root (the layout SageMaker produces). Hidden files skipped.
-pub fn pack_model(dir: &Path) -> Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    let mut names: Vec<_> = fs_err::read_dir(dir)
-        .map_err(io_err(dir))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    for name in names {
-        let path = dir.join(&name);
-        tar.append_path_with_name(&path, &name)
-            .map_err(io_err(&path))?;
-    }
-    let gz = tar.into_inner().map_err(io_err(dir))?;
-    gz.finish().map_err(io_err(dir))
-}
-
-/// Unpacks `model.tar.gz` bytes into `dest` (which must not exist yet),
-/// refusing absolute paths, `..`, links and special files. When the model is
-/// inside one nested folder, returns that folder. Returns the folder holding
-/// the files.
-pub fn unpack_model(archive_name: &str, bytes: &[u8], dest: &Path) -> Result<PathBuf> {
-    let bad = |reason: String| S3Error::Archive {
-        archive: archive_name.to_string(),
-        reason,
-    };
-    let tmp = dest.with_extension("unpacking");
-    let _ = std::fs::remove_dir_all(&tmp);
-    fs_err::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    let result = (|| {
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-        let entries = ar
-            .entries()
-            .map_err(|e| bad(format!("not a tar.gz archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| bad(format!("corrupt archive: {e}")))?;
-            let path = entry
-                .path()
-                .map_err(|e| bad(format!("bad entry name: {e}")))?
-                .into_owned();
-            let shown = path.display().to_string();
-            let rel = safe_relative(&shown)
-                .ok_or_else(|| bad(format!("entry '{shown}' escapes the model folder")));
-            let kind = entry.header().entry_type();
-            if kind.is_dir() {
-                if let Ok(rel) = rel {
-                    fs_err::create_dir_all(tmp.join(rel)).map_err(io_err(&tmp))?;
-                }
-                continue;
-            }
-            let rel = rel?;
-            if !kind.is_file() {
-                return Err(bad(format!(
-                    "entry '{shown}' is a link or special file, refused"
-                )));
-            }
-            let out = tmp.join(&rel);
-            if let Some(parent) = out.parent() {
-                fs_err::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            let mut data = Vec::new();
-            entry
-                .read_to_end(&mut data)
-                .map_err(|e| bad(format!("corrupt archive: {e}")))?;
-            let mut f = fs_err::File::create(&out).map_err(io_err(&out))?;
-            f.write_all(&data).map_err(io_err(&out))?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    fs_err::rename(&tmp, dest).map_err(io_err(dest))?;
-    // A model packed as `folder/ccfraud-model.json` is served from `folder`.
-    let artifact = crate::model::ARTIFACT_FILE;
-    if !dest.join(artifact).is_file() {
-        let subdirs: Vec<PathBuf> = fs_err::read_dir(dest)
-            .map_err(io_err(dest))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        if let [only] = subdirs.as_slice() {
-            if only.join(artifact).is_file() {
-                return Ok(only.clone());
-            }
-        }
-    }
-    Ok(dest.to_owned())
-}
-
-/// A folder under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Result<TempDir> {
-        let base = std::env::temp_dir();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let p = base.join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        fs_err::create_dir_all(&p).map_err(io_err(&p))?;
-        Ok(TempDir(p))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[cfg(test)]
@@ -622,72 +469,5 @@ mod tests {
         for bad in ["http://x/y", "s3://", "s3:///key", "bucket/key"] {
             assert!(S3Uri::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    fn tar_gz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (name, kind, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(*kind);
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            if *kind == tar::EntryType::Symlink {
-                h.set_link_name("/etc/passwd").unwrap();
-            }
-            // bypass the builder's own path checks to forge hostile names
-            let raw = h.as_old_mut();
-            raw.name[..name.len()].copy_from_slice(name.as_bytes());
-            h.set_cksum();
-            b.append(&h, *data).unwrap();
-        }
-        b.into_inner().unwrap().finish().unwrap()
-    }
-
-    #[test]
-    fn pack_unpack_round_trip_and_nested_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("model");
-        std::fs::create_dir(&model).unwrap();
-        std::fs::write(model.join("ccfraud-model.json"), b"artifact").unwrap();
-        std::fs::write(model.join("metrics.json"), b"{}").unwrap();
-        std::fs::write(model.join(".x.partial"), b"skip").unwrap();
-        let bytes = pack_model(&model).unwrap();
-        let out = unpack_model("m.tar.gz", &bytes, &dir.path().join("out")).unwrap();
-        assert_eq!(
-            std::fs::read(out.join("ccfraud-model.json")).unwrap(),
-            b"artifact"
-        );
-        assert!(!out.join(".x.partial").exists());
-
-        let nested = tar_gz(&[
-            ("inner/", tar::EntryType::Directory, b""),
-            ("inner/ccfraud-model.json", tar::EntryType::Regular, b"a"),
-        ]);
-        let out = unpack_model("n.tar.gz", &nested, &dir.path().join("nested")).unwrap();
-        assert!(out.ends_with("inner"));
-    }
-
-    #[test]
-    fn hostile_archives_are_refused_and_leave_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, kind) in [
-            ("../evil.json", tar::EntryType::Regular),
-            ("/abs.json", tar::EntryType::Regular),
-            ("a/../../evil", tar::EntryType::Regular),
-            ("link", tar::EntryType::Symlink),
-        ] {
-            let bytes = tar_gz(&[(name, kind, b"x")]);
-            let dest = dir.path().join("dest");
-            let e = unpack_model("bad.tar.gz", &bytes, &dest)
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("escapes") || e.contains("link"), "{name}: {e}");
-            assert!(!dest.exists() && !dest.with_extension("unpacking").exists());
-        }
-        let e = unpack_model("junk.tar.gz", b"not gzip at all", &dir.path().join("d")).unwrap_err();
-        assert!(e.to_string().contains("junk.tar.gz"), "{e}");
     }
 }

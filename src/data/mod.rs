@@ -71,6 +71,10 @@ impl Dataset {
 
     /// Appends another data set's rows.
     pub fn extend(&mut self, other: Dataset) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
         self.features.extend_from_slice(&other.features);
         self.labels.extend_from_slice(&other.labels);
     }
@@ -93,27 +97,52 @@ impl Dataset {
 /// and column (1-based).
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{path}: {source}")]
+    /// `source` comes from `fs_err`, which names the path.
+    #[error("{source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}:{line}:{column}: {reason}")]
+    #[error("{path}: corrupt gzip data: {source}")]
+    Gzip {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {problem}")]
     Row {
         path: PathBuf,
         line: usize,
         column: usize,
-        reason: String,
+        problem: csv::Problem,
     },
-    #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
-    #[error("channel '{channel}' ({path}): {reason}")]
+    #[error("{path}: no data rows after the header")]
+    NoRows { path: PathBuf },
+    #[error("channel '{channel}': {source}")]
+    Walk {
+        channel: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("channel '{channel}' ({path}): {why}")]
     Channel {
         channel: String,
         path: PathBuf,
-        reason: String,
+        why: ChannelProblem,
     },
+}
+
+/// Why a channel holds nothing to learn from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelProblem {
+    #[error("no data files")]
+    NoFiles,
+    #[error("{files} file(s) but no transactions")]
+    NoRows { files: usize },
+    #[error("{rows} transactions but no fraud (Class=1) among them: nothing to learn or evaluate")]
+    NoFraud { rows: usize },
 }
 
 /// Result alias for data loading.

@@ -4,9 +4,11 @@
 //! `Amount` is standardized with the lab's constants and written in shortest
 //! round-trip form, so output is deterministic and byte-identical across runs.
 
-use super::csv::{parse_number, read_bytes};
+use super::csv::{
+    column_count, parse_number, read_bytes, records, Layout, Problem, Role, RowError, Shown,
+};
 use super::split::time_split_point;
-use super::{standardize_amount, DataError, Result, FEATURE_NAMES, N_FEATURES};
+use super::{standardize_amount, DataError, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -25,74 +27,34 @@ pub struct Prepared {
 /// Files appear atomically (written under a temporary name, then renamed).
 pub fn prepare(input: &Path, out_dir: &Path) -> Result<Prepared> {
     let bytes = read_bytes(input)?;
-    let mut lines = bytes.split(|&b| b == b'\n').enumerate();
-    let (_, header) = lines.next().ok_or_else(|| DataError::File {
+    let row_err = |e: RowError| DataError::Row {
         path: input.to_owned(),
-        reason: "empty file".into(),
-    })?;
-    let cols = header_columns(input, trim_cr(header))?;
-    let n_cols = header.split(|&b| b == b',').count();
-
+        line: e.line,
+        column: e.column,
+        problem: e.problem,
+    };
+    // The first line is the header; its columns are mapped by the one
+    // layout rule every reader uses.
+    let mut layout = None;
     // Each output row, as text, with its label.
     let mut rows: Vec<(Vec<u8>, u8)> = Vec::with_capacity(bytes.len() / 500);
-    for (i, line) in lines {
-        let line = trim_cr(line);
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
+    records(&bytes, |rec| match &layout {
+        None => {
+            layout = Some(Layout::from_header(rec)?);
+            Ok(())
         }
-        let row_err = |column: usize, reason: String| DataError::Row {
-            path: input.to_owned(),
-            line: i + 1,
-            column,
-            reason,
-        };
-        let fields: Vec<&[u8]> = line.split(|&b| b == b',').collect();
-        if fields.len() != n_cols {
-            return Err(row_err(
-                fields.len().min(n_cols) + 1,
-                format!("expected {n_cols} columns, found {}", fields.len()),
-            ));
-        }
-        let mut out = Vec::with_capacity(line.len());
-        for &c in cols.iter().take(N_FEATURES - 1) {
-            parse_number(fields[c]).map_err(|r| row_err(c + 1, r))?;
-            out.extend_from_slice(unquote(fields[c]));
-            out.push(b',');
-        }
-        let amount_col = cols[N_FEATURES - 1];
-        let amount = parse_number(fields[amount_col]).map_err(|r| row_err(amount_col + 1, r))?;
-        write!(out, "{},", standardize_amount(amount)).map_err(|e| DataError::File {
-            path: input.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let class_col = cols[N_FEATURES];
-        let label = match parse_number(fields[class_col]).map_err(|r| row_err(class_col + 1, r))? {
-            0.0 => 0u8,
-            1.0 => 1u8,
-            _ => {
-                return Err(row_err(
-                    class_col + 1,
-                    format!(
-                        "label must be 0 or 1, found '{}'",
-                        String::from_utf8_lossy(fields[class_col])
-                    ),
-                ))
-            }
-        };
-        out.push(b'0' + label);
-        out.push(b'\n');
-        rows.push((out, label));
-    }
+        Some(layout) => lab_row(layout, rec).map(|row| rows.push(row)),
+    })
+    .map_err(row_err)?;
     if rows.is_empty() {
-        return Err(DataError::File {
+        return Err(DataError::NoRows {
             path: input.to_owned(),
-            reason: "no data rows after the header".into(),
         });
     }
     let split = time_split_point(rows.len());
-    let io = |path: &Path, e: std::io::Error| DataError::Io {
+    let io = |path: &Path, source: std::io::Error| DataError::Io {
         path: path.to_owned(),
-        source: e,
+        source,
     };
     fs_err::create_dir_all(out_dir).map_err(|e| io(out_dir, e))?;
     let train_path = out_dir.join("train_data.csv");
@@ -110,6 +72,45 @@ pub fn prepare(input: &Path, out_dir: &Path) -> Result<Prepared> {
     })
 }
 
+/// One input record → one lab-format line: features in model order (copied
+/// byte for byte, `Amount` standardized in shortest round-trip form), then
+/// the label.
+fn lab_row(
+    layout: &Layout,
+    rec: &csv::ByteRecord,
+) -> std::result::Result<(Vec<u8>, u8), (usize, Problem)> {
+    let roles = layout.roles();
+    let mut fields: [Option<std::borrow::Cow<'_, [u8]>>; super::N_FEATURES] = Default::default();
+    let mut label = None;
+    for (col, (role, field)) in roles.iter().zip(rec.iter()).enumerate() {
+        if *role == Role::Skip {
+            continue;
+        }
+        let v = parse_number(field).map_err(|p| (col + 1, p))?;
+        match *role {
+            Role::Feature(j) => fields[j] = Some(unquote(field).into()),
+            Role::RawAmount => {
+                let std = standardize_amount(v).to_string().into_bytes();
+                fields[super::N_FEATURES - 1] = Some(std.into());
+            }
+            Role::Label if v == 0.0 || v == 1.0 => label = Some(u8::from(v == 1.0)),
+            Role::Label => return Err((col + 1, Problem::Label(Shown::new(field)))),
+            Role::Skip => {}
+        }
+    }
+    column_count(roles.len(), rec.len())?;
+    // from_header guarantees every feature and the label appear once.
+    let label = label.ok_or((roles.len(), Problem::MissingColumn("Class")))?;
+    let mut out = Vec::with_capacity(rec.as_slice().len() + 32);
+    for f in fields.iter().flatten() {
+        out.extend_from_slice(f);
+        out.push(b',');
+    }
+    out.push(b'0' + label);
+    out.push(b'\n');
+    Ok((out, label))
+}
+
 fn write_atomic(path: &Path, rows: &[(Vec<u8>, u8)]) -> std::io::Result<()> {
     let tmp = crate::partial_path(path);
     let result = (|| {
@@ -121,13 +122,9 @@ fn write_atomic(path: &Path, rows: &[(Vec<u8>, u8)]) -> std::io::Result<()> {
         fs_err::rename(&tmp, path)
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     result
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn unquote(f: &[u8]) -> &[u8] {
@@ -136,32 +133,6 @@ fn unquote(f: &[u8]) -> &[u8] {
         [b'"', inner @ .., b'"'] => inner.trim_ascii(),
         _ => f,
     }
-}
-
-/// Input column index of `V1`..`V28`, `Amount`, `Class` (in that order).
-fn header_columns(path: &Path, header: &[u8]) -> Result<[usize; N_FEATURES + 1]> {
-    let names: Vec<String> = String::from_utf8_lossy(header)
-        .split(',')
-        .map(|s| s.trim().trim_matches('"').trim().to_string())
-        .collect();
-    let mut cols = [0usize; N_FEATURES + 1];
-    let wanted = FEATURE_NAMES[..N_FEATURES - 1]
-        .iter()
-        .copied()
-        .chain(["Amount", "Class"]);
-    for (k, name) in wanted.enumerate() {
-        cols[k] = names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| DataError::File {
-                path: path.to_owned(),
-                reason: format!(
-                    "not the Kaggle format: the header has no '{name}' column (found: {})",
-                    names.join(",")
-                ),
-            })?;
-    }
-    Ok(cols)
 }
 
 #[cfg(test)]
@@ -209,7 +180,10 @@ mod tests {
         let input = dir.path().join("x.csv");
         std::fs::write(&input, "a,b\n1,2\n").unwrap();
         let e = prepare(&input, dir.path()).unwrap_err().to_string();
-        assert!(e.contains("no 'V1' column"), "{e}");
+        assert!(e.contains("x.csv:1:1: unknown column 'a'"), "{e}");
+        std::fs::write(&input, "V1,Class\n").unwrap();
+        let e = prepare(&input, dir.path()).unwrap_err().to_string();
+        assert!(e.contains("header has no 'V2' column"), "{e}");
         let bad = kaggle(3).replacen(",1.00,", ",oops,", 1);
         std::fs::write(&input, bad).unwrap();
         let e = prepare(&input, dir.path()).unwrap_err().to_string();

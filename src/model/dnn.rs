@@ -7,9 +7,9 @@
 
 use super::ModelError;
 use crate::Rng;
-use rand::{Rng as _, SeedableRng};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use rand::{Rng as _, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 /// Widest hidden layer the single-row path supports on the stack.
@@ -125,6 +125,28 @@ impl TryFrom<MlpRepr> for Mlp {
 #[inline]
 fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
+}
+
+impl super::Model for Mlp {
+    fn n_features(&self) -> usize {
+        self.n_inputs()
+    }
+
+    /// One row at a time for small batches (no allocation), matrix
+    /// products for larger ones.
+    fn predict_proba(&self, rows: &[f32], out: &mut [f32]) {
+        let d = self.n_inputs();
+        if out.len() < 32 {
+            for (r, o) in rows.chunks_exact(d).zip(out.iter_mut()) {
+                *o = self.predict_row(r);
+            }
+            return;
+        }
+        match ArrayView2::from_shape((out.len(), d), rows) {
+            Ok(view) => self.predict(view, out),
+            Err(_) => out.fill(f32::NAN),
+        }
+    }
 }
 
 impl Mlp {

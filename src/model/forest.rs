@@ -10,13 +10,12 @@
 use super::ModelError;
 use crate::Rng;
 use rand::{Rng as _, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use smartcore::ensemble::random_forest_classifier::{
     RandomForestClassifier, RandomForestClassifierParameters,
 };
 use smartcore::linalg::basic::matrix::DenseMatrix;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// Checked forest settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +29,6 @@ pub struct ForestParams {
 }
 
 /// Trees of one group, tagged with the group's index.
-type GroupResult = (usize, Result<Vec<Tree>, ModelError>);
 
 /// Trees grown per undersample.
 const GROUP: usize = 5;
@@ -82,7 +80,7 @@ impl Tree {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "ForestRepr", into = "ForestRepr")]
 pub struct Forest {
-    pub trees: Vec<Tree>,
+    trees: Vec<Tree>,
     flat: Vec<Flat>,
     roots: Vec<u32>,
 }
@@ -128,6 +126,26 @@ fn round_down(t: f64) -> f32 {
         f.next_down()
     } else {
         f
+    }
+}
+
+impl super::Model for Forest {
+    /// The highest feature any split reads, plus one: rows may be wider.
+    fn n_features(&self) -> usize {
+        self.trees
+            .iter()
+            .flat_map(|t| &t.nodes)
+            .filter(|n| n.left != 0)
+            .map(|n| usize::from(n.feature) + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The row stride is `rows.len() / out.len()`.
+    fn predict_proba(&self, rows: &[f32], out: &mut [f32]) {
+        if !out.is_empty() {
+            self.predict_batch(rows, rows.len() / out.len(), out);
+        }
     }
 }
 
@@ -238,7 +256,8 @@ impl Forest {
         }
     }
 
-    /// Grows the forest. `stop` is polled between groups of trees.
+    /// Grows the forest, groups of trees in parallel on rayon's pool.
+    /// `stop` is polled before each group.
     pub fn fit(
         p: &ForestParams,
         x: &[f32],
@@ -247,32 +266,21 @@ impl Forest {
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<Forest, ModelError> {
         let n_groups = p.n_trees.div_ceil(GROUP);
-        let next = AtomicUsize::new(0);
-        let out: Mutex<Vec<GroupResult>> = Mutex::new(Vec::new());
-        let threads = crate::cores().min(n_groups);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| loop {
-                    let g = next.fetch_add(1, Ordering::Relaxed);
-                    if g >= n_groups || stop() {
-                        return;
-                    }
-                    let trees = (p.n_trees - g * GROUP).min(GROUP);
-                    let r = fit_group(p, x, y, d, g, trees);
-                    out.lock().unwrap_or_else(|e| e.into_inner()).push((g, r));
-                });
-            }
-        });
-        if stop() {
-            return Err(ModelError::Interrupted);
-        }
-        let mut groups = out.into_inner().unwrap_or_else(|e| e.into_inner());
-        groups.sort_by_key(|(g, _)| *g);
-        let mut trees = Vec::with_capacity(p.n_trees);
-        for (_, r) in groups {
-            trees.extend(r?);
-        }
-        Forest::new(trees)
+        let groups: Vec<Vec<Tree>> = (0..n_groups)
+            .into_par_iter()
+            .map(|g| {
+                if stop() {
+                    return Err(ModelError::Interrupted);
+                }
+                fit_group(p, x, y, d, g, (p.n_trees - g * GROUP).min(GROUP))
+            })
+            .collect::<Result<_, _>>()?;
+        Forest::new(groups.into_iter().flatten().collect())
+    }
+
+    /// The trees, in order.
+    pub fn trees(&self) -> &[Tree] {
+        &self.trees
     }
 
     /// Fraud probability of one raw row.
@@ -280,25 +288,6 @@ impl Forest {
     pub fn predict_row(&self, x: &[f32]) -> f32 {
         let sum: f32 = self.roots.iter().map(|&r| self.walk(r, x)).sum();
         sum / self.roots.len() as f32
-    }
-
-    /// Checks what [`Forest::new`] cannot know: every split's feature exists
-    /// among the model's `d` inputs. (Links, leaves and emptiness are checked
-    /// when the forest is built.)
-    pub(crate) fn check(&self, d: usize) -> Result<(), ModelError> {
-        for (ti, t) in self.trees.iter().enumerate() {
-            if let Some(i) = t
-                .nodes
-                .iter()
-                .position(|n| n.left != 0 && n.feature as usize >= d)
-            {
-                return Err(ModelError::Invalid(format!(
-                    "forest: tree {ti} node {i}: splits on feature {} of {d}",
-                    t.nodes[i].feature
-                )));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -429,8 +418,13 @@ mod tests {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for _ in 0..3000 {
             let fraud = rng.random::<f64>() < 0.05;
-            let a = rng.sample::<f64, _>(rand_distr::StandardNormal) as f32 + if fraud { 2.5 } else { 0.0 };
-            x.extend([a, rng.sample::<f64, _>(rand_distr::StandardNormal) as f32, rng.sample::<f64, _>(rand_distr::StandardNormal) as f32]);
+            let a = rng.sample::<f64, _>(rand_distr::StandardNormal) as f32
+                + if fraud { 2.5 } else { 0.0 };
+            x.extend([
+                a,
+                rng.sample::<f64, _>(rand_distr::StandardNormal) as f32,
+                rng.sample::<f64, _>(rand_distr::StandardNormal) as f32,
+            ]);
             y.push(u8::from(fraud));
         }
         let p = ForestParams {
@@ -441,8 +435,8 @@ mod tests {
             seed: 3,
         };
         let f = Forest::fit(&p, &x, &y, 3, &|| false).unwrap();
-        assert_eq!(f.trees.len(), 12);
-        f.check(3).unwrap();
+        assert_eq!(f.trees().len(), 12);
+        assert!(super::super::Model::n_features(&f) <= 3);
         let s: Vec<f32> = x.chunks(3).map(|r| f.predict_row(r)).collect();
         assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
         let auc = crate::metrics::auc_roc(&s, &y);
@@ -454,8 +448,12 @@ mod tests {
         assert!(distinct.len() > 50, "{}", distinct.len());
         // the flattened walk decides exactly as the f64 tree walk
         for r in x.chunks(3) {
-            let slow: f32 =
-                f.trees.iter().map(|t| t.nodes[t.leaf(r)].prob).sum::<f32>() / f.trees.len() as f32;
+            let slow: f32 = f
+                .trees()
+                .iter()
+                .map(|t| t.nodes[t.leaf(r)].prob)
+                .sum::<f32>()
+                / f.trees().len() as f32;
             assert_eq!(f.predict_row(r), slow);
         }
         let mut batch = vec![0f32; y.len()];

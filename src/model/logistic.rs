@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 /// A fitted logistic model over scaled features: `p = sigmoid(w·x + b)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Logistic {
-    pub weights: Vec<f32>,
-    pub intercept: f32,
+    weights: Vec<f32>,
+    intercept: f32,
 }
 
 /// Checked logistic-regression settings.
@@ -24,7 +24,35 @@ pub struct LogisticParams {
     pub max_iterations: u64,
 }
 
+impl super::Model for Logistic {
+    fn n_features(&self) -> usize {
+        self.weights.len()
+    }
+
+    fn predict_proba(&self, rows: &[f32], out: &mut [f32]) {
+        for (r, o) in rows.chunks_exact(self.weights.len()).zip(out.iter_mut()) {
+            *o = self.predict_row(r);
+        }
+    }
+}
+
 impl Logistic {
+    /// A model from its weights (one a feature) and intercept, all finite.
+    pub fn new(weights: Vec<f32>, intercept: f32) -> Result<Logistic, ModelError> {
+        let m = Logistic { weights, intercept };
+        m.check(m.weights.len())?;
+        Ok(m)
+    }
+
+    /// Weights over scaled features.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    pub fn intercept(&self) -> f32 {
+        self.intercept
+    }
+
     /// Fits on scaled row-major features (`d` columns) and 0/1 labels.
     pub fn fit(p: &LogisticParams, x: &[f32], y: &[u8], d: usize) -> Result<Logistic, ModelError> {
         let n = y.len();

@@ -20,9 +20,10 @@ pub mod scaler;
 
 use crate::data::{AMOUNT_MEAN, AMOUNT_STD, FEATURE_NAMES, N_FEATURES};
 use crate::metrics::Report;
+use rayon::prelude::*;
 use scaler::Scaler;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Artifact file name inside the model folder.
 pub const ARTIFACT_FILE: &str = "ccfraud-model.json";
@@ -31,19 +32,83 @@ pub const FORMAT: &str = "ccfraud-model";
 /// Artifact format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// The kinds of model ccfraud trains; their names in hyperparameters, flags
+/// and the artifact are the lowercase variant names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Dnn,
+    Logistic,
+    Forest,
+}
+
+impl ModelKind {
+    /// Every kind, in training order.
+    pub const ALL: [ModelKind; 3] = [ModelKind::Dnn, ModelKind::Logistic, ModelKind::Forest];
+
+    /// The kind's name (`dnn`, `logistic`, `forest`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Dnn => "dnn",
+            ModelKind::Logistic => "logistic",
+            ModelKind::Forest => "forest",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a [`ModelKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model '{0}' (expected dnn, logistic or forest)")]
+pub struct UnknownKind(pub String);
+
+impl std::str::FromStr for ModelKind {
+    type Err = UnknownKind;
+    fn from_str(s: &str) -> Result<ModelKind, UnknownKind> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// Which data set a model's evaluation report is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluatedOn {
+    /// The `test` channel.
+    Test,
+    /// The validation holdout (no test channel was given).
+    Validation,
+}
+
+impl std::fmt::Display for EvaluatedOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EvaluatedOn::Test => "test",
+            EvaluatedOn::Validation => "validation",
+        })
+    }
+}
+
 /// Why a model could not be fitted, saved or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
+    /// `source` comes from `fs_err`, which names the path.
+    #[error("{source}")]
     Io {
-        path: String,
-        #[source]
+        #[from]
         source: std::io::Error,
     },
-    #[error("{path}: not a ccfraud model artifact: {reason}")]
-    Corrupt { path: String, reason: String },
+    #[error("{path}: not a ccfraud model artifact: {problem}")]
+    Corrupt { path: PathBuf, problem: Corruption },
     #[error("{path}: artifact format version {found}, this build reads version {FORMAT_VERSION}; retrain or use a matching ccfraud")]
-    Version { path: String, found: u32 },
+    Version { path: PathBuf, found: u32 },
     #[error("invalid model: {0}")]
     Invalid(String),
     #[error("fit failed: {0}")]
@@ -54,12 +119,31 @@ pub enum ModelError {
     UnknownModel { wanted: String, available: String },
 }
 
-/// What serving needs from a model: fraud probabilities for a batch.
+/// What is wrong with an artifact file's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    #[error("no header line")]
+    NoHeader,
+    #[error("bad header: {0}")]
+    Header(#[source] serde_json::Error),
+    #[error("format is '{0}', expected '{FORMAT}'")]
+    Format(String),
+    #[error("payload is {found} bytes, header says {expected} (truncated or modified)")]
+    Size { found: usize, expected: usize },
+    #[error("CRC-32 {found} does not match the header's {expected}")]
+    Crc { found: String, expected: String },
+    #[error("bad payload: {0}")]
+    Payload(#[source] serde_json::Error),
+}
+
+/// A fitted estimator: fraud probabilities for a batch. Implemented by each
+/// estimator (on the inputs it was fitted on) and by [`TrainedModel`] (on
+/// raw rows as the lab sends them, scaling included).
 pub trait Model: Send + Sync {
-    /// Features each row must have.
+    /// Features each row has.
     fn n_features(&self) -> usize;
-    /// Fraud probability of each row of `rows` (row-major, raw features as
-    /// the lab sends them), written to `out` (`out.len()` rows).
+    /// Fraud probability of each row of `rows` (row-major,
+    /// `n_features()` values a row), written to `out` (`out.len()` rows).
     fn predict_proba(&self, rows: &[f32], out: &mut [f32]);
 }
 
@@ -72,16 +156,28 @@ pub enum Estimator {
     Forest(forest::Forest),
 }
 
-/// One trained model with everything needed to score and explain it.
+impl Estimator {
+    /// The kind of model this estimator is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Estimator::Dnn(_) => ModelKind::Dnn,
+            Estimator::Logistic(_) => ModelKind::Logistic,
+            Estimator::Forest(_) => ModelKind::Forest,
+        }
+    }
+
+    fn model(&self) -> &dyn Model {
+        match self {
+            Estimator::Dnn(m) => m,
+            Estimator::Logistic(m) => m,
+            Estimator::Forest(m) => m,
+        }
+    }
+}
+
+/// How a model was fitted and how it scored: kept with it in the artifact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainedModel {
-    /// `dnn`, `logistic` or `forest`.
-    pub name: String,
-    /// Decision threshold on the fraud probability.
-    pub threshold: f64,
-    /// Standardization applied before the estimator (none for the forest).
-    pub scaler: Option<Scaler>,
-    pub estimator: Estimator,
+pub struct Provenance {
     /// Hyperparameters it was trained with.
     pub params: serde_json::Value,
     pub fit_seconds: f64,
@@ -89,50 +185,133 @@ pub struct TrainedModel {
     pub validation: Report,
     /// Metrics on the test channel, or on the holdout when there is none.
     pub evaluation: Report,
-    /// `test` or `validation`: which set `evaluation` is on.
-    pub evaluated_on: String,
+    /// Which set `evaluation` is on.
+    pub evaluated_on: EvaluatedOn,
+}
+
+/// One trained model with everything needed to score it: built only by
+/// [`TrainedModel::new`] or by loading a verified artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainedModel {
+    #[serde(rename = "name")]
+    kind: ModelKind,
+    /// Decision threshold on the fraud probability.
+    threshold: f64,
+    /// Standardization applied before the estimator (none for the forest).
+    scaler: Option<Scaler>,
+    estimator: Estimator,
+    #[serde(flatten)]
+    provenance: Provenance,
 }
 
 impl TrainedModel {
+    /// A checked model: shapes fit the schema, the threshold is in [0, 1].
+    pub fn new(
+        threshold: f64,
+        scaler: Option<Scaler>,
+        estimator: Estimator,
+        provenance: Provenance,
+    ) -> Result<TrainedModel, ModelError> {
+        let m = TrainedModel {
+            kind: estimator.kind(),
+            threshold,
+            scaler,
+            estimator,
+            provenance,
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    pub fn estimator(&self) -> &Estimator {
+        &self.estimator
+    }
+
+    pub fn scaler(&self) -> Option<&Scaler> {
+        self.scaler.as_ref()
+    }
+
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
     /// Fraud probability of one raw row, without allocating.
     #[inline]
     pub fn score_row(&self, row: &[f32]) -> f32 {
-        let mut buf = [0f32; N_FEATURES];
-        let x = match &self.scaler {
-            Some(s) => {
-                s.transform_row(row, &mut buf);
-                &buf[..]
-            }
-            None => row,
-        };
-        match &self.estimator {
-            Estimator::Dnn(m) => m.predict_row(x),
-            Estimator::Logistic(m) => m.predict_row(x),
-            Estimator::Forest(m) => m.predict_row(x),
-        }
+        let mut out = [0f32; 1];
+        self.predict_serial(row, &mut out);
+        out[0]
     }
 
     fn check(&self) -> Result<(), ModelError> {
+        if self.kind != self.estimator.kind() {
+            return Err(ModelError::Invalid(format!(
+                "model '{}' holds a {} estimator",
+                self.kind,
+                self.estimator.kind()
+            )));
+        }
         if let Some(s) = &self.scaler {
-            if s.len() != N_FEATURES || s.std.iter().any(|v| !v.is_finite() || *v <= 0.0) {
-                return Err(ModelError::Invalid(format!("{}: bad scaler", self.name)));
+            if s.len() != N_FEATURES || s.std().iter().any(|v| !v.is_finite() || *v <= 0.0) {
+                return Err(ModelError::Invalid(format!("{}: bad scaler", self.kind)));
             }
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(ModelError::Invalid(format!(
                 "{}: threshold {} outside [0, 1]",
-                self.name, self.threshold
+                self.kind, self.threshold
             )));
         }
-        match &self.estimator {
-            Estimator::Dnn(m) if m.n_inputs() != N_FEATURES => Err(ModelError::Invalid(format!(
-                "{}: network takes {} inputs, not {N_FEATURES}",
-                self.name,
-                m.n_inputs()
-            ))),
-            Estimator::Dnn(_) => Ok(()),
-            Estimator::Logistic(m) => m.check(N_FEATURES),
-            Estimator::Forest(m) => m.check(N_FEATURES),
+        if let Estimator::Logistic(m) = &self.estimator {
+            m.check(N_FEATURES)?;
+        }
+        let inputs = self.estimator.model().n_features();
+        let fits = match &self.estimator {
+            Estimator::Forest(_) => inputs <= N_FEATURES,
+            _ => inputs == N_FEATURES,
+        };
+        if !fits {
+            return Err(ModelError::Invalid(format!(
+                "{}: the estimator takes {inputs} inputs, the schema has {N_FEATURES}",
+                self.kind
+            )));
+        }
+        Ok(())
+    }
+
+    /// Scales (when the model has a scaler) and scores rows on this thread.
+    fn predict_serial(&self, rows: &[f32], out: &mut [f32]) {
+        let est = self.estimator.model();
+        let Some(s) = &self.scaler else {
+            return est.predict_proba(rows, out);
+        };
+        // Scale a bounded chunk at a time; a stack buffer for small batches.
+        const CHUNK: usize = 1024;
+        let mut small = [0f32; N_FEATURES * 4];
+        let mut large = Vec::new();
+        let buf: &mut [f32] = if rows.len() <= small.len() {
+            &mut small[..rows.len()]
+        } else {
+            large.resize(CHUNK.min(out.len()) * N_FEATURES, 0.0);
+            &mut large
+        };
+        for (rc, oc) in rows.chunks(CHUNK * N_FEATURES).zip(out.chunks_mut(CHUNK)) {
+            let b = &mut buf[..rc.len()];
+            for (r, o) in rc
+                .chunks_exact(N_FEATURES)
+                .zip(b.chunks_exact_mut(N_FEATURES))
+            {
+                s.transform_row(r, o);
+            }
+            est.predict_proba(b, oc);
         }
     }
 }
@@ -142,56 +321,17 @@ impl Model for TrainedModel {
         N_FEATURES
     }
 
+    /// Large batches are split over rayon's pool; small ones stay on the
+    /// calling thread.
     fn predict_proba(&self, rows: &[f32], out: &mut [f32]) {
-        // Large batches are split over all cores.
         const PARALLEL_ROWS: usize = 4096;
-        let n = out.len();
-        let threads = if n >= PARALLEL_ROWS {
-            crate::cores()
-        } else {
-            1
-        };
-        if threads > 1 {
-            let per = n.div_ceil(threads);
-            std::thread::scope(|s| {
-                for (rc, oc) in rows.chunks(per * N_FEATURES).zip(out.chunks_mut(per)) {
-                    s.spawn(move || self.predict_serial(rc, oc));
-                }
-            });
-            return;
+        if out.len() < PARALLEL_ROWS {
+            return self.predict_serial(rows, out);
         }
-        self.predict_serial(rows, out);
-    }
-}
-
-impl TrainedModel {
-    fn predict_serial(&self, rows: &[f32], out: &mut [f32]) {
-        let n = out.len();
-        match (&self.estimator, &self.scaler) {
-            (Estimator::Dnn(m), Some(s)) if n >= 32 => {
-                // Batched: scale a chunk, then matrix products.
-                const CHUNK: usize = 4096;
-                let mut buf = vec![0f32; CHUNK.min(n) * N_FEATURES];
-                for (rc, oc) in rows.chunks(CHUNK * N_FEATURES).zip(out.chunks_mut(CHUNK)) {
-                    let b = &mut buf[..rc.len()];
-                    for (r, o) in rc
-                        .chunks_exact(N_FEATURES)
-                        .zip(b.chunks_exact_mut(N_FEATURES))
-                    {
-                        s.transform_row(r, o);
-                    }
-                    let view = ndarray::ArrayView2::from_shape((oc.len(), N_FEATURES), b)
-                        .expect("chunk holds whole rows");
-                    m.predict(view, oc);
-                }
-            }
-            (Estimator::Forest(f), None) => f.predict_batch(rows, N_FEATURES, out),
-            _ => {
-                for (r, o) in rows.chunks_exact(N_FEATURES).zip(out.iter_mut()) {
-                    *o = self.score_row(r);
-                }
-            }
-        }
+        let per = out.len().div_ceil(rayon::current_num_threads());
+        rows.par_chunks(per * N_FEATURES)
+            .zip(out.par_chunks_mut(per))
+            .for_each(|(rc, oc)| self.predict_serial(rc, oc));
     }
 }
 
@@ -206,13 +346,13 @@ pub struct AmountScaling {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Artifact {
     /// ccfraud version that wrote it.
-    pub created_by: String,
+    created_by: String,
     /// Model inputs in order.
-    pub feature_names: Vec<String>,
-    pub amount_scaling: AmountScaling,
-    /// Name of the model served by default (best validation AUPRC).
-    pub default_model: String,
-    pub models: Vec<TrainedModel>,
+    feature_names: Vec<String>,
+    amount_scaling: AmountScaling,
+    /// The model served by default (best validation AUPRC).
+    default_model: ModelKind,
+    models: Vec<TrainedModel>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -224,9 +364,12 @@ struct Header {
 }
 
 impl Artifact {
-    /// A new artifact over `models` with `default_model` as the default.
-    pub fn new(models: Vec<TrainedModel>, default_model: String) -> Artifact {
-        Artifact {
+    /// A checked artifact over `models` with `default_model` as the default.
+    pub fn new(
+        models: Vec<TrainedModel>,
+        default_model: ModelKind,
+    ) -> Result<Artifact, ModelError> {
+        let a = Artifact {
             created_by: format!("ccfraud {}", env!("CARGO_PKG_VERSION")),
             feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
             amount_scaling: AmountScaling {
@@ -235,24 +378,50 @@ impl Artifact {
             },
             default_model,
             models,
-        }
+        };
+        a.check()?;
+        Ok(a)
     }
 
-    /// The model called `name`, or the default one.
-    pub fn model(&self, name: Option<&str>) -> Result<&TrainedModel, ModelError> {
-        let wanted = name.unwrap_or(&self.default_model);
+    /// The ccfraud version that wrote it.
+    pub fn created_by(&self) -> &str {
+        &self.created_by
+    }
+
+    /// The model served by default.
+    pub fn default_model(&self) -> ModelKind {
+        self.default_model
+    }
+
+    /// Every model, in training order.
+    pub fn models(&self) -> &[TrainedModel] {
+        &self.models
+    }
+
+    /// The model of kind `kind`, or the default one.
+    pub fn model(&self, kind: Option<ModelKind>) -> Result<&TrainedModel, ModelError> {
+        let wanted = kind.unwrap_or(self.default_model);
         self.models
             .iter()
-            .find(|m| m.name == wanted)
+            .find(|m| m.kind == wanted)
             .ok_or_else(|| ModelError::UnknownModel {
                 wanted: wanted.to_string(),
                 available: self
                     .models
                     .iter()
-                    .map(|m| m.name.as_str())
+                    .map(|m| m.kind.name())
                     .collect::<Vec<_>>()
                     .join(", "),
             })
+    }
+
+    /// Takes the model of kind `kind` (or the default one) out of the artifact.
+    pub fn into_model(self, kind: Option<ModelKind>) -> Result<TrainedModel, ModelError> {
+        let wanted = kind.unwrap_or(self.default_model);
+        let i = self.model(Some(wanted))?;
+        let i = self.models.iter().position(|m| std::ptr::eq(m, i));
+        let mut models = self.models;
+        Ok(models.swap_remove(i.unwrap_or(0)))
     }
 
     /// Serializes to the file format (header line + payload).
@@ -272,46 +441,42 @@ impl Artifact {
     }
 
     /// Parses and verifies file bytes; `path` names the file in errors.
-    pub fn from_bytes(path: &str, bytes: &[u8]) -> Result<Artifact, ModelError> {
-        let corrupt = |reason: String| ModelError::Corrupt {
-            path: path.to_string(),
-            reason,
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Artifact, ModelError> {
+        let corrupt = |problem| ModelError::Corrupt {
+            path: path.to_owned(),
+            problem,
         };
         let nl = bytes
             .iter()
             .position(|&b| b == b'\n')
-            .ok_or_else(|| corrupt("no header line".into()))?;
-        let header: Header = serde_json::from_slice(&bytes[..nl])
-            .map_err(|e| corrupt(format!("bad header: {e}")))?;
+            .ok_or_else(|| corrupt(Corruption::NoHeader))?;
+        let header: Header =
+            serde_json::from_slice(&bytes[..nl]).map_err(|e| corrupt(Corruption::Header(e)))?;
         if header.format != FORMAT {
-            return Err(corrupt(format!(
-                "format is '{}', expected '{FORMAT}'",
-                header.format
-            )));
+            return Err(corrupt(Corruption::Format(header.format)));
         }
         if header.format_version != FORMAT_VERSION {
             return Err(ModelError::Version {
-                path: path.to_string(),
+                path: path.to_owned(),
                 found: header.format_version,
             });
         }
         let payload = &bytes[nl + 1..];
         if payload.len() != header.payload_bytes {
-            return Err(corrupt(format!(
-                "payload is {} bytes, header says {} (truncated or modified)",
-                payload.len(),
-                header.payload_bytes
-            )));
+            return Err(corrupt(Corruption::Size {
+                found: payload.len(),
+                expected: header.payload_bytes,
+            }));
         }
         let crc = format!("{:08x}", crc32fast::hash(payload));
         if crc != header.payload_crc32 {
-            return Err(corrupt(format!(
-                "CRC-32 {crc} does not match the header's {}",
-                header.payload_crc32
-            )));
+            return Err(corrupt(Corruption::Crc {
+                found: crc,
+                expected: header.payload_crc32,
+            }));
         }
         let a: Artifact =
-            serde_json::from_slice(payload).map_err(|e| corrupt(format!("bad payload: {e}")))?;
+            serde_json::from_slice(payload).map_err(|e| corrupt(Corruption::Payload(e)))?;
         a.check()?;
         Ok(a)
     }
@@ -319,12 +484,8 @@ impl Artifact {
     /// Reads and verifies `dir/ccfraud-model.json`.
     pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
         let path = dir.join(ARTIFACT_FILE);
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
-            path: shown.clone(),
-            source,
-        })?;
-        Artifact::from_bytes(&shown, &bytes)
+        let bytes = fs_err::read(&path)?;
+        Artifact::from_bytes(&path, &bytes)
     }
 
     fn check(&self) -> Result<(), ModelError> {
@@ -354,41 +515,52 @@ pub(crate) mod tests {
     pub(crate) fn sample_artifact() -> Artifact {
         let report = Report::new(&[0.9, 0.1], &[1, 0], 0.5);
         let mut rng = Rng::seed_from_u64(9);
-        let x: Vec<f32> = (0..N_FEATURES * 4).map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32).collect();
-        let dnn = TrainedModel {
-            name: "dnn".into(),
-            threshold: 0.5,
-            scaler: Some(Scaler::fit(&x, N_FEATURES)),
-            estimator: Estimator::Dnn(dnn::Mlp::init(N_FEATURES, &[10, 20, 10], &mut rng)),
+        let x: Vec<f32> = (0..N_FEATURES * 4)
+            .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32)
+            .collect();
+        let provenance = Provenance {
             params: serde_json::json!({"epochs": 10}),
             fit_seconds: 1.5,
             validation: report.clone(),
-            evaluation: report.clone(),
-            evaluated_on: "test".into(),
+            evaluation: report,
+            evaluated_on: EvaluatedOn::Test,
         };
-        let logistic = TrainedModel {
-            name: "logistic".into(),
-            estimator: Estimator::Logistic(logistic::Logistic {
-                weights: vec![0.1; N_FEATURES],
-                intercept: -3.0,
-            }),
-            ..dnn.clone()
-        };
-        Artifact::new(vec![dnn, logistic], "dnn".into())
+        let dnn = TrainedModel::new(
+            0.5,
+            Some(Scaler::fit(&x, N_FEATURES)),
+            Estimator::Dnn(dnn::Mlp::init(N_FEATURES, &[10, 20, 10], &mut rng)),
+            provenance.clone(),
+        )
+        .unwrap();
+        let logistic = TrainedModel::new(
+            0.5,
+            Some(Scaler::fit(&x, N_FEATURES)),
+            Estimator::Logistic(logistic::Logistic::new(vec![0.1; N_FEATURES], -3.0).unwrap()),
+            provenance,
+        )
+        .unwrap();
+        Artifact::new(vec![dnn, logistic], ModelKind::Dnn).unwrap()
     }
 
     #[test]
     fn round_trip_is_exact() {
         let a = sample_artifact();
-        let back = Artifact::from_bytes("m", &a.to_bytes()).unwrap();
+        let back = Artifact::from_bytes(Path::new("m"), &a.to_bytes()).unwrap();
         assert_eq!(back, a);
         let row: Vec<f32> = (0..N_FEATURES).map(|i| i as f32 / 10.0).collect();
-        for m in &a.models {
+        for m in a.models() {
             assert_eq!(
                 m.score_row(&row),
-                back.model(Some(&m.name)).unwrap().score_row(&row)
+                back.model(Some(m.kind())).unwrap().score_row(&row)
             );
         }
+        let logistic = back.clone().into_model(Some(ModelKind::Logistic)).unwrap();
+        assert_eq!(logistic.kind(), ModelKind::Logistic);
+        assert_eq!(back.into_model(None).unwrap().kind(), ModelKind::Dnn);
+        for k in ModelKind::ALL {
+            assert_eq!(k.name().parse::<ModelKind>().unwrap(), k);
+        }
+        assert!("Forest".parse::<ModelKind>().is_err());
     }
 
     #[test]
@@ -396,7 +568,9 @@ pub(crate) mod tests {
         let a = sample_artifact();
         let m = a.model(None).unwrap();
         let mut rng = Rng::seed_from_u64(1);
-        let rows: Vec<f32> = (0..N_FEATURES * 100).map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32).collect();
+        let rows: Vec<f32> = (0..N_FEATURES * 100)
+            .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32)
+            .collect();
         let mut out = vec![0f32; 100];
         m.predict_proba(&rows, &mut out);
         for (i, r) in rows.chunks(N_FEATURES).enumerate() {
@@ -410,21 +584,25 @@ pub(crate) mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         let v2 = text.replacen("\"format_version\":1", "\"format_version\":2", 1);
         assert!(matches!(
-            Artifact::from_bytes("m", v2.as_bytes()),
+            Artifact::from_bytes(Path::new("m"), v2.as_bytes()),
             Err(ModelError::Version { found: 2, .. })
         ));
         let cut = &bytes[..bytes.len() - 10];
-        let e = Artifact::from_bytes("m", cut).unwrap_err().to_string();
+        let e = Artifact::from_bytes(Path::new("m"), cut)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("truncated"), "{e}");
         let mut flipped = bytes.clone();
         let at = flipped.len() - 50;
         flipped[at] = if flipped[at] == b'1' { b'2' } else { b'1' };
-        let e = Artifact::from_bytes("m", &flipped).unwrap_err().to_string();
+        let e = Artifact::from_bytes(Path::new("m"), &flipped)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("CRC-32"), "{e}");
-        assert!(Artifact::from_bytes("m", b"hello").is_err());
+        assert!(Artifact::from_bytes(Path::new("m"), b"hello").is_err());
         let mut a = sample_artifact();
-        a.default_model = "forest".into();
-        let e = Artifact::from_bytes("m", &a.to_bytes()).unwrap_err();
+        a.default_model = ModelKind::Forest;
+        let e = Artifact::from_bytes(Path::new("m"), &a.to_bytes()).unwrap_err();
         assert!(matches!(e, ModelError::UnknownModel { .. }), "{e}");
     }
 }

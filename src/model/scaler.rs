@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 /// Per-feature mean and standard deviation (population).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
+    mean: Vec<f32>,
+    std: Vec<f32>,
 }
 
 impl Scaler {
@@ -45,6 +45,16 @@ impl Scaler {
             mean: mean.into_iter().map(|m| m as f32).collect(),
             std,
         }
+    }
+
+    /// Per-feature means.
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+
+    /// Per-feature standard deviations.
+    pub fn std(&self) -> &[f32] {
+        &self.std
     }
 
     /// Number of features.

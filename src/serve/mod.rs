@@ -51,7 +51,7 @@ pub enum ServeError {
     #[error("server failed: {0}")]
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
-    Fetch(#[from] crate::s3::S3Error),
+    Fetch(#[from] crate::sagemaker::archive::ArchiveError),
     #[error("{0}")]
     Config(String),
 }
@@ -60,7 +60,8 @@ impl ServeError {
     /// 1: no usable model; 2: bad settings or cannot bind; 3: the server failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ServeError::Model { .. } | ServeError::Fetch(_) => 1,
+            ServeError::Model { .. } => 1,
+            ServeError::Fetch(_) => 4,
             ServeError::Bind { .. } | ServeError::Config(_) => 2,
             ServeError::Runtime(_) => 3,
         }
@@ -91,9 +92,8 @@ pub fn load(
         source,
     };
     let artifact = match Artifact::load(dir) {
-        Err(ModelError::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+        Err(ModelError::Io { source }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(err(ModelError::Io {
-                path,
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!("no {ARTIFACT_FILE} here: run `ccfraud train` first, or mount a trained model folder"),
@@ -102,12 +102,23 @@ pub fn load(
         }
         other => other.map_err(err)?,
     };
-    let model = artifact.model(name).map_err(err)?.clone();
+    let kind = match name.map(str::parse::<crate::model::ModelKind>).transpose() {
+        Ok(kind) => kind,
+        Err(crate::model::UnknownKind(wanted)) => {
+            let available = artifact.models().iter().map(|m| m.kind().name());
+            return Err(err(ModelError::UnknownModel {
+                wanted,
+                available: available.collect::<Vec<_>>().join(", "),
+            }));
+        }
+    };
+    let created_by = artifact.created_by().to_string();
+    let model = artifact.into_model(kind).map_err(err)?;
     let mut warm = [0f32; 1];
     model.predict_proba(&[0f32; crate::data::N_FEATURES], &mut warm);
     Ok(Loaded {
         model,
-        created_by: artifact.created_by,
+        created_by,
         workers,
         max_body_bytes,
         cors_origin: "*".into(),
@@ -127,7 +138,7 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
     // --model-uri: fetch and unpack model.tar.gz; the guard removes it at exit.
     let (_fetched, dir) = match &args.model_uri {
         Some(uri) => {
-            let (guard, dir) = crate::s3::fetch_model(uri)?;
+            let (guard, dir) = crate::sagemaker::archive::fetch_model(uri)?;
             tracing::info!("unpacked {uri} into {}", dir.display());
             (Some(guard), dir)
         }
@@ -144,14 +155,14 @@ pub fn main(args: ServeArgs) -> Result<(), ServeError> {
     tracing::info!(
         "serving model '{}' ({}, artifact format v{FORMAT_VERSION}, threshold {}) on {} with {} workers; \
          {} AUC-ROC {:.4}, AUPRC {:.4}; ready in {} ms",
-        m.name,
+        m.kind(),
         loaded.created_by,
-        m.threshold,
+        m.threshold(),
         listener.local_addr().map(|a| a.to_string()).unwrap_or(addr),
         workers,
-        m.evaluated_on,
-        m.evaluation.auc_roc,
-        m.evaluation.auprc,
+        m.provenance().evaluated_on,
+        m.provenance().evaluation.auc_roc,
+        m.provenance().evaluation.auprc,
         started.elapsed().as_millis()
     );
     actix_web::rt::System::new().block_on(async move {
@@ -302,7 +313,7 @@ fn score(state: &Loaded, format: Format, accept: Accept, body: &[u8]) -> Result<
     let rows = request::parse(format, body)?;
     let mut scores = vec![0f32; rows.len() / crate::data::N_FEATURES];
     state.model.predict_proba(&rows, &mut scores);
-    Ok(response::render(accept, &scores, state.model.threshold))
+    Ok(response::render(accept, &scores, state.model.threshold()))
 }
 
 /// Handlers share the model across worker threads.

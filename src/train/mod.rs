@@ -2,6 +2,10 @@
 //! the default model, and write the artifact and metrics — atomically, so a
 //! failed or stopped run leaves nothing in the model folder.
 //!
+//! [`run`] takes a typed [`Config`] and a cancellation token (cancelled by
+//! `main` on SIGTERM/SIGINT, or by a test); the fitting loops poll it, and
+//! nothing is committed once it is cancelled.
+//!
 //! Model choice, DNN early stopping and `threshold=auto` use a validation
 //! holdout (the `validation` channel, else a seeded stratified slice of
 //! `train`); the `test` channel only reports.
@@ -14,12 +18,17 @@ use crate::model::dnn::{self, DnnParams};
 use crate::model::forest::Forest;
 use crate::model::logistic::Logistic;
 use crate::model::scaler::Scaler;
-use crate::model::{Artifact, Estimator, Model, ModelError, TrainedModel, ARTIFACT_FILE};
-use crate::sagemaker::{input_modes, metric_line, InputMode, MlRoot};
-use params::{ClassWeight, ModelChoice, ParamError, Threshold, TrainParams};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::model::{
+    Artifact, Estimator, EvaluatedOn, Model, ModelError, ModelKind, Provenance, TrainedModel,
+    ARTIFACT_FILE,
+};
+use crate::s3::{S3Uri, S3};
+use crate::sagemaker::archive::{self, ArchiveError};
+use crate::sagemaker::{input_modes, metric_line, ConfigError, Exit, InputMode, MlRoot};
+use params::{ClassWeight, ParamError, Threshold, TrainParams};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+pub use tokio_util::sync::CancellationToken;
 
 /// Why training failed. `main` maps each to an exit code and writes it to
 /// the failure file.
@@ -29,13 +38,19 @@ pub enum TrainError {
     Params(#[from] ParamError),
     #[error(transparent)]
     Data(#[from] DataError),
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("channel '{channel}' uses Pipe input mode; ccfraud reads File mode only (set input_mode='File')")]
+    PipeMode { channel: String },
+    #[error("no training data: channel 'train' (or 'training') not found at {0}")]
+    NoTrainChannel(PathBuf),
+    #[error("the training data has {frauds} fraud(s): too few to hold some out for validation")]
+    TooFewFrauds { frauds: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("{path}: {source}")]
+    /// `source` comes from `fs_err`, which names the path.
+    #[error("writing the output: {source}")]
     Output {
-        path: String,
         #[source]
         source: std::io::Error,
     },
@@ -43,19 +58,41 @@ pub enum TrainError {
     Interrupted,
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 impl TrainError {
-    /// Process exit code: 1 bad input, 2 reserved for usage errors, 3 model
-    /// or output failure, 4 S3 transfer failure, 143 stopped by SIGTERM.
-    pub fn exit_code(&self) -> u8 {
+    /// The exit code under the one policy of [`Exit`].
+    pub fn exit(&self) -> Exit {
         match self {
-            TrainError::Params(_) | TrainError::Data(_) | TrainError::Config(_) => 1,
-            TrainError::Model(ModelError::Interrupted) | TrainError::Interrupted => 143,
-            TrainError::Model(_) | TrainError::Output { .. } => 3,
-            TrainError::S3(_) => 4,
+            TrainError::Params(_)
+            | TrainError::Data(_)
+            | TrainError::Config(_)
+            | TrainError::PipeMode { .. }
+            | TrainError::NoTrainChannel(_)
+            | TrainError::TooFewFrauds { .. } => Exit::BadInput,
+            TrainError::Model(ModelError::Interrupted) | TrainError::Interrupted => Exit::Stopped,
+            TrainError::Model(_) | TrainError::Output { .. } => Exit::Failed,
+            TrainError::S3(_) | TrainError::Archive(_) => Exit::Transfer,
         }
     }
+}
+
+/// Where a run reads its data and writes its model.
+#[derive(Debug, Clone)]
+pub enum Config {
+    /// SageMaker's contract: channels, config and outputs under an ml-root.
+    Local(MlRoot),
+    /// Channels on S3 (downloaded into a temporary ml-root; hyperparameters
+    /// from `config_root` when it has them); `model.tar.gz` and
+    /// `metrics.json` uploaded under `output`.
+    Remote {
+        config_root: MlRoot,
+        /// (channel name, location)
+        channels: Vec<(String, S3Uri)>,
+        output: S3Uri,
+    },
 }
 
 /// What a successful run produced.
@@ -65,28 +102,37 @@ pub struct Outcome {
     pub metrics: serde_json::Value,
 }
 
-/// Set by the signal handler; polled by the fitting loops.
-pub static STOP: AtomicBool = AtomicBool::new(false);
-/// Held while outputs are being committed, so a signal never cuts a commit
-/// in half.
-pub static COMMIT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-
-fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
+/// Runs training as `config` says until done or `cancel` is cancelled.
+pub fn run(config: &Config, cancel: &CancellationToken) -> Result<Outcome, TrainError> {
+    match config {
+        Config::Local(root) => {
+            let outcome = train_on(root, cancel)?;
+            commit(root, &outcome, cancel)?;
+            tracing::info!(
+                "wrote {} (default model: {})",
+                root.model_dir().join(ARTIFACT_FILE).display(),
+                outcome.artifact.default_model()
+            );
+            Ok(outcome)
+        }
+        Config::Remote {
+            config_root,
+            channels,
+            output,
+        } => run_remote(config_root, channels, output, cancel),
+    }
 }
 
 /// Hyperparameters from the ml-root (defaults when the file is absent).
 pub fn load_params(root: &MlRoot) -> Result<TrainParams, TrainError> {
-    let path = root.hyperparameters();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(TrainParams::from_json(&text)?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrainParams::default()),
-        Err(e) => Err(TrainError::Config(format!("{}: {e}", path.display()))),
+    match root.read_hyperparameters()? {
+        Some(text) => Ok(TrainParams::from_json(&text)?),
+        None => Ok(TrainParams::default()),
     }
 }
 
 /// The folder of a channel, honouring `training` as an alias of `train`.
-fn channel_dir(root: &MlRoot, names: &[&str]) -> Option<(String, std::path::PathBuf)> {
+fn channel_dir(root: &MlRoot, names: &[&str]) -> Option<(String, PathBuf)> {
     names
         .iter()
         .map(|n| (n.to_string(), root.channel(n)))
@@ -105,89 +151,67 @@ fn load_channel(name: &str, dir: &Path) -> Result<Dataset, TrainError> {
     Ok(d)
 }
 
-/// Runs training on an ml-root: reads config and channels, fits, writes.
+/// Reads config and channels of an ml-root and fits; writes nothing.
 /// Metric lines go to stdout; progress to the log.
-pub fn run(root: &MlRoot) -> Result<Outcome, TrainError> {
+fn train_on(root: &MlRoot, cancel: &CancellationToken) -> Result<Outcome, TrainError> {
     let params = load_params(root)?;
-    for (name, mode) in input_modes(root).map_err(TrainError::Config)? {
+    for (channel, mode) in input_modes(root)? {
         if mode == InputMode::Pipe {
-            return Err(TrainError::Config(format!(
-                "channel '{name}' uses Pipe input mode; ccfraud reads File mode only (set input_mode='File')"
-            )));
+            return Err(TrainError::PipeMode { channel });
         }
     }
-    let (train_name, train_dir) = channel_dir(root, &["train", "training"]).ok_or_else(|| {
-        TrainError::Config(format!(
-            "no training data: channel 'train' (or 'training') not found at {}",
-            root.channel("train").display()
-        ))
-    })?;
+    let (train_name, train_dir) = channel_dir(root, &["train", "training"])
+        .ok_or_else(|| TrainError::NoTrainChannel(root.channel("train")))?;
     let train = load_channel(&train_name, &train_dir)?;
-    let test = match channel_dir(root, &["test"]) {
-        Some((n, d)) => Some(load_channel(&n, &d)?),
-        None => None,
+    let optional = |name: &str| -> Result<Option<Dataset>, TrainError> {
+        channel_dir(root, &[name])
+            .map(|(n, d)| load_channel(&n, &d))
+            .transpose()
     };
-    let validation = match channel_dir(root, &["validation"]) {
-        Some((n, d)) => Some(load_channel(&n, &d)?),
-        None => None,
-    };
-    let outcome = fit_all(&params, train, validation, test)?;
-    commit(root, &outcome)?;
-    Ok(outcome)
+    let test = optional("test")?;
+    let validation = optional("validation")?;
+    fit_all(&params, train, validation, test, cancel)
 }
 
-/// S3 locations of a training run outside SageMaker.
-#[derive(Debug, Clone)]
-pub struct RemoteChannels {
-    /// (channel name, s3:// URI)
-    pub channels: Vec<(String, String)>,
-    /// s3:// prefix for `model.tar.gz` and `metrics.json`.
-    pub output: String,
-}
-
-/// Trains with channels on S3: downloads them into a temporary ml-root
-/// (hyperparameters from `config_root`, if it has them), trains, then
-/// uploads `model.tar.gz` (SageMaker's layout) and `metrics.json` under the
-/// output prefix. A failure before the upload leaves nothing remote; the
-/// temporary ml-root is removed either way.
-pub fn run_remote(config_root: &MlRoot, remote: &RemoteChannels) -> Result<Outcome, TrainError> {
-    use crate::s3::{pack_model, S3Uri, TempDir, S3};
-    let output = S3Uri::parse(&remote.output)?;
-    let uris = remote
-        .channels
-        .iter()
-        .map(|(name, uri)| Ok((name.clone(), S3Uri::parse(uri)?)))
-        .collect::<Result<Vec<_>, crate::s3::S3Error>>()?;
-    let tmp = TempDir::new("ccfraud-train")?;
+/// Trains with channels on S3: downloads them into a temporary ml-root,
+/// trains, then packs the result in memory into `model.tar.gz` (SageMaker's
+/// layout) and uploads it with `metrics.json` under the output prefix. A
+/// failure before the upload leaves nothing remote; the temporary ml-root
+/// is removed either way.
+fn run_remote(
+    config_root: &MlRoot,
+    channels: &[(String, S3Uri)],
+    output: &S3Uri,
+    cancel: &CancellationToken,
+) -> Result<Outcome, TrainError> {
+    let output_err = |source| TrainError::Output { source };
+    let tmp = tempfile::Builder::new()
+        .prefix("ccfraud-train")
+        .tempdir()
+        .map_err(output_err)?;
     let root = MlRoot::new(tmp.path());
-    let hp = config_root.hyperparameters();
-    if hp.is_file() {
+    if let Some(text) = config_root.read_hyperparameters()? {
         let dest = root.hyperparameters();
-        std::fs::create_dir_all(dest.parent().expect("config folder")).map_err(|source| {
-            TrainError::Output {
-                path: dest.display().to_string(),
-                source,
-            }
-        })?;
-        std::fs::copy(&hp, &dest).map_err(|source| TrainError::Output {
-            path: hp.display().to_string(),
-            source,
-        })?;
+        if let Some(dir) = dest.parent() {
+            fs_err::create_dir_all(dir).map_err(output_err)?;
+        }
+        fs_err::write(&dest, text).map_err(output_err)?;
     }
     let s3 = S3::connect()?;
-    s3.check_bucket(&output)?;
-    for (name, uri) in &uris {
+    s3.check_bucket(output)?;
+    for (name, uri) in channels {
         let n = s3.download_prefix(uri, &root.channel(name))?;
         tracing::info!("channel {name}: downloaded {n} file(s) from {uri}");
     }
-    let outcome = run(&root)?;
-    if stopped() {
+    let outcome = train_on(&root, cancel)?;
+    if cancel.is_cancelled() {
         return Err(TrainError::Interrupted);
     }
-    let archive = pack_model(&root.model_dir())?;
+    let (artifact, metrics) = serialized(&outcome);
+    let archive = archive::pack(&[(ARTIFACT_FILE, &artifact), ("metrics.json", &metrics)])
+        .map_err(output_err)?;
     let model_uri = output.join("model.tar.gz");
     s3.put(archive, &model_uri)?;
-    let metrics = serde_json::to_vec_pretty(&outcome.metrics).expect("metrics serialize");
     if let Err(e) = s3.put(metrics, &output.join("metrics.json")) {
         let _ = s3.delete(&model_uri);
         return Err(e.into());
@@ -196,13 +220,21 @@ pub fn run_remote(config_root: &MlRoot, remote: &RemoteChannels) -> Result<Outco
     Ok(outcome)
 }
 
+/// The artifact file's bytes and `metrics.json`'s.
+fn serialized(o: &Outcome) -> (Vec<u8>, Vec<u8>) {
+    let metrics = serde_json::to_vec_pretty(&o.metrics).expect("metrics serialize");
+    (o.artifact.to_bytes(), metrics)
+}
+
 /// Fits and evaluates every requested model; pure computation, no files.
 pub fn fit_all(
     params: &TrainParams,
     train: Dataset,
     validation: Option<Dataset>,
     test: Option<Dataset>,
+    cancel: &CancellationToken,
 ) -> Result<Outcome, TrainError> {
+    let stopped = || cancel.is_cancelled();
     let (fit_set, valid) = match validation {
         Some(v) => (train, v),
         None => {
@@ -210,10 +242,9 @@ pub fn fit_all(
                 stratified_holdout(&train.labels, params.validation_fraction, params.seed);
             let v = train.select(&hold);
             if v.n_fraud() == 0 {
-                return Err(TrainError::Config(format!(
-                    "the training data has {} fraud(s): too few to hold some out for validation",
-                    train.n_fraud()
-                )));
+                return Err(TrainError::TooFewFrauds {
+                    frauds: train.n_fraud(),
+                });
             }
             (train.select(&keep), v)
         }
@@ -225,28 +256,22 @@ pub fn fit_all(
         valid.len(),
         valid.n_fraud()
     );
-    let (eval_set, eval_name) = match &test {
-        Some(t) => (t, "test"),
-        None => (&valid, "validation"),
-    };
-    let names: &[&str] = match params.model {
-        ModelChoice::All => &["dnn", "logistic", "forest"],
-        ModelChoice::Dnn => &["dnn"],
-        ModelChoice::Logistic => &["logistic"],
-        ModelChoice::Forest => &["forest"],
+    let (eval_set, evaluated_on) = match &test {
+        Some(t) => (t, EvaluatedOn::Test),
+        None => (&valid, EvaluatedOn::Validation),
     };
     let scaler = Scaler::fit(&fit_set.features, N_FEATURES);
     let x_fit = scaler.transform(&fit_set.features);
     let x_val = scaler.transform(&valid.features);
 
     let mut models = Vec::new();
-    for &name in names {
+    for kind in params.model.kinds() {
         if stopped() {
             return Err(TrainError::Interrupted);
         }
         let t = Instant::now();
-        let (estimator, model_scaler) = match name {
-            "dnn" => {
+        let (estimator, model_scaler) = match kind {
+            ModelKind::Dnn => {
                 let pos_weight = match params.class_weight {
                     ClassWeight::None => 1.0,
                     ClassWeight::Fixed(w) => w,
@@ -278,7 +303,7 @@ pub fn fit_all(
                 .map_err(|_| TrainError::Interrupted)?;
                 (Estimator::Dnn(net), Some(scaler.clone()))
             }
-            "logistic" => (
+            ModelKind::Logistic => (
                 Estimator::Logistic(Logistic::fit(
                     &params.logistic,
                     &x_fit,
@@ -287,7 +312,7 @@ pub fn fit_all(
                 )?),
                 Some(scaler.clone()),
             ),
-            _ => (
+            ModelKind::Forest => (
                 Estimator::Forest(Forest::fit(
                     &params.forest,
                     &fit_set.features,
@@ -299,42 +324,67 @@ pub fn fit_all(
             ),
         };
         let fit_seconds = t.elapsed().as_secs_f64();
-        let mut model = TrainedModel {
-            name: name.to_string(),
-            threshold: 0.5,
-            scaler: model_scaler,
-            estimator,
-            params: params.summary(name),
-            fit_seconds,
-            validation: Report::new(&[], &[], 0.5),
-            evaluation: Report::new(&[], &[], 0.5),
-            evaluated_on: eval_name.to_string(),
-        };
-        let val_scores = scores(&model, &valid);
-        model.threshold = match params.threshold {
+        // Scores on the validation holdout choose the threshold; the model is
+        // then built once, with its threshold and both reports.
+        let probe = TrainedModel::new(
+            0.5,
+            model_scaler.clone(),
+            estimator.clone(),
+            provenance_stub(params, kind, evaluated_on),
+        )?;
+        let val_scores = scores(&probe, &valid);
+        let threshold = match params.threshold {
             Threshold::Fixed(t) => t,
             Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
         };
-        model.validation = Report::new(&val_scores, &valid.labels, model.threshold);
-        model.evaluation =
-            Report::new(&scores(&model, eval_set), &eval_set.labels, model.threshold);
+        let eval_scores = match &test {
+            Some(t) => scores(&probe, t),
+            None => val_scores.clone(),
+        };
+        let provenance = Provenance {
+            params: params.summary(kind),
+            fit_seconds,
+            validation: Report::new(&val_scores, &valid.labels, threshold),
+            evaluation: Report::new(&eval_scores, &eval_set.labels, threshold),
+            evaluated_on,
+        };
         tracing::info!(
-            "{name}: fit in {fit_seconds:.2} s; validation AUPRC {:.4}; {eval_name} AUC-ROC {:.4} AUPRC {:.4}",
-            model.validation.auprc,
-            model.evaluation.auc_roc,
-            model.evaluation.auprc
+            "{kind}: fit in {fit_seconds:.2} s; validation AUPRC {:.4}; {evaluated_on} AUC-ROC {:.4} AUPRC {:.4}",
+            provenance.validation.auprc,
+            provenance.evaluation.auc_roc,
+            provenance.evaluation.auprc
         );
-        models.push(model);
+        models.push(TrainedModel::new(
+            threshold,
+            model_scaler,
+            estimator,
+            provenance,
+        )?);
     }
     let best = models
         .iter()
-        .max_by(|a, b| nan_low(a.validation.auprc).total_cmp(&nan_low(b.validation.auprc)))
-        .map(|m| m.name.clone())
-        .ok_or_else(|| TrainError::Config("no model requested".into()))?;
-    let artifact = Artifact::new(models, best);
+        .max_by(|a, b| {
+            let ap = |m: &TrainedModel| nan_low(m.provenance().validation.auprc);
+            ap(a).total_cmp(&ap(b))
+        })
+        .map(TrainedModel::kind)
+        .ok_or(ModelError::Invalid("no model requested".into()))?;
+    let artifact = Artifact::new(models, best)?;
     let metrics = metrics_json(&artifact);
     print_metrics(&artifact);
     Ok(Outcome { artifact, metrics })
+}
+
+/// Provenance of a model not yet evaluated (used only to score the holdout).
+fn provenance_stub(params: &TrainParams, kind: ModelKind, evaluated_on: EvaluatedOn) -> Provenance {
+    let empty = Report::new(&[], &[], 0.5);
+    Provenance {
+        params: params.summary(kind),
+        fit_seconds: 0.0,
+        validation: empty.clone(),
+        evaluation: empty,
+        evaluated_on,
+    }
 }
 
 fn nan_low(v: f64) -> f64 {
@@ -354,30 +404,32 @@ fn scores(model: &TrainedModel, d: &Dataset) -> Vec<f32> {
 /// `metrics.json`: per model its validation and evaluation reports.
 pub fn metrics_json(a: &Artifact) -> serde_json::Value {
     let models: serde_json::Map<String, serde_json::Value> = a
-        .models
+        .models()
         .iter()
         .map(|m| {
+            let p = m.provenance();
             (
-                m.name.clone(),
+                m.kind().to_string(),
                 serde_json::json!({
-                    "evaluated_on": m.evaluated_on,
-                    "evaluation": m.evaluation,
-                    "validation": m.validation,
-                    "threshold": m.threshold,
-                    "fit_seconds": m.fit_seconds,
-                    "params": m.params,
+                    "evaluated_on": p.evaluated_on,
+                    "evaluation": p.evaluation,
+                    "validation": p.validation,
+                    "threshold": m.threshold(),
+                    "fit_seconds": p.fit_seconds,
+                    "params": p.params,
                 }),
             )
         })
         .collect();
-    serde_json::json!({ "default_model": a.default_model, "models": models })
+    serde_json::json!({ "default_model": a.default_model(), "models": models })
 }
 
 fn print_metrics(a: &Artifact) {
-    for m in &a.models {
-        let r = &m.evaluation;
-        let set = &m.evaluated_on;
-        let n = &m.name;
+    for m in a.models() {
+        let p = m.provenance();
+        let r = &p.evaluation;
+        let set = p.evaluated_on;
+        let n = m.kind();
         for (metric, v) in [
             ("accuracy", r.accuracy),
             ("auc", r.auc_roc),
@@ -391,68 +443,57 @@ fn print_metrics(a: &Artifact) {
         }
         println!(
             "{}",
-            metric_line(&format!("{n}_validation_auprc"), m.validation.auprc)
+            metric_line(&format!("{n}_validation_auprc"), p.validation.auprc)
         );
         println!(
             "{}",
-            metric_line(&format!("{n}_fit_seconds"), m.fit_seconds)
+            metric_line(&format!("{n}_fit_seconds"), p.fit_seconds)
         );
     }
     if let Ok(best) = a.model(None) {
-        println!("{}", metric_line("best_auprc", best.evaluation.auprc));
-        println!("{}", metric_line("best_auc", best.evaluation.auc_roc));
+        let e = &best.provenance().evaluation;
+        println!("{}", metric_line("best_auprc", e.auprc));
+        println!("{}", metric_line("best_auc", e.auc_roc));
     }
 }
 
 /// Writes the artifact and metrics: everything is serialized first, each file
-/// is written under a hidden temporary name and renamed into place, the
-/// artifact last.
-fn commit(root: &MlRoot, o: &Outcome) -> Result<(), TrainError> {
-    let mut committed = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
-    if stopped() {
-        return Err(TrainError::Interrupted);
-    }
-    let artifact = o.artifact.to_bytes();
-    let metrics = serde_json::to_vec_pretty(&o.metrics).expect("metrics serialize");
+/// is written under a hidden temporary name, and only when all are written
+/// (and the run was not cancelled) are they renamed into place, the artifact
+/// last. On error the temporaries are removed.
+fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), TrainError> {
+    let (artifact, metrics) = serialized(o);
     let model_dir = root.model_dir();
-    let out_dir = root.output_data_dir();
     let files = [
-        (out_dir.join("metrics.json"), &metrics),
+        (root.output_data_dir().join("metrics.json"), &metrics),
         (model_dir.join("metrics.json"), &metrics),
         (model_dir.join(ARTIFACT_FILE), &artifact),
     ];
     let mut written = Vec::new();
-    let result = (|| {
-        for (path, bytes) in &files {
-            let io = |source| TrainError::Output {
-                path: path.display().to_string(),
-                source,
-            };
-            let dir = path.parent().expect("files live in folders");
-            std::fs::create_dir_all(dir).map_err(io)?;
-            let tmp = crate::partial_path(path);
-            std::fs::write(&tmp, bytes).map_err(io)?;
-            written.push(tmp.clone());
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
+    let result = files.iter().try_for_each(|(path, bytes)| {
+        if let Some(dir) = path.parent() {
+            fs_err::create_dir_all(dir)?;
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
+        let tmp = crate::partial_path(path);
+        written.push(tmp.clone());
+        fs_err::write(&tmp, bytes)?;
+        fs_err::File::open(&tmp)?.sync_all()
+    });
+    let result = match result {
+        Ok(()) if cancel.is_cancelled() => Err(TrainError::Interrupted),
+        Ok(()) => files
+            .iter()
+            .zip(&written)
+            .try_for_each(|((path, _), tmp)| fs_err::rename(tmp, path))
+            .map_err(|source| TrainError::Output { source }),
+        Err(source) => Err(TrainError::Output { source }),
+    };
+    if result.is_err() {
         for t in written {
-            let _ = std::fs::remove_file(t);
+            let _ = fs_err::remove_file(t);
         }
-        return Err(e);
     }
-    for ((path, _), tmp) in files.iter().zip(&written) {
-        std::fs::rename(tmp, path).map_err(|source| TrainError::Output {
-            path: path.display().to_string(),
-            source,
-        })?;
-    }
-    *committed = true;
-    Ok(())
+    result
 }
 
 #[cfg(test)]
@@ -469,7 +510,8 @@ mod tests {
             let fraud = rng.random::<f64>() < 0.03;
             for j in 0..N_FEATURES {
                 let shift = if fraud && j % 7 == 0 { 2.0 } else { 0.0 };
-                d.features.push((rng.sample::<f64, _>(rand_distr::StandardNormal) + shift) as f32);
+                d.features
+                    .push((rng.sample::<f64, _>(rand_distr::StandardNormal) + shift) as f32);
             }
             d.labels.push(u8::from(fraud));
         }
@@ -483,33 +525,91 @@ mod tests {
         p.threshold = Threshold::Auto;
         p.dnn.learning_rate = 0.01;
         p.dnn.batch_size = 64;
-        let o = fit_all(&p, synthetic(4000, 1), None, Some(synthetic(1000, 2))).unwrap();
-        assert_eq!(o.artifact.models.len(), 3);
-        for m in &o.artifact.models {
-            assert!(m.evaluation.auc_roc > 0.9, "{}: {:?}", m.name, m.evaluation);
-            assert_eq!(m.evaluated_on, "test");
-            assert_eq!(m.evaluation.rows, 1000);
+        let o = fit_all(
+            &p,
+            synthetic(4000, 1),
+            None,
+            Some(synthetic(1000, 2)),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+        let models = o.artifact.models();
+        assert_eq!(models.len(), 3);
+        for m in models {
+            let p = m.provenance();
+            assert!(
+                p.evaluation.auc_roc > 0.9,
+                "{}: {:?}",
+                m.kind(),
+                p.evaluation
+            );
+            assert_eq!(p.evaluated_on, EvaluatedOn::Test);
+            assert_eq!(p.evaluation.rows, 1000);
         }
         let best = o.artifact.model(None).unwrap();
-        assert!(o
-            .artifact
-            .models
-            .iter()
-            .all(|m| m.validation.auprc <= best.validation.auprc));
-        assert_eq!(o.metrics["default_model"], best.name.as_str());
+        let ap = |m: &TrainedModel| m.provenance().validation.auprc;
+        assert!(models.iter().all(|m| ap(m) <= ap(best)));
+        assert_eq!(o.metrics["default_model"], best.kind().name());
+    }
+
+    #[test]
+    fn a_cancelled_run_fits_nothing_and_commits_nothing() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let p = TrainParams::default();
+        let e = fit_all(&p, synthetic(500, 4), None, None, &cancel).unwrap_err();
+        assert!(matches!(e, TrainError::Interrupted), "{e}");
+        assert_eq!(e.exit(), Exit::Stopped);
+
+        // A run cancelled between fitting and committing leaves no file.
+        let dir = tempfile::tempdir().unwrap();
+        let root = MlRoot::new(dir.path());
+        let p = TrainParams {
+            model: params::ModelChoice::One(ModelKind::Logistic),
+            ..Default::default()
+        };
+        let o = fit_all(&p, synthetic(500, 5), None, None, &CancellationToken::new()).unwrap();
+        assert!(matches!(
+            commit(&root, &o, &cancel),
+            Err(TrainError::Interrupted)
+        ));
+        let left: Vec<_> = walk(dir.path());
+        assert!(left.is_empty(), "{left:?}");
+        commit(&root, &o, &CancellationToken::new()).unwrap();
+        assert!(root.model_dir().join(ARTIFACT_FILE).is_file());
+        assert_eq!(walk(dir.path()).len(), 3);
+    }
+
+    /// Every regular file below `dir`.
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
     }
 
     #[test]
     fn without_test_reports_on_validation() {
         let p = TrainParams {
-            model: ModelChoice::Logistic,
+            model: params::ModelChoice::One(ModelKind::Logistic),
             ..Default::default()
         };
-        let o = fit_all(&p, synthetic(3000, 3), None, None).unwrap();
-        assert_eq!(o.artifact.models[0].evaluated_on, "validation");
-        assert_eq!(
-            o.artifact.models[0].evaluation,
-            o.artifact.models[0].validation
-        );
+        let o = fit_all(
+            &p,
+            synthetic(3000, 3),
+            None,
+            None,
+            &CancellationToken::new(),
+        )
+        .unwrap();
+        let p = o.artifact.models()[0].provenance();
+        assert_eq!(p.evaluated_on, EvaluatedOn::Validation);
+        assert_eq!(p.evaluation, p.validation);
     }
 }

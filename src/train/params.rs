@@ -6,15 +6,24 @@
 use crate::model::dnn::{DnnParams, Optimizer, MAX_WIDTH};
 use crate::model::forest::ForestParams;
 use crate::model::logistic::LogisticParams;
+use crate::model::ModelKind;
 use std::collections::BTreeMap;
 
 /// Which models to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelChoice {
-    Dnn,
-    Logistic,
-    Forest,
+    One(ModelKind),
     All,
+}
+
+impl ModelChoice {
+    /// The kinds to fit, in training order.
+    pub fn kinds(self) -> Vec<ModelKind> {
+        match self {
+            ModelChoice::One(k) => vec![k],
+            ModelChoice::All => ModelKind::ALL.to_vec(),
+        }
+    }
 }
 
 /// How fraud rows are weighted in the DNN's loss.
@@ -189,11 +198,9 @@ impl TrainParams {
             }
         };
 
-        let model = match word("model", &["dnn", "logistic", "forest", "all"])?.as_str() {
-            "dnn" => ModelChoice::Dnn,
-            "logistic" => ModelChoice::Logistic,
-            "forest" => ModelChoice::Forest,
-            _ => ModelChoice::All,
+        let model = match word("model", &["dnn", "logistic", "forest", "all"])?.parse() {
+            Ok(kind) => ModelChoice::One(kind),
+            Err(_) => ModelChoice::All,
         };
         let hidden_units = {
             let g = get("hidden_units");
@@ -279,23 +286,23 @@ impl TrainParams {
     }
 
     /// The settings a model was trained with, for the artifact and metrics.
-    pub fn summary(&self, model: &str) -> serde_json::Value {
+    pub fn summary(&self, model: ModelKind) -> serde_json::Value {
         let threshold = match self.threshold {
             Threshold::Auto => serde_json::json!("auto"),
             Threshold::Fixed(t) => serde_json::json!(t),
         };
         match model {
-            "dnn" => serde_json::json!({
+            ModelKind::Dnn => serde_json::json!({
                 "hidden_units": self.dnn.hidden_units, "epochs": self.dnn.epochs,
                 "batch_size": self.dnn.batch_size, "learning_rate": self.dnn.learning_rate,
                 "optimizer": self.dnn.optimizer, "l2": self.dnn.l2,
                 "class_weight": format!("{:?}", self.class_weight).to_lowercase(),
                 "early_stopping_patience": self.dnn.patience, "seed": self.seed, "threshold": threshold,
             }),
-            "logistic" => serde_json::json!({
+            ModelKind::Logistic => serde_json::json!({
                 "l2": self.logistic.l2, "max_iterations": self.logistic.max_iterations, "threshold": threshold,
             }),
-            _ => serde_json::json!({
+            ModelKind::Forest => serde_json::json!({
                 "n_trees": self.forest.n_trees, "max_depth": self.forest.max_depth,
                 "min_samples_leaf": self.forest.min_samples_leaf,
                 "normal_fraction": self.forest.normal_fraction, "seed": self.seed, "threshold": threshold,
@@ -341,7 +348,7 @@ mod tests {
         assert_eq!(p.class_weight, ClassWeight::Balanced);
         assert_eq!(p.threshold, Threshold::Auto);
         assert_eq!(p.dnn.learning_rate, 0.01);
-        assert_eq!(p.model, ModelChoice::Dnn);
+        assert_eq!(p.model, ModelChoice::One(ModelKind::Dnn));
         // plain JSON numbers from hand-written files
         assert_eq!(
             parse(r#"{"epochs": 3, "class_weight": "25"}"#)

@@ -1,9 +1,52 @@
-//! The `/opt/ml` contract of SageMaker training and hosting: where config,
-//! channels, the model, output data and the failure file live under an
-//! ml-root (default `/opt/ml`), how channels are declared, and the
-//! `name=value;` metric lines SageMaker's `metric_definitions` scrape.
+//! The `/opt/ml` contract of SageMaker training and hosting, all of it:
+//! where config, channels, the model, output data and the failure file live
+//! under an ml-root (default `/opt/ml`); reading `hyperparameters.json` and
+//! `inputdataconfig.json`; the failure file and the exit-code policy; the
+//! `name=value;` metric lines SageMaker's `metric_definitions` scrape; and
+//! `model.tar.gz` ([`archive`]).
+
+pub mod archive;
 
 use std::path::{Path, PathBuf};
+
+/// Exit codes of every command, one policy: SageMaker reads only zero or
+/// not, people and scripts read the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Bad input: data, hyperparameters, model artifact.
+    BadInput = 1,
+    /// Bad flags or settings; cannot bind.
+    Usage = 2,
+    /// Writing output or running the server failed.
+    Failed = 3,
+    /// An S3 transfer failed.
+    Transfer = 4,
+    /// Stopped by SIGTERM/SIGINT (128 + 15).
+    Stopped = 143,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> std::process::ExitCode {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// Why a config file of the contract could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `source` comes from `fs_err`, which names the path.
+    #[error("{source}")]
+    Io {
+        #[from]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// Default ml-root inside a SageMaker container.
 pub const DEFAULT_ML_ROOT: &str = "/opt/ml";
@@ -56,11 +99,21 @@ impl MlRoot {
     /// Writes the failure reason (best effort: the exit code still reports it).
     pub fn write_failure(&self, reason: &str) {
         let path = self.failure_file();
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+        let written = path
+            .parent()
+            .map_or(Ok(()), fs_err::create_dir_all)
+            .and_then(|()| fs_err::write(&path, reason));
+        if let Err(e) = written {
+            tracing::warn!("could not write the failure file: {e}");
         }
-        if let Err(e) = std::fs::write(&path, reason) {
-            eprintln!("warning: could not write {}: {e}", path.display());
+    }
+
+    /// The text of `hyperparameters.json`, or None when there is none.
+    pub fn read_hyperparameters(&self) -> Result<Option<String>, ConfigError> {
+        match fs_err::read_to_string(self.hyperparameters()) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -72,28 +125,31 @@ pub enum InputMode {
     Pipe,
 }
 
+#[derive(serde::Deserialize)]
+struct ChannelConfig {
+    #[serde(rename = "TrainingInputMode", default)]
+    mode: Option<String>,
+}
+
 /// Reads `inputdataconfig.json` when present: channel name → input mode.
 /// A missing file means "whatever folders exist" (local runs).
-pub fn input_modes(root: &MlRoot) -> Result<Vec<(String, InputMode)>, String> {
+pub fn input_modes(root: &MlRoot) -> Result<Vec<(String, InputMode)>, ConfigError> {
     let path = root.input_data_config();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match fs_err::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(e.into()),
     };
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("{}: expected a JSON object of channels", path.display()))?;
-    Ok(obj
-        .iter()
+    let channels: std::collections::BTreeMap<String, ChannelConfig> =
+        serde_json::from_str(&text).map_err(|source| ConfigError::Json { path, source })?;
+    Ok(channels
+        .into_iter()
         .map(|(name, cfg)| {
-            let mode = match cfg.get("TrainingInputMode").and_then(|m| m.as_str()) {
+            let mode = match cfg.mode.as_deref() {
                 Some("Pipe") => InputMode::Pipe,
                 _ => InputMode::File,
             };
-            (name.clone(), mode)
+            (name, mode)
         })
         .collect())
 }
