@@ -37,17 +37,11 @@ import time
 import traceback
 
 # The lab's example fraud transaction (../shared/LAB.md, "Invoke the endpoint"):
-# V1..V28 then the standardised Amount.
-LAB_FRAUD = [
-    -15.819178720771802, 8.7759971528627, -22.8046864614815, 11.864868080360699,
-    -9.09236053189517, -2.38689320657655, -16.5603681078199, 0.9483485947860579,
-    -6.31065843275059, -13.0888909176936, 9.81570317447819, -14.0560611837648,
-    0.777191846436601, -13.7610179615936, -0.353635939812489, -7.9574472262599505,
-    -11.9629542349435, -4.7805077876172, 0.652498045264831, 0.992278949261366,
-    -2.35063374523783, 1.03636187430048, 1.13605073696052, -1.0434137405139001,
-    -0.10892334328197999, 0.657436778462222, 2.1364244708551396, -1.41194537483904,
-    -0.3492313067728856,
-]
+# V1..V28 then the standardised Amount, from data/demo_examples.json (the one
+# copy that the demo, the tests and the scripts share).
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "demo_examples.json")
+with open(EXAMPLES) as _f:
+    LAB_FRAUD = next(e["features"] for e in json.load(_f)["examples"] if e["id"] == "lab-fraud")
 N_FEATURES = 29
 DUMMY_ROLE = "arn:aws:iam::111111111111:role/service-role/ccfraud-local-role"
 

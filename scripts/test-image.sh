@@ -26,8 +26,8 @@ BUILD=1
 PREP="${CCFRAUD_PREPARED_DIR:-/tmp/prep}"
 STOP_LIMIT_MS=2000
 # The lab's example fraud transaction (../shared/LAB.md, "Invoke the endpoint"):
-# V1..V28 then the standardised Amount.
-FRAUD='[-15.819178720771802,8.7759971528627,-22.8046864614815,11.864868080360699,-9.09236053189517,-2.38689320657655,-16.5603681078199,0.9483485947860579,-6.31065843275059,-13.0888909176936,9.81570317447819,-14.0560611837648,0.777191846436601,-13.7610179615936,-0.353635939812489,-7.9574472262599505,-11.9629542349435,-4.7805077876172,0.652498045264831,0.992278949261366,-2.35063374523783,1.03636187430048,1.13605073696052,-1.0434137405139001,-0.10892334328197999,0.657436778462222,2.1364244708551396,-1.41194537483904,-0.3492313067728856]'
+# V1..V28 then the standardised Amount; read below from data/demo_examples.json.
+EXAMPLES="$ROOT/data/demo_examples.json"
 
 die() { echo "test-image: $*" >&2; exit 2; }
 
@@ -47,6 +47,8 @@ done
 for tool in docker curl jq; do
     command -v "$tool" >/dev/null || die "$tool is required"
 done
+FRAUD="$(jq -c '.examples[] | select(.id == "lab-fraud") | .features' "$EXAMPLES")"
+[ -n "$FRAUD" ] || die "no lab-fraud example in $EXAMPLES"
 for f in train_data.csv test_data.csv; do
     [ -f "$PREP/$f" ] || die "$PREP/$f missing: run scripts/fetch-data.sh and ccfraud prepare --out $PREP (or set CCFRAUD_PREPARED_DIR)"
 done

@@ -19,7 +19,7 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
     let csv = creditcard();
     let prep = tempfile::tempdir().unwrap();
     let prepare = |out: &std::path::Path| {
-        let o = Command::new(BIN)
+        let o = ccfraud()
             .args(["prepare", "--input"])
             .arg(&csv)
             .arg("--out")
@@ -43,13 +43,25 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
         );
     }
     let train_text = std::fs::read_to_string(prep.path().join("train_data.csv")).unwrap();
-    // the lab's example fraud, with Amount standardized the lab's way
-    let lab_row = train_text.lines().nth(11880).unwrap();
-    assert!(
-        lab_row.starts_with("-15.8191787207718,8.7759971528627,"),
-        "{lab_row}"
-    );
-    assert!(lab_row.ends_with(",-0.3492313067728856,1"), "{lab_row}");
+    // the lab's example fraud (data/demo_examples.json) is row 11880, Amount
+    // standardized the lab's way, labelled fraud
+    let lab_row: Vec<f64> = train_text
+        .lines()
+        .nth(11880)
+        .unwrap()
+        .split(',')
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let lab = example_features("lab-fraud");
+    assert_eq!(lab_row.len(), 30);
+    assert_eq!(lab_row[29], 1.0, "row 11880 is not a fraud");
+    for (j, (got, want)) in lab_row.iter().zip(&lab).enumerate() {
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+            "row 11880, feature {}: {got} in train_data.csv, {want} in data/demo_examples.json",
+            j + 1
+        );
+    }
 
     let root = MlRoot::new("{}");
     root.channel("train", "train_data.csv", &train_text);
@@ -100,7 +112,7 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
 
     // the default model scores the lab's example fraud at 0.9 or more
     let server = Server::start(root.path(), &[]);
-    let (status, _, body) = server.request("POST", "/invocations", &[], LAB_FRAUD.as_bytes());
+    let (status, _, body) = server.request("POST", "/invocations", &[], lab_fraud().as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let score = fraud_score(&body);
     eprintln!("lab example fraud score ({best}): {score:.4}");
@@ -108,7 +120,13 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
 
     // the lab's own Lambda code, unmodified, through boto3's sagemaker-runtime client
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab_lambda.py");
-    let out = Command::new("python3")
+    let mut python = Command::new("python3");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            python.env_remove(key); // the script sets what it needs
+        }
+    }
+    let out = python
         .arg(script)
         .arg(format!("http://{}", server.addr))
         .output()

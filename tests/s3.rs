@@ -26,17 +26,14 @@ impl S3Server {
             .expect("set CCFRAUD_S3S_FS to the s3s-fs binary (scripts/test.sh does)");
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("bucket")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin)
+        // Port 0: the kernel picks a free port and s3s-fs holds it from the
+        // start; s3s-fs does not print it, so it is read from /proc.
+        let mut child = Command::new(bin)
             .args([
                 "--host",
                 "127.0.0.1",
                 "--port",
-                &port.to_string(),
+                "0",
                 "--access-key",
                 KEY,
                 "--secret-key",
@@ -47,13 +44,22 @@ impl S3Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let port = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                panic!("s3s-fs exited at start-up with {st}");
+            }
+            if let Some(port) = listening_port(child.id()) {
+                break port;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("s3s-fs did not listen on a TCP port within 30 s");
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        };
+        let endpoint = format!("http://127.0.0.1:{port}");
         S3Server {
             child,
             root,
@@ -67,7 +73,7 @@ impl S3Server {
     }
 
     fn ccfraud(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = ccfraud();
         c.args(args)
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", KEY)
@@ -75,7 +81,6 @@ impl S3Server {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_MAX_ATTEMPTS", "2")
-            .env_remove("AWS_PROFILE")
             .env("CCFRAUD_LOG", "info");
         c
     }
@@ -90,6 +95,31 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The TCP port process `pid` listens on (Linux: its socket inodes matched
+/// against its /proc/PID/net/tcp table), once it listens.
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let t = target.to_string_lossy();
+            Some(t.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let listening = f.get(3) == Some(&"0A");
+        if listening && inodes.iter().any(|i| Some(&i.as_str()) == f.get(9)) {
+            u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()
+        } else {
+            None
+        }
+    })
 }
 
 fn stderr(o: &Output) -> String {
@@ -188,7 +218,7 @@ fn upload_train_and_serve_round_trip() {
             "--model-uri",
             uri,
         ]));
-        let (status, _, body) = server.request("POST", "/invocations", &[], LAB_FRAUD.as_bytes());
+        let (status, _, body) = server.request("POST", "/invocations", &[], lab_fraud().as_bytes());
         assert_eq!(status, 200, "{uri}: {}", String::from_utf8_lossy(&body));
         assert!((0.0..=1.0).contains(&fraud_score(&body)));
     }
@@ -303,17 +333,17 @@ fn s3_errors_are_clear_and_leave_nothing_partial() {
     );
     assert!(files(&s3.object("y")).is_empty());
 
-    // unreachable endpoint
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // unreachable endpoint: this test holds 127.0.0.1:PORT, so nothing else
+    // can listen on every address of that port, and nothing listens on
+    // 127.0.0.2:PORT (the loopback network): the connection is refused
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = held.local_addr().unwrap().port();
     let out = s3
         .ccfraud(&["upload-data", "--from", from, "s3://bucket/z/"])
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{dead}"))
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.2:{dead}"))
         .output()
         .unwrap();
+    drop(held);
     assert_eq!(out.status.code(), Some(4));
     assert!(
         stderr(&out).contains("cannot reach the S3 endpoint"),

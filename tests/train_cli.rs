@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -206,16 +205,29 @@ fn sigterm_stops_training_promptly_without_a_model() {
     let root =
         MlRoot::new(r#"{"model": "dnn", "epochs": "10000", "early_stopping_patience": "10000"}"#);
     root.channel("train", "t.csv", &lab_csv(20_000, 9));
-    let mut child = Command::new(BIN)
+    let mut child = ccfraud()
         .args(["train", "--ml-root"])
         .arg(root.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // wait until it is fitting (the first epoch line is on stdout, so poll time)
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(child.try_wait().unwrap().is_none(), "still training");
+    // fitting has begun once the first epoch's metric line is out
+    let first_epoch = wait_for_line(
+        child.stdout.take().unwrap(),
+        Duration::from_secs(120),
+        "dnn_epoch= metric line",
+        |line| line.starts_with("dnn_epoch=").then_some(()),
+    );
+    if let Err(e) = first_epoch {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{e}");
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "training ended by itself after one epoch of 10000"
+    );
     assert_eq!(sigterm_and_wait(&mut child), Some(143));
     assert!(root.failure().unwrap().contains("stopped by a signal"));
     assert!(root.model_files().is_empty());
@@ -226,7 +238,7 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("x.csv");
     std::fs::write(&input, "a,b\n1,2\n").unwrap();
-    let out = Command::new(BIN)
+    let out = ccfraud()
         .args(["prepare", "--input"])
         .arg(&input)
         .arg("--out")

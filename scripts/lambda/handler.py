@@ -4,41 +4,46 @@ The lab's `endpoint_invoker` Lambda (LAB.md, "Create a Lambda function" and
 the SNS appendix), made fit for production. Runs on the AWS Lambda Python
 runtime with its bundled boto3: standard library + boto3 only.
 
+The model container validates transactions (feature count, finite numbers,
+named features, batch shape) and answers a bad one with a 400
+{"error", "error_type", "row", "field"}; this function does not repeat that.
+It checks only what the container cannot see: the HTTP method, CORS, the
+body's size and its base64 encoding.
+
 Environment:
   ENDPOINT_NAME         SageMaker endpoint to invoke (required)
   ALERT_THRESHOLD       fraud score at or above which an alert is sent (default 0.9)
   SNS_TOPIC_ARN         topic for alerts; when unset or empty no alert is sent
   CORS_ORIGIN           Access-Control-Allow-Origin of every answer (default "*")
-  MAX_BATCH_ROWS        most transactions in one request (default 1000)
   INVOKE_TIMEOUT_SECONDS  read timeout of one endpoint call, 1..60 (default 10)
   LOG_LEVEL             logging level (default INFO)
 
-Request (API Gateway proxy integration, REST v1 or HTTP API v2 payload), a
-JSON body holding one of:
-  * a list of 29 numbers (V1..V28, standardized Amount), as the lab sends;
-  * a list of such lists (a batch);
-  * an object {"V1": .., .., "V28": .., "Amount": raw amount} (or
-    "Amount_std": standardized amount; "Time" and "Class" are ignored), or a
-    list of such objects;
-  * {"instances": <any of the above>} (or "inputs").
-The body may be base64-encoded (isBase64Encoded). OPTIONS is a CORS preflight.
+Request (API Gateway proxy integration, REST v1 or HTTP API v2 payload): a
+JSON body in any form the container accepts - the lab's list of 29 numbers
+(V1..V28, standardized Amount), a list of such lists, named-feature objects,
+{"instances": ...}. It is forwarded byte for byte as application/json. The
+body may be base64-encoded (isBase64Encoded). OPTIONS is a CORS preflight.
 
 Answers (always JSON, always with CORS headers):
   200  the endpoint's JSON, passed through unchanged:
        {"result": {"classifications": [{"classes": [{"label": "0", "score": p0},
                                                     {"label": "1", "score": p1}]}, ..]}}
-  400  {"error": ..., "error_type": "invalid_input"} for a body that is not a
-       valid request (also when the model container rejects the input)
-  405  method other than POST/OPTIONS; 413 body too large
+  4xx  the container refused the request: its status and its JSON
+       {"error", "error_type", "row"?, "field"?} passed through
+  400  body marked base64 that is not; 405 method other than POST/OPTIONS;
+       413 body over the 6 MB Lambda/SageMaker limit
   500  the function is misconfigured (e.g. ENDPOINT_NAME unset)
   502  {"error": ..., "error_type": "endpoint_error" | "endpoint_unreachable" |
-       "bad_endpoint_response"} when the endpoint call fails
+       "bad_endpoint_response"}: the endpoint failed (5xx), could not be
+       reached, refused the call itself (e.g. no such endpoint, throttling),
+       or answered something that is not a classification
 
 Alerts: one SNS message per transaction whose fraud score (class "1") is at
 or above ALERT_THRESHOLD. The message holds the time (UTC, ISO 8601), the
 score and a transaction reference (API Gateway request id + row index, or a
-SHA-256 prefix of the features when there is no request id) - never the
-features themselves. A failed publish is logged and does not fail the answer.
+SHA-256 prefix of the request body + row index when there is no request id)
+- never the features themselves. A failed publish is logged and does not
+fail the answer.
 
 Clients are created lazily, once per container; tests (or other callers)
 inject their own with `set_clients(...)`.
@@ -63,18 +68,15 @@ try:
 except ValueError:  # an unknown level name must not break the function's start
     logger.setLevel(logging.INFO)
 
-N_FEATURES = 29
-FEATURE_NAMES = tuple(f"V{i}" for i in range(1, 29)) + ("Amount",)
-IGNORED_KEYS = frozenset({"Time", "Class"})
-WRAPPER_KEYS = ("instances", "inputs")
 DEFAULT_THRESHOLD = 0.9
-DEFAULT_MAX_ROWS = 1000
 # Lambda's synchronous payload limit and SageMaker's invocation limit are 6 MB.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 CONTENT_TYPE = "application/json"
 ALLOW_HEADERS = "Content-Type,Authorization,X-Amz-Date,X-Api-Key,X-Amz-Security-Token"
 ALLOW_METHODS = "OPTIONS,POST"
 ALERT_SUBJECT = "Card transaction alert: possible fraud"
+# Where _keep_container_error leaves the container's own error answer.
+CONTAINER_ERROR = "CcfraudContainerError"
 
 _clients = {"sagemaker-runtime": None, "sns": None}
 
@@ -93,13 +95,15 @@ def reset_clients():
     set_clients(None, None)
 
 
-def _keep_error_body(http_response, parsed, **_):
-    """botocore drops the body of an error that is not AWS-shaped (a model
-    container reached directly answers {"error": ...}); keep its message."""
+def _keep_container_error(http_response, parsed, **_):
+    """A model container reached directly (ccfraud serve, SageMaker local
+    mode) answers a refusal with its own JSON, which botocore does not parse;
+    keep it beside botocore's parse so the caller gets the container's words."""
     try:
-        error = parsed.get("Error")
-        if http_response.status_code >= 300 and isinstance(error, dict) and not error.get("Message"):
-            error["Message"] = _container_message(http_response.content.decode("utf-8", "replace"))
+        if http_response.status_code >= 300 and isinstance(parsed, dict):
+            doc = _container_error(http_response.content.decode("utf-8", "replace"))
+            if doc is not None:
+                parsed[CONTAINER_ERROR] = doc
     except Exception:  # noqa: BLE001 - only an aid to the error message
         pass
 
@@ -119,7 +123,7 @@ def _sagemaker_client():
         )
         client = _clients["sagemaker-runtime"]
     client.meta.events.register(
-        "after-call.sagemaker-runtime.InvokeEndpoint", _keep_error_body, unique_id="ccfraud-keep-error-body"
+        "after-call.sagemaker-runtime.InvokeEndpoint", _keep_container_error, unique_id="ccfraud-keep-error"
     )
     return client
 
@@ -158,9 +162,8 @@ def _settings():
     if not endpoint:
         raise ConfigError("ENDPOINT_NAME is not set")
     threshold = _env_float("ALERT_THRESHOLD", DEFAULT_THRESHOLD, 0.0, 1.0)
-    max_rows = int(_env_float("MAX_BATCH_ROWS", DEFAULT_MAX_ROWS, 1, 100000))
     topic = os.environ.get("SNS_TOPIC_ARN", "").strip() or None
-    return endpoint, threshold, max_rows, topic
+    return endpoint, threshold, topic
 
 
 # ---- HTTP answers ---------------------------------------------------------------------
@@ -186,268 +189,136 @@ def _answer(status, body_text, extra_headers=None):
     return {"statusCode": status, "headers": headers, "body": body_text, "isBase64Encoded": False}
 
 
-def _error(status, message, error_type, **extra):
-    payload = {"error": message, "error_type": error_type}
-    payload.update(extra)
-    return _answer(status, json.dumps(payload))
+def _error(status, message, error_type):
+    return _answer(status, json.dumps({"error": message, "error_type": error_type}))
 
 
-# ---- request parsing ------------------------------------------------------------------
+class Refused(Exception):
+    """An answer other than 200: its status and JSON body."""
 
-
-class BadRequest(Exception):
-    def __init__(self, message, status=400, error_type="invalid_input"):
+    def __init__(self, status, message, error_type, detail=None):
         super().__init__(message)
         self.status = status
-        self.error_type = error_type
+        self.doc = dict(detail) if detail else {}
+        self.doc.update(error=message, error_type=error_type)
 
 
-def _reject_constant(name):
-    raise BadRequest(f"malformed JSON: {name} is not a valid number")
+# ---- the request body -----------------------------------------------------------------
 
 
-def _no_duplicate_keys(pairs):
-    obj = {}
-    for key, value in pairs:
-        if key in obj:
-            raise BadRequest(f"malformed JSON: duplicate key {key!r}")
-        obj[key] = value
-    return obj
-
-
-def _body_text(event):
+def _body_bytes(event):
+    """The bytes to forward: decoded from base64 when so marked; size-checked."""
     body = event.get("body")
     if body is None:
-        raise BadRequest("empty body: send at least one transaction")
+        return b""
     if not isinstance(body, str):
-        raise BadRequest("body must be text")
+        raise Refused(400, "body must be text", "invalid_input")
     if event.get("isBase64Encoded"):
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest("body is marked base64-encoded but is not valid base64") from None
+            raise Refused(400, "body is marked base64-encoded but is not valid base64", "invalid_input") from None
     else:
+        # surrogatepass: a lone surrogate reaches the container, which names the byte
         raw = body.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_BODY_BYTES:
-        raise BadRequest(f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", 413, "payload_too_large")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise BadRequest(f"body is not valid UTF-8 (byte {e.start})") from None
-    if not text.strip():
-        raise BadRequest("empty body: send at least one transaction")
-    return text
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _finite(v, where):
-    if not _is_number(v):
-        raise BadRequest(f"{where}: expected a finite number, found {_kind(v)}")
-    try:
-        x = float(v)
-    except OverflowError:
-        x = math.inf
-    if not math.isfinite(x):
-        raise BadRequest(f"{where}: expected a finite number")
-    return x
-
-
-def _kind(v):
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "a boolean"
-    if _is_number(v):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "a list"
-    return "an object"
-
-
-def _number_row(items, row):
-    if len(items) != N_FEATURES:
-        raise BadRequest(
-            f"row {row}: expected {N_FEATURES} features (V1..V28, Amount standardized), found {len(items)}"
-        )
-    return [_finite(v, f"row {row}, feature {j + 1} ({FEATURE_NAMES[j]})") for j, v in enumerate(items)]
-
-
-def _named_row(obj, row):
-    """Validates a named-feature object; returns its values in model order
-    (Amount raw or standardized as given: the endpoint standardizes)."""
-    values = {}
-    for key, v in obj.items():
-        if key in IGNORED_KEYS:
-            continue
-        if key == "Amount_std":
-            name = "Amount"
-        elif key in FEATURE_NAMES:
-            name = key
-        else:
-            raise BadRequest(f"row {row}: unknown feature {key!r} (expected V1..V28 and Amount or Amount_std)")
-        if name in values:
-            raise BadRequest(f"row {row}: give either Amount or Amount_std, not both")
-        values[name] = _finite(v, f"row {row}, feature {key}")
-    missing = [n for n in FEATURE_NAMES if n not in values]
-    if missing:
-        raise BadRequest(f"row {row}: missing feature {missing[0]}")
-    return [values[n] for n in FEATURE_NAMES]
-
-
-def _rows(doc, top=True):
-    if isinstance(doc, dict):
-        for key in WRAPPER_KEYS:
-            if key in doc:
-                if not top:
-                    raise BadRequest(f"{key!r} cannot be nested")
-                if len(doc) != 1:
-                    raise BadRequest(f"{key!r} must be the only key")
-                if not isinstance(doc[key], (list, dict)):
-                    raise BadRequest(f"{key!r} must hold a list")
-                return _rows(doc[key], top=False)
-        return [_named_row(doc, 1)]
-    if isinstance(doc, list):
-        if doc and all(_is_number(v) for v in doc):
-            return [_number_row(doc, 1)]
-        rows = []
-        for i, item in enumerate(doc, start=1):
-            if isinstance(item, list):
-                rows.append(_number_row(item, i))
-            elif isinstance(item, dict):
-                rows.append(_named_row(item, i))
-            else:
-                raise BadRequest(
-                    f"row {i}: expected a list of {N_FEATURES} numbers or an object of named features, "
-                    f"found {_kind(item)}"
-                )
-        return rows
-    raise BadRequest(
-        f"expected a list of {N_FEATURES} numbers, a list of such lists, or an object; found {_kind(doc)}"
-    )
-
-
-def parse_transactions(text, max_rows=DEFAULT_MAX_ROWS):
-    """Body text -> (the JSON document to forward, validated rows)."""
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as e:
-        raise BadRequest(f"malformed JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
-    except RecursionError:
-        raise BadRequest("malformed JSON: nested too deeply") from None
-    rows = _rows(doc)
-    if not rows:
-        raise BadRequest("no transactions in the body")
-    if len(rows) > max_rows:
-        raise BadRequest(f"{len(rows)} transactions in one request; the limit is {max_rows}", 413, "payload_too_large")
-    return doc, rows
+        raise Refused(413, f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", "payload_too_large")
+    return raw
 
 
 # ---- endpoint call --------------------------------------------------------------------
 
 
-class EndpointFailure(Exception):
-    def __init__(self, message, status=502, error_type="endpoint_error"):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
-
-
-# Container answers that mean "this input is wrong", which the caller can fix.
-_INPUT_STATUSES = frozenset({400, 413, 422})
-
-
-def _container_message(text):
+def _container_error(text):
+    """The container's error document {"error": str, "error_type": str, ...}, or None."""
     try:
         doc = json.loads(text)
     except (TypeError, ValueError):
-        return (text or "").strip()[:500]
-    if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-        return doc["error"]
-    return str(text).strip()[:500]
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), str) and isinstance(doc.get("error_type"), str):
+        return doc
+    return None
+
+
+def _refusal(status, doc):
+    """The container's 4xx goes to the caller as is; anything else is a 502."""
+    if 400 <= status < 500:
+        return Refused(status, doc["error"], doc["error_type"], detail=doc)
+    return Refused(502, f"the model failed (status {status}): {doc['error']}", "endpoint_error")
 
 
 def _classify_client_error(err):
-    """botocore ClientError -> EndpointFailure (400 for rejected input, else 502)."""
+    """botocore ClientError -> Refused."""
     resp = err.response or {}
-    code = resp.get("Error", {}).get("Code", "")
-    http = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    error = resp.get("Error", {})
+    code = error.get("Code", "")
     if code == "ModelError":
         # SageMaker: the container answered non-2xx; its status and body are attached.
         original = resp.get("OriginalStatusCode")
-        message = _container_message(resp.get("OriginalMessage") or resp.get("Error", {}).get("Message"))
-        if original in _INPUT_STATUSES:
-            return EndpointFailure(f"the model rejected the input: {message}", 400, "invalid_input")
-        return EndpointFailure(f"the model failed (status {original}): {message}")
-    if http in _INPUT_STATUSES and resp.get("Error", {}).get("Type") is None and code in ("", str(http)):
-        # A model container reached directly (ccfraud serve, SageMaker local mode)
-        # answers {"error": ..., "error_type": ...}, which botocore keeps as Message.
-        message = resp.get("Error", {}).get("Message", "")
-        return EndpointFailure(f"the model rejected the input: {message}", 400, "invalid_input")
-    return EndpointFailure(f"endpoint call failed: {code or http}: {resp.get('Error', {}).get('Message', '')}")
+        text = resp.get("OriginalMessage") or error.get("Message") or ""
+        if not isinstance(original, int):
+            return Refused(502, f"the model failed: {text.strip()[:500]}", "endpoint_error")
+        doc = _container_error(text) or {"error": text.strip()[:500] or f"status {original}", "error_type": "invalid_input"}
+        return _refusal(original, doc)
+    doc = resp.get(CONTAINER_ERROR)
+    http = resp.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if doc is not None and isinstance(http, int):
+        # A model container reached directly (ccfraud serve, SageMaker local mode).
+        return _refusal(http, doc)
+    # SageMaker itself refused the call (no such endpoint, throttling, ...): not the caller's doing.
+    return Refused(502, f"endpoint call failed: {code or http}: {error.get('Message', '')}", "endpoint_error")
 
 
-def _invoke(endpoint, doc):
+def _invoke(endpoint, body):
     client = _sagemaker_client()
     try:
         result = client.invoke_endpoint(
-            EndpointName=endpoint,
-            ContentType=CONTENT_TYPE,
-            Accept="application/json",
-            Body=json.dumps(doc, separators=(",", ":")).encode("utf-8"),
+            EndpointName=endpoint, ContentType=CONTENT_TYPE, Accept="application/json", Body=body
         )
         raw = result["Body"].read()
     except ClientError as e:
-        failure = _classify_client_error(e)
-        logger.warning("invoke_endpoint %s: %s", endpoint, failure)
-        raise failure from None
+        refused = _classify_client_error(e)
+        logger.warning("invoke_endpoint %s: %s %s", endpoint, refused.status, refused)
+        raise refused from None
     except BotoCoreError as e:
         logger.error("invoke_endpoint %s unreachable: %s", endpoint, e)
-        raise EndpointFailure(f"endpoint unreachable: {type(e).__name__}", 502, "endpoint_unreachable") from None
+        raise Refused(502, f"endpoint unreachable: {type(e).__name__}", "endpoint_unreachable") from None
     try:
         text = raw.decode("utf-8")
         answer = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         logger.error("invoke_endpoint %s: answer is not JSON (%d bytes)", endpoint, len(raw))
-        raise EndpointFailure("endpoint answered with something that is not JSON", 502, "bad_endpoint_response") from None
+        raise Refused(502, "endpoint answered with something that is not JSON", "bad_endpoint_response") from None
     return text, answer
 
 
-def fraud_scores(answer, n_rows):
-    """The class-"1" score of each row from the endpoint's JSON."""
+def fraud_scores(answer):
+    """The class-"1" score of each transaction from the endpoint's JSON."""
     try:
         classifications = answer["result"]["classifications"]
-        if not isinstance(classifications, list) or len(classifications) != n_rows:
-            raise ValueError(f"{n_rows} transactions sent, {len(classifications)} classifications received")
+        if not isinstance(classifications, list) or not classifications:
+            raise ValueError("no classifications")
         scores = []
         for c in classifications:
             classes = c["classes"]
             by_label = {str(k["label"]): k["score"] for k in classes}
-            score = by_label["1"] if "1" in by_label else classes[1]["score"]
-            score = float(score)
+            score = float(by_label["1"] if "1" in by_label else classes[1]["score"])
             if not math.isfinite(score):
                 raise ValueError("score is not finite")
             scores.append(score)
         return scores
     except (KeyError, IndexError, TypeError, ValueError) as e:
-        raise EndpointFailure(
-            f"endpoint answer has an unexpected shape: {e}", 502, "bad_endpoint_response"
-        ) from None
+        raise Refused(502, f"endpoint answer has an unexpected shape: {e}", "bad_endpoint_response") from None
 
 
 # ---- alerts ---------------------------------------------------------------------------
 
 
-def transaction_reference(request_id, index, row):
-    """Points at a transaction without revealing it."""
+def transaction_reference(request_id, index, body):
+    """Points at a transaction (row `index` of the request `body`) without revealing it."""
     if request_id:
         return f"{request_id}#{index}"
-    canonical = json.dumps([float(v) for v in row], separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:16]
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:16] + f"#{index}"
 
 
 def alert_message(score, reference, when):
@@ -460,8 +331,7 @@ def alert_message(score, reference, when):
     )
 
 
-def _publish_alerts(topic, threshold, scores, rows, request_id):
-    sent = 0
+def _publish_alerts(topic, threshold, scores, body, request_id):
     flagged = [i for i, s in enumerate(scores) if s >= threshold]
     if not flagged:
         return 0
@@ -469,8 +339,9 @@ def _publish_alerts(topic, threshold, scores, rows, request_id):
         logger.info("%d transaction(s) at or above %.4f; SNS_TOPIC_ARN unset, no alert sent", len(flagged), threshold)
         return 0
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    sent = 0
     for i in flagged:
-        reference = transaction_reference(request_id, i, rows[i])
+        reference = transaction_reference(request_id, i, body)
         try:
             _sns_client().publish(
                 TopicArn=topic,
@@ -511,26 +382,22 @@ def lambda_handler(event, context):
         resp["headers"]["Allow"] = ALLOW_METHODS
         return resp
     try:
-        endpoint, threshold, max_rows, topic = _settings()
+        endpoint, threshold, topic = _settings()
     except ConfigError as e:
         logger.error("misconfigured: %s", e)
         return _error(500, "the fraud-check service is misconfigured", "misconfigured")
 
-    try:
-        doc, rows = parse_transactions(_body_text(event), max_rows)
-    except BadRequest as e:
-        return _error(e.status, str(e), e.error_type)
-
     request_id = _request_id(event, context)
     try:
-        text, answer = _invoke(endpoint, doc)
-        scores = fraud_scores(answer, len(rows))
-    except EndpointFailure as e:
-        return _error(e.status, str(e), e.error_type)
+        body = _body_bytes(event)
+        text, answer = _invoke(endpoint, body)
+        scores = fraud_scores(answer)
+    except Refused as e:
+        return _answer(e.status, json.dumps(e.doc))
 
-    sent = _publish_alerts(topic, threshold, scores, rows, request_id)
+    sent = _publish_alerts(topic, threshold, scores, body, request_id)
     logger.info(
         "request %s: %d transaction(s), max fraud score %.4f, %d alert(s) sent",
-        request_id, len(rows), max(scores), sent,
+        request_id, len(scores), max(scores), sent,
     )
     return _answer(200, text)

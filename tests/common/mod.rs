@@ -7,33 +7,41 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ccfraud");
 
-/// xorshift for test data (the crate's own generator is tested elsewhere).
-pub struct Gen(u64);
-impl Gen {
-    pub fn new(seed: u64) -> Gen {
-        Gen(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+/// The crate's seeded generator, as training uses it.
+pub fn rng(seed: u64) -> ccfraud::Rng {
+    rand::SeedableRng::seed_from_u64(seed)
+}
+
+/// A `ccfraud` command whose environment holds none of the variables the
+/// binary reads (`CCFRAUD_*`, `SAGEMAKER_*`, `SM_*`, `AWS_*`) from the
+/// calling shell, so a developer's or CI's settings cannot change what a
+/// test checks; tests set what they need on the returned command.
+pub fn ccfraud() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if ["CCFRAUD_", "SAGEMAKER_", "SM_", "AWS_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+        {
+            cmd.env_remove(&key);
+        }
     }
-    pub fn f(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    pub fn normal(&mut self) -> f64 {
-        (-2.0 * (1.0 - self.f()).ln()).sqrt() * (std::f64::consts::TAU * self.f()).cos()
-    }
+    cmd
 }
 
 /// Lab-format CSV text (29 features + label) with ~3 % frauds shifted on
 /// some features.
 pub fn lab_csv(rows: usize, seed: u64) -> String {
-    let mut g = Gen::new(seed);
+    use rand::Rng as _;
+    let mut g = rng(seed);
     let mut s = String::with_capacity(rows * 300);
     for _ in 0..rows {
-        let fraud = g.f() < 0.03;
+        let fraud = g.random::<f64>() < 0.03;
         for j in 0..29 {
             let shift = if fraud && j % 5 == 0 { 2.5 } else { 0.0 };
-            s.push_str(&format!("{:.5},", g.normal() + shift));
+            let z: f64 = g.sample(rand_distr::StandardNormal);
+            s.push_str(&format!("{:.5},", z + shift));
         }
         s.push_str(if fraud { "1\n" } else { "0\n" });
     }
@@ -80,7 +88,7 @@ impl MlRoot {
         }
     }
     pub fn train(&self) -> Output {
-        Command::new(BIN)
+        ccfraud()
             .args(["train", "--ml-root"])
             .arg(self.path())
             .env("CCFRAUD_LOG", "info")
@@ -103,34 +111,36 @@ impl Server {
     /// Starts the server on `ml_root` (`extra` flags appended) and waits for
     /// its start-up line to learn the port.
     pub fn start(ml_root: &Path, extra: &[&str]) -> Server {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = ccfraud();
         cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--ml-root"])
             .arg(ml_root)
             .args(extra)
-            .env("CCFRAUD_LOG", "info")
-            .env_remove("SAGEMAKER_BIND_TO_PORT");
+            .env("CCFRAUD_LOG", "info");
         Server::spawn(cmd)
     }
 
     /// Spawns a prepared `ccfraud serve … --host 127.0.0.1 --port 0` command
     /// and waits for its start-up line to learn the port.
     pub fn spawn(mut cmd: Command) -> Server {
-        use std::io::BufRead;
         let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before start-up")
-                .unwrap();
-            if let Some(i) = line.find(" on 127.0.0.1:") {
-                let rest = &line[i + 4..];
-                break rest.split_whitespace().next().unwrap().to_string();
+        let found = wait_for_line(
+            stderr,
+            std::time::Duration::from_secs(60),
+            "`ccfraud serve` start-up line (… on 127.0.0.1:PORT)",
+            |line| {
+                let i = line.find(" on 127.0.0.1:")?;
+                Some(line[i + 4..].split_whitespace().next()?.to_string())
+            },
+        );
+        let addr = match found {
+            Ok(addr) => addr,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{e}");
             }
         };
-        // keep draining stderr so the server never blocks on a full pipe
-        std::thread::spawn(move || for _ in lines {});
         Server { child, addr }
     }
 
@@ -150,6 +160,55 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Reads `stream` (a child's stdout or stderr) line by line until `pick`
+/// returns a value, and returns it; the rest of the stream is drained in the
+/// background so the child never blocks on a full pipe. Fails with every
+/// line seen when the stream ends first or `deadline` passes.
+pub fn wait_for_line<T: Send + 'static>(
+    stream: impl std::io::Read + Send + 'static,
+    deadline: std::time::Duration,
+    what: &str,
+    mut pick: impl FnMut(&str) -> Option<T> + Send + 'static,
+) -> Result<T, String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut found = false;
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if !found {
+                if let Some(v) = pick(&line) {
+                    found = true;
+                    let _ = tx.send(Ok(v));
+                } else {
+                    let _ = tx.send(Err(line));
+                }
+            }
+        }
+    });
+    let end = std::time::Instant::now() + deadline;
+    let mut seen = Vec::new();
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(line)) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "no {what} within {deadline:?}; output so far:\n{}",
+                    seen.join("\n")
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(format!(
+                    "the stream ended before any {what}; output:\n{}",
+                    seen.join("\n")
+                ))
+            }
+        }
     }
 }
 
@@ -227,8 +286,43 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The lab's example fraud transaction (../shared/DATA.md: data row 11880).
-pub const LAB_FRAUD: &str = "[-15.819178720771802,8.7759971528627,-22.8046864614815,11.864868080360699,-9.09236053189517,-2.38689320657655,-16.5603681078199,0.9483485947860579,-6.31065843275059,-13.0888909176936,9.81570317447819,-14.0560611837648,0.777191846436601,-13.7610179615936,-0.353635939812489,-7.9574472262599505,-11.9629542349435,-4.7805077876172,0.652498045264831,0.992278949261366,-2.35063374523783,1.03636187430048,1.13605073696052,-1.0434137405139001,-0.10892334328197999,0.657436778462222,2.1364244708551396,-1.41194537483904,-0.3492313067728856]";
+/// `data/demo_examples.json`: the lab's example fraud and more labelled
+/// rows, the one copy that the demo, the tests and the scripts share.
+pub fn demo_examples() -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo_examples.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let doc: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    doc["examples"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{} has no \"examples\" list", path.display()))
+        .clone()
+}
+
+/// The 29 features (V1..V28, standardized Amount) of the example `id` of
+/// `data/demo_examples.json`.
+pub fn example_features(id: &str) -> Vec<f64> {
+    let all = demo_examples();
+    let e = all
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no example {id:?} in data/demo_examples.json"));
+    let features: Vec<f64> = e["features"]
+        .as_array()
+        .unwrap_or_else(|| panic!("example {id:?} has no features"))
+        .iter()
+        .map(|v| v.as_f64().expect("features are numbers"))
+        .collect();
+    assert_eq!(features.len(), 29, "example {id:?}");
+    features
+}
+
+/// The lab's example fraud transaction (../shared/DATA.md: train split row
+/// 11880) as the JSON body the lab's Lambda sends: `[29 numbers]`.
+pub fn lab_fraud() -> String {
+    serde_json::to_string(&example_features("lab-fraud")).unwrap()
+}
 
 /// Fraud score from a TF-classification JSON body, the lab's way.
 pub fn fraud_score(body: &[u8]) -> f64 {
