@@ -141,6 +141,65 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
 }
 
+impl ServeArgs {
+    /// The checked settings of `ccfraud serve`: the address resolved, 0
+    /// workers meaning one per core, the model folder or URI, the CORS
+    /// origin parsed; a zero body limit is refused.
+    pub fn into_config(self) -> Result<crate::serve::Config, crate::serve::ServeError> {
+        use crate::serve::{Config, CorsOrigin, ModelSource, ServeError};
+        use std::num::NonZeroUsize;
+        let bind = resolve(&self.host, self.port).map_err(|source| ServeError::Host {
+            host: self.host.clone(),
+            source,
+        })?;
+        let workers = self
+            .workers
+            .and_then(NonZeroUsize::new)
+            .or_else(|| NonZeroUsize::new(crate::cores()))
+            .unwrap_or(NonZeroUsize::MIN);
+        let model = match self.model_uri {
+            Some(uri) => ModelSource::Uri(uri),
+            None => ModelSource::Dir(crate::sagemaker::MlRoot::new(self.root.ml_root).model_dir()),
+        };
+        Ok(Config {
+            bind,
+            workers,
+            model,
+            model_name: self.model,
+            cors_origin: CorsOrigin::parse(&self.cors_origin)?,
+            max_body_bytes: NonZeroUsize::new(self.max_body_bytes).ok_or(ServeError::Zero {
+                flag: "max-body-bytes",
+            })?,
+        })
+    }
+}
+
+impl DemoArgs {
+    /// The checked settings of `ccfraud demo`.
+    pub fn into_config(self) -> Result<crate::demo::Config, crate::demo::DemoError> {
+        let bind =
+            resolve(&self.host, self.port).map_err(|source| crate::demo::DemoError::Host {
+                host: self.host.clone(),
+                source,
+            })?;
+        crate::demo::Config::new(
+            bind,
+            &self.api_url,
+            self.threshold,
+            self.alert_log,
+            self.alert_webhook.as_deref(),
+        )
+    }
+}
+
+/// `--host`/`--port` → the first address they resolve to.
+fn resolve(host: &str, port: u16) -> std::io::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address for this name")
+    })
+}
+
 /// Environment variable holding the log filter.
 pub const LOG_ENV: &str = "CCFRAUD_LOG";
 
@@ -170,7 +229,10 @@ pub fn init_logging() -> Result<(), LogFilterError> {
 
 /// Parses a filter value; `None` or blank gives `info`.
 pub fn log_filter(value: Option<&str>) -> Result<tracing_subscriber::EnvFilter, LogFilterError> {
-    let value = value.map(str::trim).filter(|v| !v.is_empty()).unwrap_or("info");
+    let value = value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("info");
     tracing_subscriber::EnvFilter::builder()
         .parse(value)
         .map_err(|source| LogFilterError {
@@ -205,7 +267,12 @@ mod tests {
 
     #[test]
     fn log_filters_parse_or_fail_loudly() {
-        for ok in [None, Some(""), Some("debug"), Some("ccfraud=debug,aws=warn")] {
+        for ok in [
+            None,
+            Some(""),
+            Some("debug"),
+            Some("ccfraud=debug,aws=warn"),
+        ] {
             assert!(log_filter(ok).is_ok(), "{ok:?}");
         }
         let e = log_filter(Some("ccfraud=loud")).unwrap_err().to_string();
