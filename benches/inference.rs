@@ -8,7 +8,7 @@ use ccfraud::model::dnn::{self, DnnParams, Optimizer};
 use ccfraud::model::forest::{Forest, ForestParams};
 use ccfraud::model::logistic::Logistic;
 use ccfraud::model::scaler::Scaler;
-use ccfraud::model::{Estimator, Model, TrainedModel};
+use ccfraud::model::{Estimator, EvaluatedOn, Model, Provenance, TrainedModel};
 use ccfraud::serve::request::{parse, Format};
 use ccfraud::Rng;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -32,18 +32,15 @@ fn data(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
     (x, y)
 }
 
-fn model(name: &str, estimator: Estimator, scaler: Option<Scaler>) -> TrainedModel {
-    TrainedModel {
-        name: name.into(),
-        threshold: 0.5,
-        scaler,
-        estimator,
+fn model(estimator: Estimator, scaler: Option<Scaler>) -> TrainedModel {
+    let provenance = Provenance {
         params: serde_json::Value::Null,
         fit_seconds: 0.0,
         validation: Report::new(&[], &[], 0.5),
         evaluation: Report::new(&[], &[], 0.5),
-        evaluated_on: "test".into(),
-    }
+        evaluated_on: EvaluatedOn::Test,
+    };
+    TrainedModel::new(0.5, scaler, estimator, provenance).expect("a valid model")
 }
 
 fn dnn_params(epochs: usize) -> DnnParams {
@@ -99,9 +96,9 @@ fn inference(c: &mut Criterion) {
     )
     .unwrap();
     let models = [
-        model("dnn", Estimator::Dnn(net), Some(scaler.clone())),
-        model("logistic", Estimator::Logistic(lr), Some(scaler.clone())),
-        model("forest", Estimator::Forest(forest), None),
+        model(Estimator::Dnn(net), Some(scaler.clone())),
+        model(Estimator::Logistic(lr), Some(scaler.clone())),
+        model(Estimator::Forest(forest), None),
     ];
     let mut g = c.benchmark_group("predict");
     for m in &models {
@@ -109,7 +106,7 @@ fn inference(c: &mut Criterion) {
             let rows = &x[..n * N_FEATURES];
             let mut out = vec![0f32; n];
             g.throughput(Throughput::Elements(n as u64));
-            g.bench_with_input(BenchmarkId::new(&m.name, n), &n, |b, _| {
+            g.bench_with_input(BenchmarkId::new(m.kind().name(), n), &n, |b, _| {
                 b.iter(|| m.predict_proba(black_box(rows), &mut out))
             });
         }

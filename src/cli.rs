@@ -154,7 +154,7 @@ pub struct ServeArgs {
     /// Which trained model to serve: dnn, logistic or forest (default: the one
     /// training marked best).
     #[arg(long, env = "CCFRAUD_MODEL")]
-    pub model: Option<String>,
+    pub model: Option<crate::model::ModelKind>,
     /// Access-Control-Allow-Origin sent with answers, so browser pages (the
     /// demo) can call the server.
     #[arg(long, env = "CCFRAUD_CORS_ORIGIN", default_value = "*")]
@@ -162,6 +162,65 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (SageMaker's limit is 6 MB).
     #[arg(long, env = "CCFRAUD_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
+}
+
+impl ServeArgs {
+    /// The checked settings of `ccfraud serve`: the address resolved, 0
+    /// workers meaning one per core, the model folder or URI, the CORS
+    /// origin parsed; a zero body limit is refused.
+    pub fn into_config(self) -> Result<crate::serve::Config, crate::serve::ServeError> {
+        use crate::serve::{Config, CorsOrigin, ModelSource, ServeError};
+        use std::num::NonZeroUsize;
+        let bind = resolve(&self.host, self.port).map_err(|source| ServeError::Host {
+            host: self.host.clone(),
+            source,
+        })?;
+        let workers = self
+            .workers
+            .and_then(NonZeroUsize::new)
+            .or_else(|| NonZeroUsize::new(crate::cores()))
+            .unwrap_or(NonZeroUsize::MIN);
+        let model = match self.model_uri {
+            Some(uri) => ModelSource::Uri(uri),
+            None => ModelSource::Dir(crate::sagemaker::MlRoot::new(self.root.ml_root).model_dir()),
+        };
+        Ok(Config {
+            bind,
+            workers,
+            model,
+            model_kind: self.model,
+            cors_origin: CorsOrigin::parse(&self.cors_origin)?,
+            max_body_bytes: NonZeroUsize::new(self.max_body_bytes).ok_or(ServeError::Zero {
+                flag: "max-body-bytes",
+            })?,
+        })
+    }
+}
+
+impl DemoArgs {
+    /// The checked settings of `ccfraud demo`.
+    pub fn into_config(self) -> Result<crate::demo::Config, crate::demo::DemoError> {
+        let bind =
+            resolve(&self.host, self.port).map_err(|source| crate::demo::DemoError::Host {
+                host: self.host.clone(),
+                source,
+            })?;
+        crate::demo::Config::new(
+            bind,
+            &self.api_url,
+            self.threshold,
+            self.alert_log,
+            self.alert_webhook.as_deref(),
+        )
+    }
+}
+
+/// `--host`/`--port` → the first address they resolve to.
+fn resolve(host: &str, port: u16) -> std::io::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    (host, port).to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address for this name")
+    })
 }
 
 /// Environment variable holding the log filter.

@@ -56,29 +56,32 @@ fn main() -> ExitCode {
                 ExitCode::from(Exit::BadInput)
             }
         },
-        Command::Demo(a) => {
-            let run = ccfraud::demo::DemoConfig::new(
-                a.api_url,
-                a.threshold,
-                a.alert_log,
-                a.alert_webhook.as_deref(),
-            )
-            .and_then(|c| ccfraud::demo::main(c, &a.host, a.port));
+        Command::Demo(args) => {
+            let run = args.into_config().and_then(|config| {
+                let listener = config.listen()?;
+                ccfraud::demo::run(config, listener)
+            });
             match run {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
-                    ExitCode::from(1)
+                    ExitCode::from(e.exit())
                 }
             }
         }
-        Command::Serve(args) => match ccfraud::serve::main(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(e.exit_code())
+        Command::Serve(args) => {
+            let run = args.into_config().and_then(|config| {
+                let listener = config.listen()?;
+                ccfraud::serve::run(config, listener)
+            });
+            match run {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit())
+                }
             }
-        },
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The real `ccfraud serve` binary on an ephemeral port, with a model trained
-//! by the real `ccfraud train`: every request and response format, batch
-//! equals single, every client error, the SageMaker runtime path, start-up
-//! failures and SIGTERM.
+//! by the real `ccfraud train`: every request and response format, `Accept`
+//! quality values, batch equals single, every client error, the SageMaker
+//! runtime path, the lab's own request (its example fraud read from
+//! `data/demo_examples.json`, the copy the demo page serves), CORS for the
+//! demo page, start-up failures and SIGTERM. Also the real `ccfraud demo`:
+//! its page, and alerts reaching the log file and a real webhook listener.
 
 mod common;
 use common::*;
@@ -347,22 +350,154 @@ fn sagemaker_runtime_path_and_model_choice() {
     let (status, _, b) = s.request("POST", "/invocations", &[], good.as_bytes());
     assert_eq!(status, 200);
     assert_eq!(scores_of(&a), scores_of(&b));
-    // browsers (the demo page) may call it from another origin
+}
+
+#[test]
+fn browsers_may_call_from_another_origin() {
+    let s = Server::start(trained(), &[]);
+    // the demo page's JSON POST needs a preflight
     let (status, head, _) = s.request(
         "OPTIONS",
         "/invocations",
         &[
             ("Origin", "http://demo"),
             ("Access-Control-Request-Method", "POST"),
+            (
+                "Access-Control-Request-Headers",
+                "content-type, accept, x-amzn-sagemaker-custom-attributes",
+            ),
         ],
         b"",
     );
-    assert_eq!(status, 204);
+    assert!((200..300).contains(&status), "{status}: {head}");
     assert!(head.contains("access-control-allow-origin: *"), "{head}");
-    assert!(
-        head.contains("access-control-allow-methods: post, options"),
+    assert!(head.contains("access-control-max-age: 86400"), "{head}");
+    let listed = |name: &str| -> Vec<String> {
+        let line = head
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {head}"));
+        line.split(',').map(|m| m.trim().to_string()).collect()
+    };
+    let mut methods = listed("access-control-allow-methods:");
+    methods.sort();
+    assert_eq!(methods, ["options", "post"], "{head}");
+    let mut headers = listed("access-control-allow-headers:");
+    headers.sort();
+    assert_eq!(
+        headers,
+        [
+            "accept",
+            "content-type",
+            "x-amzn-sagemaker-custom-attributes"
+        ],
         "{head}"
     );
+    // the POST itself, and its errors, carry the header too
+    let good = json_list(&rows(1, 7)[0]);
+    for (body, want) in [(good.as_str(), 200), ("[1]", 400)] {
+        let (status, head, _) = s.request(
+            "POST",
+            "/invocations",
+            &[JSON, ("Origin", "http://demo")],
+            body.as_bytes(),
+        );
+        assert_eq!(status, want);
+        assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    }
+
+    // one exact origin
+    let s = Server::start(trained(), &["--cors-origin", "http://127.0.0.1:8000"]);
+    let (status, head, _) = s.request(
+        "OPTIONS",
+        "/endpoints/x/invocations",
+        &[
+            ("Origin", "http://127.0.0.1:8000"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type"),
+        ],
+        b"",
+    );
+    assert!((200..300).contains(&status), "{status}: {head}");
+    assert!(
+        head.contains("access-control-allow-origin: http://127.0.0.1:8000"),
+        "{head}"
+    );
+    let (status, head, _) = s.request(
+        "POST",
+        "/invocations",
+        &[JSON, ("Origin", "http://elsewhere")],
+        good.as_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert!(!head.contains("access-control-allow-origin"), "{head}");
+}
+
+/// The lab's example fraud, from the one copy the demo page also serves.
+fn lab_fraud() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo_examples.json");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let example = v["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "lab-fraud")
+        .unwrap_or_else(|| panic!("no \"lab-fraud\" example in {path}"));
+    let features = example["features"].as_array().unwrap();
+    assert_eq!(features.len(), 29);
+    serde_json::to_string(features).unwrap()
+}
+
+#[test]
+fn the_lab_lambdas_request_gets_the_tf_classification_answer() {
+    let s = Server::start(trained(), &[]);
+    // the Lambda posts the bare list with no Content-Type and reads
+    // result.classifications[0].classes[1].score
+    let (status, head, body) = s.request("POST", "/invocations", &[], lab_fraud().as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let score = fraud_score(&body);
+    assert!((0.0..=1.0).contains(&score), "{score}");
+    assert_eq!(scores_of(&body), [score]);
+}
+
+#[test]
+fn accept_quality_values_choose_the_answer() {
+    let s = Server::start(trained(), &[]);
+    let good = json_list(&rows(1, 8)[0]);
+    for (accept, want) in [
+        ("text/csv;q=0, application/json", "application/json"),
+        ("application/json;q=0.5, text/csv", "text/csv"),
+        (
+            "text/csv;q=0.1, application/jsonlines;q=0.9",
+            "application/jsonlines",
+        ),
+        ("*/*", "application/json"),
+        ("", "application/json"),
+    ] {
+        let (status, head, body) = s.request(
+            "POST",
+            "/invocations",
+            &[JSON, ("Accept", accept)],
+            good.as_bytes(),
+        );
+        assert_eq!(status, 200, "{accept}: {}", String::from_utf8_lossy(&body));
+        assert!(
+            head.contains(&format!("content-type: {want}")),
+            "{accept}: {head}"
+        );
+    }
+    let (status, head, body) = s.request(
+        "POST",
+        "/invocations",
+        &[JSON, ("Accept", "text/csv;q=0")],
+        good.as_bytes(),
+    );
+    assert_eq!(status, 406);
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error_type"], "not_acceptable");
 }
 
 #[test]
@@ -399,8 +534,28 @@ fn startup_fails_clearly_without_a_usable_model() {
     assert!(err.contains("truncated or modified"), "{err}");
 
     let (code, err) = run(trained(), &["--model", "xgboost"]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("no model named 'xgboost'"), "{err}");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("unknown model 'xgboost' (expected dnn, logistic or forest)"),
+        "{err}"
+    );
+
+    // bad settings: exit 2, naming the flag
+    for (flags, text) in [
+        (
+            &["--cors-origin", "not an origin"][..],
+            "--cors-origin 'not an origin'",
+        ),
+        (
+            &["--cors-origin", "http://demo/"],
+            "--cors-origin 'http://demo/'",
+        ),
+        (&["--max-body-bytes", "0"], "--max-body-bytes"),
+    ] {
+        let (code, err) = run(trained(), flags);
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(err.contains(text), "{flags:?}: {err}");
+    }
 }
 
 #[test]
@@ -413,4 +568,107 @@ fn sigterm_drains_and_exits_zero() {
         std::net::TcpStream::connect(&s.addr).is_err(),
         "stopped accepting"
     );
+}
+
+/// A one-request HTTP listener on 127.0.0.1:0 answering 204; returns its
+/// address and a channel that hands over the body it received.
+fn webhook_listener() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let mut len = 0;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).unwrap();
+        let mut s = r.into_inner();
+        s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        tx.send(String::from_utf8(body).unwrap()).unwrap();
+    });
+    (addr, rx)
+}
+
+#[test]
+fn demo_serves_the_page_and_sends_alerts_to_the_log_and_the_webhook() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    let alert_log = work.path().join("alerts.jsonl");
+    let (hook, received) = webhook_listener();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--host", "127.0.0.1", "--port", "0"])
+        .args(["--api-url", "http://127.0.0.1:8080/invocations"])
+        .arg("--alert-log")
+        .arg(&alert_log)
+        .args(["--alert-webhook", &format!("http://{hook}/hook")])
+        .env("CCFRAUD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = Kill(child);
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("demo exited before its start-up line")
+            .unwrap();
+        if let Some(rest) = line.split("demo on http://").nth(1) {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let (status, _, body) = http(&addr, "GET", "/config.json", &[], b"");
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["apiUrl"], "http://127.0.0.1:8080/invocations");
+    assert_eq!(v["threshold"], 0.9);
+    let (status, head, _) = http(&addr, "GET", "/", &[], b"");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+
+    let json = [("Content-Type", "application/json")];
+    let (status, _, _) = http(&addr, "POST", "/alerts", &json, br#"{"score": 0.5}"#);
+    assert_eq!(status, 400, "below the threshold is not an alert");
+    let (status, _, body) = http(
+        &addr,
+        "POST",
+        "/alerts",
+        &json,
+        br#"{"score": 0.95, "example": "lab-fraud"}"#,
+    );
+    assert_eq!(status, 202, "{}", String::from_utf8_lossy(&body));
+    let posted = received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the webhook never received the alert");
+    let logged = std::fs::read_to_string(&alert_log).unwrap();
+    assert_eq!(logged.lines().count(), 1, "{logged}");
+    assert_eq!(logged.trim_end(), posted);
+    let v: serde_json::Value = serde_json::from_str(&posted).unwrap();
+    assert_eq!(v["score"], 0.95);
+    assert_eq!(v["threshold"], 0.9);
+    assert_eq!(v["reference"], "lab-fraud");
+    let time = v["time"].as_str().unwrap();
+    assert!(time.len() == 20 && time.ends_with('Z'), "{time}");
+
+    assert_eq!(sigterm_and_wait(&mut child.0), Some(0));
 }

@@ -246,6 +246,7 @@ fn prepare_refuses_bad_input_and_writes_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no 'V1' column"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x.csv:1:1: unknown column 'a'"), "{err}");
     assert!(!dir.path().join("out/train_data.csv").exists());
 }

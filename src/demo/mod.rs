@@ -7,15 +7,19 @@
 //! Without SNS, alerts go to a local sink: one JSON line per alert appended to
 //! a file, and optionally a POST of the same JSON to an `http://` webhook.
 //! An alert carries time, score, threshold and a reference (the example's id),
-//! never the transaction's values.
+//! never the transaction's values. URLs are checked with `url`, the webhook
+//! is posted with `ureq` (plain HTTP, 2 s), alert times are written by `time`.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::Deserialize;
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use url::Url;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
@@ -23,24 +27,45 @@ const STYLE_CSS: &str = include_str!("style.css");
 /// 16 labelled transactions of the real data (the lab's example fraud, 10
 /// frauds and 5 normals of the test split).
 const EXAMPLES_JSON: &str = include_str!("../../data/demo_examples.json");
+/// How long an alert webhook may take, connection to answer.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Demo settings, checked by [`DemoConfig::new`].
-#[derive(Debug, Clone)]
-pub struct DemoConfig {
-    pub api_url: String,
+/// Checked settings of `ccfraud demo`, built by [`Config::new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where to listen (the caller binds it, see [`Config::listen`]).
+    pub bind: SocketAddr,
+    /// The prediction API the page calls (`http://` or `https://`).
+    pub api_url: Url,
+    /// Fraud score at or above which the page alerts, in [0, 1].
     pub threshold: f64,
+    /// File that receives one JSON line per alert.
     pub alert_log: PathBuf,
+    /// Optional webhook that receives each alert as a JSON POST.
     pub alert_webhook: Option<Webhook>,
 }
 
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("{0}")]
-    Config(String),
+    #[error("--api-url '{value}' must be an http:// or https:// URL")]
+    ApiUrl { value: String },
+    #[error("--threshold {value} must be between 0 and 1")]
+    Threshold { value: f64 },
+    #[error("--alert-webhook '{value}': {reason}")]
+    Webhook {
+        value: String,
+        reason: WebhookProblem,
+    },
+    #[error("cannot resolve --host '{host}': {source}")]
+    Host {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
-        addr: String,
+        addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
@@ -48,107 +73,140 @@ pub enum DemoError {
     Runtime(#[source] std::io::Error),
 }
 
-impl DemoConfig {
+impl DemoError {
+    /// The exit code under the one policy of [`crate::sagemaker::Exit`]:
+    /// bad flags and an address that cannot be had are usage errors.
+    pub fn exit(&self) -> crate::sagemaker::Exit {
+        use crate::sagemaker::Exit;
+        match self {
+            DemoError::ApiUrl { .. }
+            | DemoError::Threshold { .. }
+            | DemoError::Webhook { .. }
+            | DemoError::Host { .. }
+            | DemoError::Bind { .. } => Exit::Usage,
+            DemoError::Runtime(_) => Exit::Failed,
+        }
+    }
+}
+
+/// What is wrong with an `--alert-webhook` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookProblem {
+    #[error("not a URL")]
+    NotAUrl,
+    #[error("only http:// webhooks are supported")]
+    NotHttp,
+    #[error("no host")]
+    NoHost,
+}
+
+impl Config {
     pub fn new(
-        api_url: String,
+        bind: SocketAddr,
+        api_url: &str,
         threshold: f64,
         alert_log: PathBuf,
         alert_webhook: Option<&str>,
-    ) -> Result<DemoConfig, DemoError> {
-        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) {
-            return Err(DemoError::Config(format!(
-                "--api-url '{api_url}' must be an http:// or https:// URL"
-            )));
-        }
+    ) -> Result<Config, DemoError> {
+        let api_url = Url::parse(api_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+            .ok_or_else(|| DemoError::ApiUrl {
+                value: api_url.to_string(),
+            })?;
         if !(0.0..=1.0).contains(&threshold) {
-            return Err(DemoError::Config(format!(
-                "--threshold {threshold} must be between 0 and 1"
-            )));
+            return Err(DemoError::Threshold { value: threshold });
         }
-        let alert_webhook = alert_webhook.map(Webhook::parse).transpose()?;
-        Ok(DemoConfig {
+        let alert_webhook = alert_webhook
+            .map(|w| {
+                Webhook::parse(w).map_err(|reason| DemoError::Webhook {
+                    value: w.to_string(),
+                    reason,
+                })
+            })
+            .transpose()?;
+        Ok(Config {
+            bind,
             api_url,
             threshold,
             alert_log,
             alert_webhook,
         })
     }
+
+    /// Binds [`Config::bind`].
+    pub fn listen(&self) -> Result<TcpListener, DemoError> {
+        TcpListener::bind(self.bind).map_err(|source| DemoError::Bind {
+            addr: self.bind,
+            source,
+        })
+    }
 }
 
-/// An `http://host:port/path` webhook (plain HTTP, posted with a 2 s timeout).
+/// An `http://host[:port]/path` webhook (plain HTTP, posted by `ureq` with a
+/// 2 s timeout).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
-    host: String,
-    port: u16,
-    path: String,
+    url: Url,
 }
 
 impl Webhook {
-    pub fn parse(url: &str) -> Result<Webhook, DemoError> {
-        let bad = |why: &str| DemoError::Config(format!("--alert-webhook '{url}': {why}"));
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| bad("only http:// webhooks are supported"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad("bad port"))?),
-            None => (authority, 80),
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
+    pub fn parse(url: &str) -> Result<Webhook, WebhookProblem> {
+        let url = Url::parse(url).map_err(|e| match e {
+            url::ParseError::EmptyHost => WebhookProblem::NoHost,
+            _ => WebhookProblem::NotAUrl,
+        })?;
+        if url.scheme() != "http" {
+            return Err(WebhookProblem::NotHttp);
         }
-        Ok(Webhook {
-            host: host.to_string(),
-            port,
-            path: path.to_string(),
-        })
+        if !url.has_host() {
+            return Err(WebhookProblem::NoHost);
+        }
+        Ok(Webhook { url })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
     }
 
     /// POSTs `body` as JSON; returns the HTTP status.
-    fn post(&self, body: &str) -> std::io::Result<u16> {
-        use std::io::Read;
-        use std::net::ToSocketAddrs;
-        let addr = (self.host.as_str(), self.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("webhook host does not resolve"))?;
-        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.set_write_timeout(Some(Duration::from_secs(2)))?;
-        write!(
-            s,
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-            self.path,
-            self.host,
-            body.len(),
-            body
-        )?;
-        let mut head = [0u8; 64];
-        let n = s.read(&mut head)?;
-        let text = String::from_utf8_lossy(&head[..n]);
-        text.split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| std::io::Error::other("webhook answered something that is not HTTP"))
+    fn post(&self, agent: &ureq::Agent, body: &str) -> Result<u16, ureq::Error> {
+        let resp = agent
+            .post(self.url.as_str())
+            .content_type("application/json")
+            .send(body)?;
+        Ok(resp.status().as_u16())
     }
 }
 
+/// The client behind alert webhooks: plain HTTP, 2 s for the whole
+/// exchange, every status returned (not an error), no proxy from the
+/// environment (webhooks are local sinks).
+fn webhook_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(WEBHOOK_TIMEOUT))
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
 struct State {
-    config: DemoConfig,
+    config: Config,
+    agent: ureq::Agent,
     log: Mutex<()>,
 }
 
-/// `ccfraud demo`: bind and serve until SIGTERM/SIGINT.
-pub fn main(config: DemoConfig, host: &str, port: u16) -> Result<(), DemoError> {
-    let addr = format!("{host}:{port}");
-    let listener = TcpListener::bind(&addr).map_err(|source| DemoError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+/// Handlers share the state across worker threads.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<State>();
+};
+
+/// `ccfraud demo` on a bound listener: log one start-up line, serve until
+/// SIGTERM/SIGINT.
+pub fn run(config: Config, listener: TcpListener) -> Result<(), DemoError> {
+    let local = listener.local_addr().unwrap_or(config.bind);
     tracing::info!(
         "demo on http://{local}/ calling {} (alert threshold {}, alerts to {}{})",
         config.api_url,
@@ -157,21 +215,22 @@ pub fn main(config: DemoConfig, host: &str, port: u16) -> Result<(), DemoError> 
         config
             .alert_webhook
             .as_ref()
-            .map(|w| format!(" and http://{}:{}{}", w.host, w.port, w.path))
+            .map(|w| format!(" and {}", w.url))
             .unwrap_or_default()
     );
     actix_web::rt::System::new().block_on(async move {
-        run(config, listener)
+        server(config, listener)
             .map_err(DemoError::Runtime)?
             .await
             .map_err(DemoError::Runtime)
     })
 }
 
-/// Builds the demo server on a bound listener.
-pub fn run(config: DemoConfig, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+/// Builds the demo server on a bound listener (it runs when awaited).
+pub fn server(config: Config, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
     let state = web::Data::from(Arc::new(State {
         config,
+        agent: webhook_agent(),
         log: Mutex::new(()),
     }));
     Ok(HttpServer::new(move || {
@@ -208,7 +267,7 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 
 async fn config_json(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
-        "apiUrl": state.config.api_url,
+        "apiUrl": state.config.api_url.as_str(),
         "threshold": state.config.threshold,
     }))
 }
@@ -217,6 +276,15 @@ async fn config_json(state: web::Data<State>) -> HttpResponse {
 struct AlertIn {
     score: f64,
     example: Option<String>,
+}
+
+/// One alert as logged and posted: no transaction values.
+#[derive(serde::Serialize)]
+struct AlertRecord {
+    time: String,
+    score: f64,
+    threshold: f64,
+    reference: String,
 }
 
 async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
@@ -239,13 +307,25 @@ async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(64)
         .collect();
-    let record = serde_json::json!({
-        "time": utc_now_rfc3339(),
-        "score": a.score,
-        "threshold": state.config.threshold,
-        "reference": reference,
-    })
-    .to_string();
+    let record = match rfc3339(OffsetDateTime::now_utc()) {
+        Ok(time) => AlertRecord {
+            time,
+            score: a.score,
+            threshold: state.config.threshold,
+            reference,
+        },
+        Err(e) => {
+            return HttpResponse::InternalServerError()
+                .json(serde_json::json!({"error": format!("clock: {e}")}))
+        }
+    };
+    let record = match serde_json::to_string(&record) {
+        Ok(r) => r,
+        Err(e) => {
+            return HttpResponse::InternalServerError()
+                .json(serde_json::json!({"error": e.to_string()}))
+        }
+    };
     let st = state.clone();
     let result = web::block(move || {
         {
@@ -257,10 +337,10 @@ async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
             f.write_all(format!("{record}\n").as_bytes())?;
         }
         if let Some(w) = &st.config.alert_webhook {
-            match w.post(&record) {
+            match w.post(&st.agent, &record) {
                 Ok(code) if (200..300).contains(&code) => {}
-                Ok(code) => tracing::warn!("alert webhook answered {code}"),
-                Err(e) => tracing::warn!("alert webhook failed: {e}"),
+                Ok(code) => tracing::warn!("alert webhook {} answered {code}", w.url),
+                Err(e) => tracing::warn!("alert webhook {} failed: {e}", w.url),
             }
         }
         Ok::<_, std::io::Error>(())
@@ -282,53 +362,119 @@ async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     }
 }
 
-/// Current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time crate).
-fn utc_now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    rfc3339(secs)
-}
-
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// `t` in UTC as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds).
+fn rfc3339(t: OffsetDateTime) -> Result<String, time::error::Format> {
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read};
+
+    fn config(api_url: &str, threshold: f64, webhook: Option<&str>) -> Result<Config, DemoError> {
+        let bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        Config::new(bind, api_url, threshold, "a".into(), webhook)
+    }
 
     #[test]
-    fn dates_and_webhooks() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_796_000_000), "2026-11-30T00:53:20Z");
+    fn dates() {
+        let at = |secs| rfc3339(OffsetDateTime::from_unix_timestamp(secs).unwrap()).unwrap();
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_000_000), "2026-11-30T00:53:20Z");
+        let now = rfc3339(OffsetDateTime::now_utc()).unwrap();
+        assert_eq!((now.len(), &now[19..]), (20, "Z"), "{now}");
+    }
+
+    #[test]
+    fn settings_are_checked() {
         let w = Webhook::parse("http://127.0.0.1:9000/hook").unwrap();
+        let u = w.url();
         assert_eq!(
-            (w.host.as_str(), w.port, w.path.as_str()),
-            ("127.0.0.1", 9000, "/hook")
+            (u.host_str(), u.port_or_known_default(), u.path()),
+            (Some("127.0.0.1"), Some(9000), "/hook")
         );
-        assert_eq!(Webhook::parse("http://example.org").unwrap().port, 80);
-        assert!(Webhook::parse("https://x").is_err());
-        assert!(DemoConfig::new("ftp://x".into(), 0.9, "a".into(), None).is_err());
-        assert!(DemoConfig::new("http://x".into(), 1.5, "a".into(), None).is_err());
+        let w = Webhook::parse("http://example.org").unwrap();
+        assert_eq!(w.url().port_or_known_default(), Some(80));
+        assert_eq!(Webhook::parse("https://x"), Err(WebhookProblem::NotHttp));
+        assert_eq!(Webhook::parse("http://"), Err(WebhookProblem::NoHost));
+        assert_eq!(Webhook::parse("x"), Err(WebhookProblem::NotAUrl));
+        assert!(config("http://127.0.0.1:8080/invocations", 0.9, None).is_ok());
+        assert!(config("https://abc.execute-api.aws/prod", 0.9, None).is_ok());
+        for bad in ["ftp://x", "127.0.0.1:8080", "", "http://"] {
+            match config(bad, 0.9, None) {
+                Err(DemoError::ApiUrl { value }) => assert_eq!(value, bad),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        for bad in [1.5, -0.1, f64::NAN] {
+            assert!(matches!(
+                config("http://x", bad, None),
+                Err(DemoError::Threshold { .. })
+            ));
+        }
+        let e = config("http://x", 0.9, Some("https://hook")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--alert-webhook 'https://hook': only http:// webhooks are supported"
+        );
+    }
+
+    /// A one-request HTTP listener on 127.0.0.1:0 that answers `status` and
+    /// hands over what it received (head, body).
+    fn listener(status: u16) -> (Url, std::sync::mpsc::Receiver<(String, String)>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/hook", l.local_addr().unwrap())).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            let mut s = r.into_inner();
+            write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            tx.send((head, String::from_utf8(body).unwrap())).unwrap();
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn webhooks_post_json_to_a_real_listener() {
+        let agent = webhook_agent();
+        for status in [204, 500] {
+            let (url, received) = listener(status);
+            let hook = Webhook::parse(url.as_str()).unwrap();
+            assert_eq!(hook.post(&agent, "{\"score\":0.95}").unwrap(), status);
+            let (head, body) = received
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the webhook listener never received the POST");
+            assert!(head.starts_with("post /hook http/1.1"), "{head}");
+            assert!(head.contains("content-type: application/json"), "{head}");
+            assert_eq!(body, "{\"score\":0.95}");
+        }
+        // nobody listening: an error, within the timeout
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", closed.local_addr().unwrap());
+        drop(closed);
+        assert!(Webhook::parse(&url).unwrap().post(&agent, "{}").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (`{"error": …, "error_type": …, "row": …, "field": …}`; `error` is what TF
 //! Serving clients read), and one exhaustive mapping to HTTP statuses.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -25,9 +25,13 @@ pub enum ApiError {
     #[error("request body is larger than the {limit}-byte limit")]
     TooLarge { limit: usize },
     #[error("{0} is not supported on this path")]
-    MethodNotAllowed(String),
-    #[error("no route {0}")]
-    NotFound(String),
+    MethodNotAllowed(Method),
+    #[error("no route {method} {path}")]
+    NotFound { method: Method, path: String },
+    /// The model gave a score that is not a probability (`NaN`, `inf`, or
+    /// outside [0, 1]) for this 1-based row: a bug, never sent as a number.
+    #[error("internal error: the model gave an invalid score for row {row}")]
+    InvalidScore { row: usize },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -49,8 +53,8 @@ impl ApiError {
             ApiError::NotAcceptable(_) => "not_acceptable",
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Internal(_) => "internal",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::InvalidScore { .. } | ApiError::Internal(_) => "internal",
         }
     }
 }
@@ -73,8 +77,10 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::InvalidScore { .. } | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -103,8 +109,15 @@ mod tests {
             (ApiError::UnsupportedMediaType("a/b".into()), 415),
             (ApiError::NotAcceptable("a/b".into()), 406),
             (ApiError::TooLarge { limit: 5 }, 413),
-            (ApiError::MethodNotAllowed("GET".into()), 405),
-            (ApiError::NotFound("/x".into()), 404),
+            (ApiError::MethodNotAllowed(Method::GET), 405),
+            (
+                ApiError::NotFound {
+                    method: Method::GET,
+                    path: "/x".into(),
+                },
+                404,
+            ),
+            (ApiError::InvalidScore { row: 3 }, 500),
             (ApiError::Internal("boom".into()), 500),
         ];
         for (e, status) in cases {

@@ -229,36 +229,30 @@ fn named_row(
     Ok(())
 }
 
-/// CSV bodies above this size are parsed over all cores.
+/// CSV bodies above this size are parsed in parallel on rayon's pool.
 const PARALLEL_CSV_BYTES: usize = 256 * 1024;
 
 fn parse_csv(text: &str) -> Result<Vec<f32>, ApiError> {
-    let threads = if text.len() >= PARALLEL_CSV_BYTES {
-        crate::cores()
-    } else {
-        1
-    };
-    if threads == 1 {
+    use rayon::prelude::*;
+    if text.len() < PARALLEL_CSV_BYTES {
         return parse_csv_rows(text, 0);
     }
-    // Cut at line ends (the data reader's splitter); each piece parses on its
-    // own thread. A newline is a char boundary, so the pieces stay `str`.
-    let mut pieces = Vec::with_capacity(threads);
+    // Cut at line ends (the data reader's splitter), a few pieces per pool
+    // thread so uneven lines still balance. A newline is a char boundary, so
+    // the pieces stay `str`.
+    let mut pieces = Vec::new();
     let mut start = 0;
-    for chunk in crate::data::csv::split_chunks(text.as_bytes(), threads, 1) {
+    let chunks = crate::data::csv::split_chunks(
+        text.as_bytes(),
+        4 * rayon::current_num_threads(),
+        PARALLEL_CSV_BYTES / 4,
+    );
+    for chunk in chunks {
         pieces.push(&text[start..start + chunk.len()]);
         start += chunk.len();
     }
-    let results: Vec<Result<Vec<f32>, ApiError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = pieces
-            .iter()
-            .map(|p| s.spawn(move || parse_csv_rows(p, 0)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+    let results: Vec<Result<Vec<f32>, ApiError>> =
+        pieces.par_iter().map(|p| parse_csv_rows(p, 0)).collect();
     let mut out = Vec::with_capacity(text.len() / 12);
     let mut rows_before = 0;
     for (piece, r) in pieces.iter().zip(results) {
