@@ -93,13 +93,18 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
         assert_eq!(m["models"][model]["evaluated_on"], "test");
         assert_eq!(m["models"][model]["evaluation"]["rows"], 56962);
     }
+    // Bars sit below the spread over seeds, not at one seed's draw: default
+    // DNN over seeds 1..=8 and 42 (rand + rand_xoshiro streams) scored test
+    // AUC-ROC 0.949-0.980 (median 0.960) and AUPRC 0.742-0.817 (median
+    // 0.793). With 75 test frauds one figure moves by a few hundredths with
+    // the seed alone.
     assert!(
-        get("dnn", "auc_roc") >= 0.97,
+        get("dnn", "auc_roc") >= 0.94,
         "DNN AUC-ROC {}",
         get("dnn", "auc_roc")
     );
     assert!(
-        get("dnn", "auprc") >= 0.75,
+        get("dnn", "auprc") >= 0.72,
         "DNN AUPRC {}",
         get("dnn", "auprc")
     );

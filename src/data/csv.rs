@@ -327,17 +327,21 @@ fn push_row(
 /// line numbers in errors count from the body's first line.
 fn parse_rows(layout: &Layout, body: &[u8]) -> std::result::Result<Rows, RowError> {
     let chunks = split_chunks(body, rayon::current_num_threads() * 2, 1 << 20);
-    let parsed: Vec<std::result::Result<Rows, RowError>> = chunks
-        .par_iter()
-        .map(|chunk| {
-            let mut out = Rows {
-                features: Vec::with_capacity(chunk.len() / 18),
-                labels: Vec::with_capacity(chunk.len() / 500),
-            };
-            records(chunk, |rec| push_row(layout, rec, &mut out))?;
-            Ok(out)
-        })
-        .collect();
+    let parse_chunk = |chunk: &&[u8]| {
+        let mut out = Rows {
+            features: Vec::with_capacity(chunk.len() / 18),
+            labels: Vec::with_capacity(chunk.len() / 500),
+        };
+        records(chunk, |rec| push_row(layout, rec, &mut out))?;
+        Ok(out)
+    };
+    // One chunk (every small body) stays on the calling thread: no hop to
+    // the pool for a single request row.
+    let parsed: Vec<std::result::Result<Rows, RowError>> = if chunks.len() == 1 {
+        chunks.iter().map(parse_chunk).collect()
+    } else {
+        chunks.par_iter().map(parse_chunk).collect()
+    };
     let total: usize = parsed
         .iter()
         .map(|r| r.as_ref().map_or(0, |r| r.features.len()))

@@ -28,8 +28,6 @@ pub struct ForestParams {
     pub seed: u64,
 }
 
-/// Trees of one group, tagged with the group's index.
-
 /// Trees grown per undersample.
 const GROUP: usize = 5;
 

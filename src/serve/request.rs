@@ -12,6 +12,7 @@
 //! * JSON Lines: one transaction (list or object) per line.
 
 use super::error::ApiError;
+use crate::data::csv::Problem;
 use crate::data::{standardize_amount, FEATURE_NAMES, N_FEATURES};
 use serde_json::Value;
 
@@ -229,89 +230,38 @@ fn named_row(
     Ok(())
 }
 
-/// CSV bodies above this size are parsed in parallel on rayon's pool.
-const PARALLEL_CSV_BYTES: usize = 256 * 1024;
-
+/// CSV bodies go through the one CSV reader of [`crate::data::csv`]
+/// (parallel for large bodies); errors name the body's line and the field.
 fn parse_csv(text: &str) -> Result<Vec<f32>, ApiError> {
-    use rayon::prelude::*;
-    if text.len() < PARALLEL_CSV_BYTES {
-        return parse_csv_rows(text, 0);
-    }
-    // Cut at line ends (the data reader's splitter), a few pieces per pool
-    // thread so uneven lines still balance. A newline is a char boundary, so
-    // the pieces stay `str`.
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let chunks = crate::data::csv::split_chunks(
-        text.as_bytes(),
-        4 * rayon::current_num_threads(),
-        PARALLEL_CSV_BYTES / 4,
-    );
-    for chunk in chunks {
-        pieces.push(&text[start..start + chunk.len()]);
-        start += chunk.len();
-    }
-    let results: Vec<Result<Vec<f32>, ApiError>> =
-        pieces.par_iter().map(|p| parse_csv_rows(p, 0)).collect();
-    let mut out = Vec::with_capacity(text.len() / 12);
-    let mut rows_before = 0;
-    for (piece, r) in pieces.iter().zip(results) {
-        match r {
-            Ok(v) => {
-                rows_before += v.len() / N_FEATURES;
-                out.extend_from_slice(&v);
-            }
-            // Re-parse the failing piece with its true row offset so the
-            // error names the row of the whole body.
-            Err(_) => return parse_csv_rows(piece, rows_before),
-        }
-    }
-    Ok(out)
-}
-
-/// Parses CSV lines; rows are numbered from `rows_before + 1`.
-fn parse_csv_rows(text: &str, rows_before: usize) -> Result<Vec<f32>, ApiError> {
-    let mut out = Vec::with_capacity(text.len() / 12);
-    let mut row = rows_before;
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        row += 1;
-        let mut n = 0;
-        for field in line.split(',') {
-            if n == N_FEATURES {
-                let found = line.split(',').count();
-                let hint = if found == N_FEATURES + 1 {
+    crate::data::csv::parse_features(text.as_bytes()).map_err(|e| {
+        let line = e.line;
+        match e.problem {
+            Problem::Columns { expected, found } => {
+                let hint = if found == expected + 1 {
                     " (drop the Class column)"
                 } else {
                     ""
                 };
-                return Err(ApiError::bad(
-                    format!("line {row}: expected {N_FEATURES} values, found {found}{hint}"),
-                    Some(row),
-                    None,
-                ));
-            }
-            let v = crate::data::csv::parse_number(field.as_bytes()).map_err(|why| {
                 ApiError::bad(
-                    format!("line {row}, column {} ({}): {why}", n + 1, FEATURE_NAMES[n]),
-                    Some(row),
-                    Some(FEATURE_NAMES[n]),
+                    format!("line {line}: expected {expected} values, found {found}{hint}"),
+                    Some(line),
+                    None,
                 )
-            })?;
-            out.push(v as f32);
-            n += 1;
+            }
+            problem => {
+                let name = FEATURE_NAMES.get(e.column - 1).copied();
+                ApiError::bad(
+                    format!(
+                        "line {line}, column {} ({}): {problem}",
+                        e.column,
+                        name.unwrap_or("?")
+                    ),
+                    Some(line),
+                    name,
+                )
+            }
         }
-        if n != N_FEATURES {
-            return Err(ApiError::bad(
-                format!("line {row}: expected {N_FEATURES} values, found {n}"),
-                Some(row),
-                None,
-            ));
-        }
-    }
-    Ok(out)
+    })
 }
 
 fn parse_jsonl(text: &str) -> Result<Vec<f32>, ApiError> {
@@ -491,17 +441,17 @@ mod tests {
     fn large_csv_bodies_parse_in_parallel_with_true_row_numbers() {
         let r = row_text(",");
         let mut body = String::new();
-        for _ in 0..3000 {
+        for _ in 0..30_000 {
             body.push_str(&r);
             body.push('\n');
         }
-        assert!(body.len() > PARALLEL_CSV_BYTES);
+        assert!(body.len() > 2 << 20, "must span several chunks");
         let v = parse(Format::Csv, body.as_bytes()).unwrap();
-        assert_eq!(v.len(), 3000 * N_FEATURES);
-        assert_eq!(&v[..N_FEATURES], &v[2999 * N_FEATURES..]);
+        assert_eq!(v.len(), 30_000 * N_FEATURES);
+        assert_eq!(&v[..N_FEATURES], &v[29_999 * N_FEATURES..]);
         body.push_str(&r.replacen("4.5", "oops", 1));
         let (m, row, field) = bad(Format::Csv, &body);
-        assert_eq!((row, field.as_deref()), (Some(3001), Some("V5")), "{m}");
+        assert_eq!((row, field.as_deref()), (Some(30_001), Some("V5")), "{m}");
     }
 
     proptest! {
