@@ -178,7 +178,7 @@ impl ServeArgs {
         let workers = self
             .workers
             .and_then(NonZeroUsize::new)
-            .or_else(|| NonZeroUsize::new(crate::cores()))
+            .or_else(|| NonZeroUsize::new(rayon::current_num_threads()))
             .unwrap_or(NonZeroUsize::MIN);
         let model = match self.model_uri {
             Some(uri) => ModelSource::Uri(uri),

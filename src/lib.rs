@@ -5,19 +5,23 @@
 //! Data flows one way — bytes in, validated arrays, a fitted model, bytes out —
 //! and each edge (files, HTTP) is parsed once into types the core trusts.
 //!
-//! - [`sagemaker`]: the `/opt/ml` contract: paths under an ml-root, config
-//!   files, the failure file, metric lines.
-//! - [`data`]: transactions in, arrays out: the 29-feature schema, fast CSV
-//!   readers (lab and Kaggle formats, `.csv.gz`), `prepare`, splits.
-//! - [`model`]: pure math: the DNN, logistic regression, random forest, the
-//!   [`model::Model`] trait, the versioned artifact.
+//! - [`cli`]: every flag (long + env), converted once into typed configs
+//!   (`train::Config`, `serve::Config`, `demo::Config`); the `tracing` logger.
+//! - [`sagemaker`]: the `/opt/ml` contract, all of it: paths, config files,
+//!   the failure file, the exit-code policy ([`sagemaker::Exit`]), metric
+//!   lines, `model.tar.gz` ([`sagemaker::archive`]).
+//! - [`s3`]: S3 transport only (get, put, multipart, download a prefix).
+//! - [`data`]: transactions in, rows out: the 29-feature schema, the one CSV
+//!   reader for files, `prepare` and request bodies, splits.
+//! - [`model`]: pure math: [`model::ModelKind`], the [`model::Model`] trait
+//!   (every estimator implements it), the DNN, logistic regression, random
+//!   forest, the versioned artifact.
 //! - [`metrics`]: AUC-ROC, AUPRC, log loss, confusion matrix, threshold choice.
-//! - [`train`]: hyperparameters → checked params, fit, evaluate, choose, write.
-//! - [`serve`]: the hosting contract over actix-web.
+//! - [`train`]: `run(config, cancel)`: hyperparameters → checked params,
+//!   fit, evaluate, choose, commit.
+//! - [`serve`]: `run(config, listener)`: the hosting contract over actix-web.
 //! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.
-//! - [`s3`]: S3 transfers and `model.tar.gz` packing for runs outside SageMaker.
 //! - [`Rng`]: the seeded generator behind every random choice.
-//! - [`cli`]: every flag (long + env), converted once into typed configs; the logger.
 
 pub mod cli;
 pub mod data;
@@ -55,11 +59,4 @@ pub fn safe_relative(p: &std::path::Path) -> Option<std::path::PathBuf> {
         }
     }
     (!out.as_os_str().is_empty()).then_some(out)
-}
-
-/// Cores this process may use, read once: the lookup reads cgroup files,
-/// far too slow to repeat on a request path.
-pub fn cores() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

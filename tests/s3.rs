@@ -314,7 +314,8 @@ fn s3_errors_are_clear_and_leave_nothing_partial() {
         "--model-uri",
         "s3://bucket/nope/model.tar.gz",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    // an S3 transfer failure: exit 4, as for train and upload-data
+    assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("NoSuchKey"), "{}", stderr(&out));
 
     // bad credentials

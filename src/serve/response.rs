@@ -14,7 +14,6 @@
 use super::error::ApiError;
 use actix_web::http::header::{self, Header, Quality};
 use actix_web::HttpMessage;
-use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
 
 /// A fraud probability: finite and within [0, 1] by construction.
@@ -128,81 +127,59 @@ pub fn render(
     threshold: f64,
 ) -> Result<Vec<u8>, ApiError> {
     let fraud = |s: Score| f64::from(s.get()) >= threshold;
-    let failed = |e: &dyn std::fmt::Display| ApiError::Internal(format!("cannot render: {e}"));
-    match format {
+    let mut out = Vec::with_capacity(scores.len() * 96);
+    let written = match format {
         ResponseFormat::Json => {
-            serde_json::to_vec(&Classification { scores }).map_err(|e| failed(&e))
-        }
-        ResponseFormat::JsonLines => {
-            let mut out = Vec::with_capacity(scores.len() * 32);
-            for (i, &score) in scores.iter().enumerate() {
-                if i > 0 {
-                    out.push(b'\n');
-                }
-                let line = Line {
-                    score,
-                    fraud: fraud(score),
-                };
-                serde_json::to_writer(&mut out, &line).map_err(|e| failed(&e))?;
-            }
-            Ok(out)
-        }
-        ResponseFormat::Csv => {
-            let mut w = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(Vec::with_capacity(scores.len() * 16));
-            for &score in scores {
-                w.serialize((score, u8::from(fraud(score))))
-                    .map_err(|e| failed(&e))?;
-            }
-            let mut out = w.into_inner().map_err(|e| failed(e.error()))?;
-            // records end in '\n'; the body does not
-            if out.last() == Some(&b'\n') {
-                out.pop();
-            }
-            Ok(out)
-        }
-    }
-}
-
-/// `{"result":{"classifications":[…]}}`, streamed from the scores.
-struct Classification<'a> {
-    scores: &'a [Score],
-}
-
-impl Serialize for Classification<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Classifications<'a>(&'a [Score]);
-        impl Serialize for Classifications<'_> {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.iter().map(|&fraud| Classes {
+            let classifications = scores
+                .iter()
+                .map(|&score| Classes {
                     classes: [
                         Class {
                             label: "0",
-                            score: fraud.complement(),
+                            score: score.complement(),
                         },
-                        Class {
-                            label: "1",
-                            score: fraud,
-                        },
+                        Class { label: "1", score },
                     ],
-                }))
-            }
+                })
+                .collect();
+            let body = Response {
+                result: Classifications { classifications },
+            };
+            serde_json::to_writer(&mut out, &body)
         }
-        let mut outer = s.serialize_struct("Response", 1)?;
-        outer.serialize_field(
-            "result",
-            &Result_ {
-                classifications: Classifications(self.scores),
-            },
-        )?;
-        outer.end()
-    }
+        // One line a row, no trailing newline (batch transform adds its own).
+        ResponseFormat::JsonLines | ResponseFormat::Csv => {
+            scores.iter().enumerate().try_for_each(|(i, &score)| {
+                if i > 0 {
+                    out.push(b'\n');
+                }
+                if format == ResponseFormat::Csv {
+                    serde_json::to_writer(&mut out, &score)?;
+                    out.extend_from_slice(if fraud(score) { b",1" } else { b",0" });
+                    Ok(())
+                } else {
+                    let line = Line {
+                        score,
+                        fraud: fraud(score),
+                    };
+                    serde_json::to_writer(&mut out, &line)
+                }
+            })
+        }
+    };
+    written.map_err(|e| ApiError::Internal(format!("cannot render: {e}")))?;
+    Ok(out)
+}
+
+/// `{"result":{"classifications":[{"classes":[…]}, …]}}`
+#[derive(Serialize)]
+struct Response {
+    result: Classifications,
 }
 
 #[derive(Serialize)]
-struct Result_<C> {
-    classifications: C,
+struct Classifications {
+    classifications: Vec<Classes>,
 }
 
 #[derive(Serialize)]

@@ -239,7 +239,7 @@ pub fn fit_all(
         Some(v) => (train, v),
         None => {
             let (keep, hold) =
-                stratified_holdout(&train.labels, params.validation_fraction, params.seed);
+                stratified_holdout(&train.labels, params.validation_fraction(), params.seed());
             let v = train.select(&hold);
             if v.n_fraud() == 0 {
                 return Err(TrainError::TooFewFrauds {
@@ -265,14 +265,14 @@ pub fn fit_all(
     let x_val = scaler.transform(&valid.features);
 
     let mut models = Vec::new();
-    for kind in params.model.kinds() {
+    for kind in params.model().kinds() {
         if stopped() {
             return Err(TrainError::Interrupted);
         }
         let t = Instant::now();
         let (estimator, model_scaler) = match kind {
             ModelKind::Dnn => {
-                let pos_weight = match params.class_weight {
+                let pos_weight = match params.class_weight() {
                     ClassWeight::None => 1.0,
                     ClassWeight::Fixed(w) => w,
                     ClassWeight::Balanced => {
@@ -282,7 +282,7 @@ pub fn fit_all(
                 };
                 let p = DnnParams {
                     pos_weight,
-                    ..params.dnn.clone()
+                    ..params.dnn().clone()
                 };
                 let mut on_epoch = |e: &dnn::Epoch| {
                     println!("{}", metric_line("dnn_epoch", e.epoch as f64));
@@ -305,7 +305,7 @@ pub fn fit_all(
             }
             ModelKind::Logistic => (
                 Estimator::Logistic(Logistic::fit(
-                    &params.logistic,
+                    params.logistic(),
                     &x_fit,
                     &fit_set.labels,
                     N_FEATURES,
@@ -314,7 +314,7 @@ pub fn fit_all(
             ),
             ModelKind::Forest => (
                 Estimator::Forest(Forest::fit(
-                    &params.forest,
+                    params.forest(),
                     &fit_set.features,
                     &fit_set.labels,
                     N_FEATURES,
@@ -333,7 +333,7 @@ pub fn fit_all(
             provenance_stub(params, kind, evaluated_on),
         )?;
         let val_scores = scores(&probe, &valid);
-        let threshold = match params.threshold {
+        let threshold = match params.threshold() {
             Threshold::Fixed(t) => t,
             Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
         };
@@ -520,11 +520,13 @@ mod tests {
 
     #[test]
     fn fits_all_models_and_picks_one() {
-        let mut p = TrainParams::default();
-        p.forest.n_trees = 6;
-        p.threshold = Threshold::Auto;
-        p.dnn.learning_rate = 0.01;
-        p.dnn.batch_size = 64;
+        let p = TrainParams::from_pairs(&[
+            ("n_trees", "6"),
+            ("threshold", "auto"),
+            ("learning_rate", "0.01"),
+            ("batch_size", "64"),
+        ])
+        .unwrap();
         let o = fit_all(
             &p,
             synthetic(4000, 1),
@@ -564,10 +566,7 @@ mod tests {
         // A run cancelled between fitting and committing leaves no file.
         let dir = tempfile::tempdir().unwrap();
         let root = MlRoot::new(dir.path());
-        let p = TrainParams {
-            model: params::ModelChoice::One(ModelKind::Logistic),
-            ..Default::default()
-        };
+        let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
         let o = fit_all(&p, synthetic(500, 5), None, None, &CancellationToken::new()).unwrap();
         assert!(matches!(
             commit(&root, &o, &cancel),
@@ -596,10 +595,7 @@ mod tests {
 
     #[test]
     fn without_test_reports_on_validation() {
-        let p = TrainParams {
-            model: params::ModelChoice::One(ModelKind::Logistic),
-            ..Default::default()
-        };
+        let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
         let o = fit_all(
             &p,
             synthetic(3000, 3),

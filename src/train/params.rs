@@ -47,14 +47,14 @@ pub enum Threshold {
 /// (or [`Default`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainParams {
-    pub model: ModelChoice,
-    pub dnn: DnnParams,
-    pub class_weight: ClassWeight,
-    pub logistic: LogisticParams,
-    pub forest: ForestParams,
-    pub threshold: Threshold,
-    pub validation_fraction: f64,
-    pub seed: u64,
+    model: ModelChoice,
+    dnn: DnnParams,
+    class_weight: ClassWeight,
+    logistic: LogisticParams,
+    forest: ForestParams,
+    threshold: Threshold,
+    validation_fraction: f64,
+    seed: u64,
 }
 
 /// One hyperparameter: key, default, what is allowed. The README table is
@@ -113,6 +113,51 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
+    /// Which models to train.
+    pub fn model(&self) -> ModelChoice {
+        self.model
+    }
+
+    pub fn dnn(&self) -> &DnnParams {
+        &self.dnn
+    }
+
+    /// Loss weight of fraud rows in the DNN.
+    pub fn class_weight(&self) -> ClassWeight {
+        self.class_weight
+    }
+
+    pub fn logistic(&self) -> &LogisticParams {
+        &self.logistic
+    }
+
+    pub fn forest(&self) -> &ForestParams {
+        &self.forest
+    }
+
+    pub fn threshold(&self) -> Threshold {
+        self.threshold
+    }
+
+    /// Share of `train` held out for validation when there is no channel.
+    pub fn validation_fraction(&self) -> f64 {
+        self.validation_fraction
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Parses `key=value` pairs (tests and examples; SageMaker sends JSON).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Result<TrainParams, ParamError> {
+        TrainParams::from_map(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     /// Parses `hyperparameters.json` text: a JSON object whose values are
     /// strings (numbers and booleans are accepted too).
     pub fn from_json(text: &str) -> Result<TrainParams, ParamError> {
