@@ -444,7 +444,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = crate::partial_path(dest);
     let result = fs_err::write(&tmp, bytes).and_then(|_| fs_err::rename(&tmp, dest));
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = fs_err::remove_file(&tmp);
     }
     result.map_err(io_err(dest))
 }

@@ -557,15 +557,17 @@ mod tests {
     }
 
     fn err(bytes: &str) -> (usize, usize, Problem) {
-        match parse(Path::new("f.csv"), bytes.as_bytes()) {
-            Err(DataError::Row {
-                line,
-                column,
-                problem,
-                ..
-            }) => (line, column, problem),
-            other => panic!("expected a row error, got {other:?}"),
-        }
+        let result = parse(Path::new("f.csv"), bytes.as_bytes());
+        let Err(DataError::Row {
+            line,
+            column,
+            problem,
+            ..
+        }) = result
+        else {
+            panic!("expected a row error, got {result:?}");
+        };
+        (line, column, problem)
     }
 
     #[test]
@@ -727,6 +729,10 @@ mod tests {
     #[test]
     fn chunks_cover_body_at_line_ends() {
         let body = b"aa\nbbb\ncccc\nd\n";
+        // at least `min` bytes a piece (but the last): 14 bytes, min 5
+        let chunks = split_chunks(body, 10, 5);
+        assert_eq!(chunks.len(), 2, "{chunks:?}");
+        assert!(chunks[0].len() >= 5, "{chunks:?}");
         for n in 1..6 {
             let chunks = split_chunks(body, n, 1);
             assert_eq!(chunks.concat(), body.to_vec());

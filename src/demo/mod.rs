@@ -330,7 +330,7 @@ async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     let result = web::block(move || {
         {
             let _guard = st.log.lock().unwrap_or_else(|e| e.into_inner());
-            let mut f = std::fs::OpenOptions::new()
+            let mut f = fs_err::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&st.config.alert_log)?;

@@ -293,15 +293,16 @@ impl TrainedModel {
         let Some(s) = &self.scaler else {
             return est.predict_proba(rows, out);
         };
-        // Scale a bounded chunk at a time; a stack buffer for small batches.
+        // One row (the common request) scales on the stack; batches a
+        // bounded chunk at a time.
         const CHUNK: usize = 1024;
-        let mut small = [0f32; N_FEATURES * 4];
-        let mut large = Vec::new();
-        let buf: &mut [f32] = if rows.len() <= small.len() {
-            &mut small[..rows.len()]
+        let mut one = [0f32; N_FEATURES];
+        let mut chunk = Vec::new();
+        let buf: &mut [f32] = if out.len() == 1 {
+            &mut one
         } else {
-            large.resize(CHUNK.min(out.len()) * N_FEATURES, 0.0);
-            &mut large
+            chunk.resize(CHUNK.min(out.len()) * N_FEATURES, 0.0);
+            &mut chunk
         };
         for (rc, oc) in rows.chunks(CHUNK * N_FEATURES).zip(out.chunks_mut(CHUNK)) {
             let b = &mut buf[..rc.len()];

@@ -548,6 +548,10 @@ mod tests {
             assert_eq!(p.evaluated_on, EvaluatedOn::Test);
             assert_eq!(p.evaluation.rows, 1000);
         }
+        // threshold=auto: the F1-best cut on the holdout, never 0 or 1
+        assert!(models
+            .iter()
+            .all(|m| m.threshold() > 0.0 && m.threshold() < 1.0));
         let best = o.artifact.model(None).unwrap();
         let ap = |m: &TrainedModel| m.provenance().validation.auprc;
         assert!(models.iter().all(|m| ap(m) <= ap(best)));
@@ -575,8 +579,28 @@ mod tests {
         let left: Vec<_> = walk(dir.path());
         assert!(left.is_empty(), "{left:?}");
         commit(&root, &o, &CancellationToken::new()).unwrap();
-        assert!(root.model_dir().join(ARTIFACT_FILE).is_file());
+        assert_eq!(Artifact::load(&root.model_dir()).unwrap(), o.artifact);
+        let metrics = fs_err::read(root.output_data_dir().join("metrics.json")).unwrap();
+        let metrics: serde_json::Value = serde_json::from_slice(&metrics).unwrap();
+        assert_eq!(metrics, o.metrics);
         assert_eq!(walk(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn channels_are_found_by_name_and_training_is_train() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = MlRoot::new(dir.path());
+        assert_eq!(channel_dir(&root, &["train", "training"]), None);
+        fs_err::create_dir_all(root.channel("training")).unwrap();
+        assert_eq!(
+            channel_dir(&root, &["train", "training"]),
+            Some(("training".to_string(), root.channel("training")))
+        );
+        let e = train_on(&root, &CancellationToken::new()).unwrap_err();
+        assert!(matches!(e, TrainError::Data(_)), "{e}");
+        fs_err::remove_dir(root.channel("training")).unwrap();
+        let e = train_on(&root, &CancellationToken::new()).unwrap_err();
+        assert!(matches!(e, TrainError::NoTrainChannel(_)), "{e}");
     }
 
     /// Every regular file below `dir`.
