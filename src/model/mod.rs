@@ -565,6 +565,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn models_that_do_not_fit_the_schema_are_refused() {
+        let a = sample_artifact();
+        assert!(a.created_by().starts_with("ccfraud "), "{}", a.created_by());
+        let m = a.model(None).unwrap();
+        let narrow = Scaler::fit(&[1.0, 2.0, 3.0, 4.0], 2);
+        let e = TrainedModel::new(0.5, Some(narrow), m.estimator.clone(), m.provenance.clone());
+        assert!(matches!(e, Err(ModelError::Invalid(_))), "{e:?}");
+        let e = TrainedModel::new(
+            1.5,
+            m.scaler.clone(),
+            m.estimator.clone(),
+            m.provenance.clone(),
+        );
+        assert!(matches!(e, Err(ModelError::Invalid(_))), "{e:?}");
+    }
+
+    #[test]
     fn batch_equals_single() {
         let a = sample_artifact();
         let m = a.model(None).unwrap();

@@ -103,6 +103,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bad_input_names_row_and_field_in_the_body() {
+        let resp = ApiError::bad("x", Some(2), Some("V3")).error_response();
+        let body = actix_web::rt::System::new()
+            .block_on(actix_web::body::to_bytes(resp.into_body()))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["row"], 2);
+        assert_eq!(v["field"], "V3");
+        assert_eq!(v["error_type"], "invalid_input");
+    }
+
+    #[test]
     fn every_error_has_its_status_and_the_same_shape() {
         let cases = [
             (ApiError::bad("x", Some(2), Some("V3")), 400),
