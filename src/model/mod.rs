@@ -223,6 +223,19 @@ impl TrainedModel {
         Ok(m)
     }
 
+    /// The same model with its decision threshold and evaluation, checked
+    /// again (training scores the model before it knows either).
+    pub fn evaluated(
+        mut self,
+        threshold: f64,
+        provenance: Provenance,
+    ) -> Result<TrainedModel, ModelError> {
+        self.threshold = threshold;
+        self.provenance = provenance;
+        self.check()?;
+        Ok(self)
+    }
+
     pub fn kind(&self) -> ModelKind {
         self.kind
     }

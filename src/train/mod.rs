@@ -324,21 +324,21 @@ pub fn fit_all(
             ),
         };
         let fit_seconds = t.elapsed().as_secs_f64();
-        // Scores on the validation holdout choose the threshold; the model is
-        // then built once, with its threshold and both reports.
-        let probe = TrainedModel::new(
+        // Scores on the validation holdout choose the threshold; the model
+        // then gets its threshold and both reports.
+        let model = TrainedModel::new(
             0.5,
-            model_scaler.clone(),
-            estimator.clone(),
+            model_scaler,
+            estimator,
             provenance_stub(params, kind, evaluated_on),
         )?;
-        let val_scores = scores(&probe, &valid);
+        let val_scores = scores(&model, &valid);
         let threshold = match params.threshold() {
             Threshold::Fixed(t) => t,
             Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
         };
         let eval_scores = match &test {
-            Some(t) => scores(&probe, t),
+            Some(t) => scores(&model, t),
             None => val_scores.clone(),
         };
         let provenance = Provenance {
@@ -354,12 +354,7 @@ pub fn fit_all(
             provenance.evaluation.auc_roc,
             provenance.evaluation.auprc
         );
-        models.push(TrainedModel::new(
-            threshold,
-            model_scaler,
-            estimator,
-            provenance,
-        )?);
+        models.push(model.evaluated(threshold, provenance)?);
     }
     let best = models
         .iter()
@@ -375,7 +370,7 @@ pub fn fit_all(
     Ok(Outcome { artifact, metrics })
 }
 
-/// Provenance of a model not yet evaluated (used only to score the holdout).
+/// Provenance of a model not yet evaluated.
 fn provenance_stub(params: &TrainParams, kind: ModelKind, evaluated_on: EvaluatedOn) -> Provenance {
     let empty = Report::new(&[], &[], 0.5);
     Provenance {
