@@ -1,0 +1,4 @@
+//! Hostile artifacts cases; see main.rs.
+
+#[allow(unused_imports)]
+use super::common::*;
