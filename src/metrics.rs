@@ -2,6 +2,10 @@
 //! AUPRC as average precision (scikit-learn's definition), average log loss,
 //! and the confusion matrix with accuracy, precision, recall and F1 at a
 //! threshold; plus the F1-maximising threshold used by `threshold=auto`.
+//!
+//! Every function is total: NaN scores (a diverged model, which training
+//! refuses before reporting) never call fraud, rank below every number (all
+//! NaNs tie), and cost the most confident miss in log loss.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,33 +91,38 @@ pub fn confusion(scores: &[f32], labels: &[u8], threshold: f64) -> Confusion {
     c
 }
 
-/// Indices sorted by descending score (NaN last), for the curve metrics.
-fn by_score_desc(scores: &[f32]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    idx
+/// Ranking order of scores, highest first: NaN ranks below every number
+/// and all NaNs tie (a NaN score is never "fraud", as in [`confusion`]).
+fn rank_desc(a: f32, b: f32) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+        (nan_a, nan_b) => nan_a.cmp(&nan_b),
+    }
 }
 
-/// Groups of equal scores in descending order: yields (positives, negatives)
-/// per distinct score.
-fn tie_groups(scores: &[f32], labels: &[u8]) -> Vec<(u64, u64)> {
-    let idx = by_score_desc(scores);
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < idx.len() {
-        let s = scores[idx[i]];
-        let (mut p, mut n) = (0u64, 0u64);
-        while i < idx.len() && scores[idx[i]] == s {
-            if labels[idx[i]] == 1 {
-                p += 1
-            } else {
-                n += 1
+/// One group of equal scores (see [`rank_desc`]) with its class counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tie {
+    score: f32,
+    pos: u64,
+    neg: u64,
+}
+
+/// Groups of equal scores in descending order. `chunk_by` consumes at least
+/// one score a group, so this ends on any input, NaN included.
+fn tie_groups(scores: &[f32], labels: &[u8]) -> Vec<Tie> {
+    let mut idx: Vec<usize> = (0..scores.len().min(labels.len())).collect();
+    idx.sort_unstable_by(|&a, &b| rank_desc(scores[a], scores[b]));
+    idx.chunk_by(|&a, &b| rank_desc(scores[a], scores[b]).is_eq())
+        .map(|run| {
+            let pos = run.iter().filter(|&&i| labels[i] == 1).count() as u64;
+            Tie {
+                score: scores[run[0]],
+                pos,
+                neg: run.len() as u64 - pos,
             }
-            i += 1;
-        }
-        groups.push((p, n));
-    }
-    groups
+        })
+        .collect()
 }
 
 /// Area under the ROC curve; tied scores count one half. NaN when a class is
@@ -122,16 +131,16 @@ pub fn auc_roc(scores: &[f32], labels: &[u8]) -> f64 {
     let groups = tie_groups(scores, labels);
     let (tot_p, tot_n) = groups
         .iter()
-        .fold((0u64, 0u64), |(a, b), (p, n)| (a + p, b + n));
+        .fold((0u64, 0u64), |(p, n), g| (p + g.pos, n + g.neg));
     if tot_p == 0 || tot_n == 0 {
         return f64::NAN;
     }
     // For each negative, count positives scored above it (+ half the ties).
     let mut area = 0.0;
     let mut pos_above = 0u64;
-    for (p, n) in groups {
-        area += n as f64 * (pos_above as f64 + p as f64 / 2.0);
-        pos_above += p;
+    for g in groups {
+        area += g.neg as f64 * (pos_above as f64 + g.pos as f64 / 2.0);
+        pos_above += g.pos;
     }
     area / (tot_p as f64 * tot_n as f64)
 }
@@ -140,22 +149,23 @@ pub fn auc_roc(scores: &[f32], labels: &[u8]) -> f64 {
 /// as scikit-learn's `average_precision_score`. NaN without positives.
 pub fn average_precision(scores: &[f32], labels: &[u8]) -> f64 {
     let groups = tie_groups(scores, labels);
-    let tot_p: u64 = groups.iter().map(|g| g.0).sum();
+    let tot_p: u64 = groups.iter().map(|g| g.pos).sum();
     if tot_p == 0 {
         return f64::NAN;
     }
     let (mut tp, mut fp, mut ap) = (0u64, 0u64, 0.0);
-    for (p, n) in groups {
-        tp += p;
-        fp += n;
-        if p > 0 {
-            ap += (p as f64 / tot_p as f64) * (tp as f64 / (tp + fp) as f64);
+    for g in groups {
+        tp += g.pos;
+        fp += g.neg;
+        if g.pos > 0 {
+            ap += (g.pos as f64 / tot_p as f64) * (tp as f64 / (tp + fp) as f64);
         }
     }
     ap
 }
 
-/// Mean binary cross-entropy, probabilities clipped to `[1e-15, 1 - 1e-15]`.
+/// Mean binary cross-entropy, probabilities clipped to `[1e-15, 1 - 1e-15]`;
+/// a NaN score costs what the most confident miss costs (`-ln 1e-15`).
 pub fn log_loss(scores: &[f32], labels: &[u8]) -> f64 {
     if labels.is_empty() {
         return f64::NAN;
@@ -166,11 +176,9 @@ pub fn log_loss(scores: &[f32], labels: &[u8]) -> f64 {
         .zip(labels)
         .map(|(&s, &y)| {
             let p = f64::from(s).clamp(eps, 1.0 - eps);
-            if y == 1 {
-                -p.ln()
-            } else {
-                -(1.0 - p).ln()
-            }
+            let p_true = if y == 1 { p } else { 1.0 - p };
+            // `max` takes `eps` over NaN.
+            -p_true.max(eps).ln()
         })
         .sum();
     total / labels.len() as f64
@@ -178,36 +186,31 @@ pub fn log_loss(scores: &[f32], labels: &[u8]) -> f64 {
 
 /// The threshold that maximises F1 on these scores: the midpoint between the
 /// best cut's lowest fraud-called score and the next score below it, so a
-/// tiny shift in scores does not flip decisions. 0.5 when there are no
-/// positives.
+/// tiny shift in scores does not flip decisions. Cuts are made between
+/// numbers only (NaN never calls fraud). 0.5 when there are no positives or
+/// no numbers.
 pub fn best_f1_threshold(scores: &[f32], labels: &[u8]) -> f64 {
-    let idx = by_score_desc(scores);
-    let tot_p = labels.iter().filter(|&&y| y == 1).count() as f64;
-    if tot_p == 0.0 || idx.is_empty() {
+    let groups = tie_groups(scores, labels);
+    let tot_p: u64 = groups.iter().map(|g| g.pos).sum();
+    // NaN ranks last: the numbered groups are a prefix.
+    let numbered = &groups[..groups.iter().take_while(|g| !g.score.is_nan()).count()];
+    if tot_p == 0 || numbered.is_empty() {
         return 0.5;
     }
-    let (mut tp, mut fp) = (0.0, 0.0);
+    let (mut tp, mut fp) = (0u64, 0u64);
     let (mut best_f1, mut best_at) = (-1.0, 0);
-    let mut i = 0;
-    while i < idx.len() {
-        let s = scores[idx[i]];
-        while i < idx.len() && scores[idx[i]] == s {
-            if labels[idx[i]] == 1 {
-                tp += 1.0
-            } else {
-                fp += 1.0
-            }
-            i += 1;
-        }
-        let f1 = 2.0 * tp / (tp + fp + tot_p);
+    for (k, g) in numbered.iter().enumerate() {
+        tp += g.pos;
+        fp += g.neg;
+        let f1 = 2.0 * tp as f64 / (tp + fp + tot_p) as f64;
         if f1 > best_f1 {
             best_f1 = f1;
-            best_at = i;
+            best_at = k;
         }
     }
-    let lowest_in = f64::from(scores[idx[best_at - 1]]);
-    match idx.get(best_at) {
-        Some(&next) => (lowest_in + f64::from(scores[next])) / 2.0,
+    let lowest_in = f64::from(numbered[best_at].score);
+    match numbered.get(best_at + 1) {
+        Some(next) => (lowest_in + f64::from(next.score)) / 2.0,
         None => lowest_in,
     }
 }
@@ -275,6 +278,23 @@ mod tests {
         assert_eq!(confusion(&[0.5], &[1], 0.5).tp, 1);
         // clipping keeps a confident miss finite
         assert!(log_loss(&[0.0], &[1]).is_finite());
+    }
+
+    /// NaN once made the tie grouping spin forever (issue 10, item 1).
+    #[test]
+    fn nan_scores_end_and_rank_last() {
+        let nan = f32::NAN;
+        // ranked below 0.1: as if the NaN positive scored lowest
+        close(auc_roc(&[0.9, nan, 0.1], &[1, 1, 0]), 0.5);
+        close(auc_roc(&[nan, nan, nan], &[1, 0, 0]), 0.5);
+        close(average_precision(&[nan, 0.2], &[1, 0]), 0.5);
+        close(log_loss(&[nan, nan], &[1, 0]), -(1e-15f64).ln());
+        // the cut stays between numbers; all-NaN falls back to 0.5
+        close(best_f1_threshold(&[0.75, nan, 0.25], &[1, 1, 0]), 0.5);
+        close(best_f1_threshold(&[nan, nan], &[1, 0]), 0.5);
+        assert_eq!(confusion(&[nan], &[1], 0.0).r#fn, 1);
+        let r = Report::new(&[nan; 1000], &[1; 1000], 0.5);
+        assert_eq!(r.recall, 0.0);
     }
 
     #[test]

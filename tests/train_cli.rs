@@ -200,37 +200,72 @@ fn missing_empty_and_fraudless_channels() {
     assert_fails(&root, 1, "Pipe input mode");
 }
 
-#[test]
-fn sigterm_stops_training_promptly_without_a_model() {
-    let root =
-        MlRoot::new(r#"{"model": "dnn", "epochs": "10000", "early_stopping_patience": "10000"}"#);
+/// Trains with `hyperparameters` on 20,000 rows, sends SIGTERM once a line
+/// of stderr (the log, `on_stderr`) or stdout (metric lines) contains
+/// `begun`, checks exit 143 and an empty model/, and returns the failure
+/// file.
+fn sigterm_once(hyperparameters: &str, on_stderr: bool, begun: &'static str) -> String {
+    use std::process::Stdio;
+    let root = MlRoot::new(hyperparameters);
     root.channel("train", "t.csv", &lab_csv(20_000, 9));
-    let mut child = ccfraud()
-        .args(["train", "--ml-root"])
+    let mut cmd = ccfraud();
+    cmd.args(["train", "--ml-root"])
         .arg(root.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // fitting has begun once the first epoch's metric line is out
-    let first_epoch = wait_for_line(
-        child.stdout.take().unwrap(),
-        Duration::from_secs(120),
-        "dnn_epoch= metric line",
-        |line| line.starts_with("dnn_epoch=").then_some(()),
-    );
-    if let Err(e) = first_epoch {
+        .env("CCFRAUD_LOG", "info");
+    if on_stderr {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stream: Box<dyn std::io::Read + Send> = match (child.stdout.take(), child.stderr.take()) {
+        (Some(out), _) => Box::new(out),
+        (_, Some(err)) => Box::new(err),
+        (None, None) => unreachable!("one stream is piped"),
+    };
+    let seen = wait_for_line(stream, Duration::from_secs(120), begun, move |line| {
+        line.contains(begun).then_some(())
+    });
+    if let Err(e) = seen {
         let _ = child.kill();
         let _ = child.wait();
         panic!("{e}");
     }
     assert!(
         child.try_wait().unwrap().is_none(),
-        "training ended by itself after one epoch of 10000"
+        "training ended by itself"
     );
     assert_eq!(sigterm_and_wait(&mut child), Some(143));
-    assert!(root.failure().unwrap().contains("stopped by a signal"));
     assert!(root.model_files().is_empty());
+    root.failure().unwrap()
+}
+
+#[test]
+fn sigterm_stops_training_promptly_without_a_model() {
+    // fitting has begun once the first epoch's metric line is out
+    let failure = sigterm_once(
+        r#"{"model": "dnn", "epochs": "10000", "early_stopping_patience": "10000"}"#,
+        false,
+        "dnn_epoch=",
+    );
+    assert!(failure.contains("stopped by a signal"), "{failure}");
+    assert!(failure.contains("of 10000 epochs done"), "{failure}");
+}
+
+/// The forest's stop names the signal and the trees grown (issue 10,
+/// item 12: it said only "interrupted").
+#[test]
+fn sigterm_stops_the_forest_saying_how_far_it_got() {
+    let failure = sigterm_once(
+        r#"{"model": "forest", "n_trees": "5000"}"#,
+        true,
+        "forest: fitting",
+    );
+    assert!(
+        failure.contains("stopped by a signal (SIGTERM/SIGINT) while fitting forest"),
+        "{failure}"
+    );
+    assert!(failure.contains("of 5000 trees grown"), "{failure}");
 }
 
 #[test]

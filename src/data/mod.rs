@@ -79,6 +79,12 @@ impl Dataset {
         self.labels.extend_from_slice(&other.labels);
     }
 
+    /// The first (row, feature) whose value is not a finite number, if any.
+    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
+        let at = self.features.iter().position(|v| !v.is_finite())?;
+        Some((at / N_FEATURES, at % N_FEATURES))
+    }
+
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let mut out = Dataset {
@@ -119,6 +125,21 @@ pub enum DataError {
     },
     #[error("{path}: no data rows after the header")]
     NoRows { path: PathBuf },
+    #[error("{path}:{line}: line longer than {limit} bytes (not a CSV of transactions?)")]
+    LongLine {
+        path: PathBuf,
+        line: usize,
+        limit: usize,
+    },
+    #[error("{path}: data row {row}: {feature} is not a finite number in f32, the precision the models compute in (|value| must be below 3.4e38)")]
+    NotFinite {
+        path: PathBuf,
+        /// 1-based, counting data rows only.
+        row: usize,
+        feature: &'static str,
+    },
+    #[error("{path}: a {kind}, not a regular file: channels hold only files and folders")]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("channel '{channel}': {source}")]
     Walk {
         channel: String,
@@ -143,6 +164,12 @@ pub enum ChannelProblem {
     NoRows { files: usize },
     #[error("{rows} transactions but no fraud (Class=1) among them: nothing to learn or evaluate")]
     NoFraud { rows: usize },
+    #[error(
+        "{rows} transactions, all fraud (Class=1): no normal one to learn from or evaluate against"
+    )]
+    NoNormal { rows: usize },
+    #[error("folder {path} is {first} again (a symlink loop or alias): each folder is read once")]
+    FolderTwice { path: PathBuf, first: PathBuf },
 }
 
 /// Result alias for data loading.

@@ -322,14 +322,31 @@ pub struct Epoch {
     pub val_auprc: Option<f64>,
 }
 
-/// Why fitting stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interrupted;
+/// An epoch whose mean loss exceeds this many times the untrained
+/// network's (its first batch's, at least 1) has diverged: steps too large
+/// throw the weights far out, where the loss is huge even while finite.
+const LOSS_BLOW_UP: f64 = 100.0;
+
+/// What a diverged DNN fit tells the user to change.
+pub const DIVERGED_HINT: &str =
+    "lower the hyperparameter learning_rate (or l2 and class_weight when they are large)";
+
+impl Mlp {
+    /// True when every weight and bias is a finite number.
+    pub fn is_finite(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.w.iter().chain(&l.b).all(|v| v.is_finite()))
+    }
+}
 
 /// Trains an MLP on scaled row-major features. `valid` (scaled rows and
 /// labels) drives early stopping: the weights of the epoch with the best
 /// validation AUPRC are kept. `on_epoch` sees each epoch; `stop` is polled
-/// between batches and aborts the fit when it returns true.
+/// between batches and aborts the fit when it returns true
+/// ([`ModelError::Interrupted`]). An epoch whose loss blows up (see
+/// [`LOSS_BLOW_UP`]) or whose weights stop being finite ends the fit
+/// ([`ModelError::Diverged`]).
 pub fn fit(
     p: &DnnParams,
     x: &[f32],
@@ -338,7 +355,7 @@ pub fn fit(
     valid: Option<(&[f32], &[u8])>,
     on_epoch: &mut dyn FnMut(&Epoch),
     stop: &dyn Fn() -> bool,
-) -> Result<Mlp, Interrupted> {
+) -> Result<Mlp, ModelError> {
     let n = y.len();
     let mut rng = Rng::seed_from_u64(p.seed);
     let mut net = Mlp::init(n_inputs, &p.hidden_units, &mut rng);
@@ -367,6 +384,8 @@ pub fn fit(
     let mut yb = vec![0u8; bs];
     let mut order: Vec<usize> = (0..n).collect();
     let mut t = 0i32;
+    // Mean loss of the first batch, before any step.
+    let mut untrained_loss = 1f64;
     let last = net.layers.len() - 1;
     let mut best: Option<(f64, Mlp)> = None;
     let mut since_best = 0;
@@ -379,7 +398,11 @@ pub fn fit(
         let mut loss_sum = 0f64;
         for (bi, batch) in order.chunks(bs).enumerate() {
             if bi % 64 == 0 && stop() {
-                return Err(Interrupted);
+                return Err(ModelError::Interrupted {
+                    done: epoch - 1,
+                    total: p.epochs,
+                    unit: "epochs done",
+                });
             }
             let m = batch.len();
             for (r, &i) in batch.iter().enumerate() {
@@ -403,6 +426,9 @@ pub fn fit(
                     loss_sum += f64::from(w * (z.max(0.0) - z * target + (-z.abs()).exp().ln_1p()));
                     *d = w * (sigmoid(z) - target) / m as f32;
                 }
+            }
+            if t == 0 {
+                untrained_loss = untrained_loss.max(loss_sum / m as f64);
             }
             for li in (0..=last).rev() {
                 let input = if li == 0 {
@@ -454,6 +480,15 @@ pub fn fit(
                 );
             }
         }
+        let mean_loss = loss_sum / n as f64;
+        let blown_up = mean_loss.is_nan() || mean_loss > LOSS_BLOW_UP * untrained_loss;
+        if blown_up || !net.is_finite() {
+            return Err(ModelError::Diverged {
+                model: super::ModelKind::Dnn,
+                epoch: Some(epoch),
+                hint: DIVERGED_HINT,
+            });
+        }
         let val_auprc = valid.map(|(vx, vy)| {
             let view = ArrayView2::from_shape((vy.len(), n_inputs), vx)
                 .expect("validation features match the label count");
@@ -462,7 +497,7 @@ pub fn fit(
         });
         on_epoch(&Epoch {
             epoch,
-            train_loss: loss_sum / n as f64,
+            train_loss: mean_loss,
             val_auprc,
         });
         if let Some(ap) = val_auprc {
@@ -567,10 +602,57 @@ mod tests {
         )
         .unwrap();
         assert!(!seen.is_empty() && seen.iter().all(|e| e.val_auprc.is_some()));
-        assert_eq!(
-            fit(&p, &x, &y, 2, None, &mut |_| {}, &|| true),
-            Err(Interrupted)
+        let e = fit(&p, &x, &y, 2, None, &mut |_| {}, &|| true).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Interrupted {
+                    done: 0,
+                    total: 30,
+                    ..
+                }
+            ),
+            "{e:?}"
         );
+    }
+
+    /// A huge SGD step once gave NaN weights and, through the metrics, an
+    /// endless loop (issue 10, item 1); or, finite, a dead network with
+    /// AUC 0.5 that trained "successfully". With `l2 = 1` each step
+    /// multiplies the weights by `1 - learning_rate * l2 = -999`: infinite
+    /// within an epoch; without it the loss blows up.
+    #[test]
+    fn a_diverging_fit_is_an_error_that_names_the_learning_rate() {
+        let (x, y) = toy(400, 5);
+        let (vx, vy) = toy(100, 6);
+        for l2 in [1.0, 0.0] {
+            let p = DnnParams {
+                optimizer: Optimizer::Sgd,
+                learning_rate: 1000.0,
+                l2,
+                ..params()
+            };
+            let mut epochs = 0;
+            let e = fit(
+                &p,
+                &x,
+                &y,
+                2,
+                Some((&vx, &vy)),
+                &mut |_| epochs += 1,
+                &|| false,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e, ModelError::Diverged { epoch: Some(1), .. }),
+                "l2 {l2}: {e:?}"
+            );
+            assert!(e.to_string().contains("learning_rate"), "{e}");
+            assert_eq!(
+                epochs, 0,
+                "stopped in the diverging epoch, before reporting it"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use smartcore::ensemble::random_forest_classifier::{
     RandomForestClassifier, RandomForestClassifierParameters,
 };
 use smartcore::linalg::basic::matrix::DenseMatrix;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Checked forest settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -264,15 +265,25 @@ impl Forest {
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<Forest, ModelError> {
         let n_groups = p.n_trees.div_ceil(GROUP);
-        let groups: Vec<Vec<Tree>> = (0..n_groups)
+        let grown = AtomicUsize::new(0);
+        let groups: Vec<Option<Vec<Tree>>> = (0..n_groups)
             .into_par_iter()
             .map(|g| {
                 if stop() {
-                    return Err(ModelError::Interrupted);
+                    return Ok(None);
                 }
-                fit_group(p, x, y, d, g, (p.n_trees - g * GROUP).min(GROUP))
+                let trees = fit_group(p, x, y, d, g, (p.n_trees - g * GROUP).min(GROUP))?;
+                grown.fetch_add(trees.len(), Ordering::Relaxed);
+                Ok(Some(trees))
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, ModelError>>()?;
+        let Some(groups) = groups.into_iter().collect::<Option<Vec<_>>>() else {
+            return Err(ModelError::Interrupted {
+                done: grown.into_inner(),
+                total: p.n_trees,
+                unit: "trees grown",
+            });
+        };
         Forest::new(groups.into_iter().flatten().collect())
     }
 
@@ -463,9 +474,19 @@ mod tests {
         assert_eq!(serde_json::from_str::<Forest>(&json).unwrap(), f);
         // deterministic for a seed
         assert_eq!(Forest::fit(&p, &x, &y, 3, &|| false).unwrap(), f);
-        assert!(matches!(
-            Forest::fit(&p, &x, &y, 3, &|| true),
-            Err(ModelError::Interrupted)
-        ));
+        // a stop names how far the fit got (issue 10, item 12)
+        let e = Forest::fit(&p, &x, &y, 3, &|| true).unwrap_err();
+        assert!(
+            matches!(e, ModelError::Interrupted { done: 0, total, .. } if total == p.n_trees),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("0 of 12 trees grown"), "{e}");
+        // one group (5 trees) is let through, then the stop
+        let polls = AtomicUsize::new(0);
+        let e = Forest::fit(&p, &x, &y, 3, &|| polls.fetch_add(1, Ordering::SeqCst) > 0);
+        assert!(
+            matches!(e, Err(ModelError::Interrupted { done: GROUP, .. })),
+            "{e:?}"
+        );
     }
 }

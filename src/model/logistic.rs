@@ -71,10 +71,23 @@ impl Logistic {
         } else {
             -1.0
         };
-        Ok(Logistic {
+        let m = Logistic {
             weights: fitted.params().iter().map(|&w| (sign * w) as f32).collect(),
             intercept: (sign * fitted.intercept()) as f32,
-        })
+        };
+        if !m.is_finite() {
+            return Err(ModelError::Diverged {
+                model: super::ModelKind::Logistic,
+                epoch: None,
+                hint: "raise the hyperparameter l2 (or lower logistic_max_iterations)",
+            });
+        }
+        Ok(m)
+    }
+
+    /// True when the intercept and every weight are finite numbers (f32).
+    pub fn is_finite(&self) -> bool {
+        self.intercept.is_finite() && self.weights.iter().all(|w| w.is_finite())
     }
 
     /// Fraud probability of one scaled row.
@@ -91,7 +104,7 @@ impl Logistic {
                 self.weights.len()
             )));
         }
-        if !self.intercept.is_finite() || self.weights.iter().any(|w| !w.is_finite()) {
+        if !self.is_finite() {
             return Err(ModelError::Invalid("logistic: non-finite weights".into()));
         }
         Ok(())

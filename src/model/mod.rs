@@ -113,8 +113,21 @@ pub enum ModelError {
     Invalid(String),
     #[error("fit failed: {0}")]
     Fit(String),
-    #[error("interrupted")]
-    Interrupted,
+    /// `stop` said stop: how far the fit got.
+    #[error("stopped with {done} of {total} {unit}")]
+    Interrupted {
+        done: usize,
+        total: usize,
+        unit: &'static str,
+    },
+    /// The loss blew up or the parameters stopped being finite numbers;
+    /// `hint` names the hyperparameter to change.
+    #[error("{model} fit diverged{}: its loss blew up or its parameters stopped being finite numbers; {hint}", .epoch.map(|e| format!(" in epoch {e}")).unwrap_or_default())]
+    Diverged {
+        model: ModelKind,
+        epoch: Option<usize>,
+        hint: &'static str,
+    },
     #[error("no model named '{wanted}' in the artifact (it has: {available})")]
     UnknownModel { wanted: String, available: String },
 }

@@ -44,10 +44,17 @@ pub enum TrainError {
     PipeMode { channel: String },
     #[error("no training data: channel 'train' (or 'training') not found at {0}")]
     NoTrainChannel(PathBuf),
-    #[error("the training data has {frauds} fraud(s): too few to hold some out for validation")]
-    TooFewFrauds { frauds: usize },
+    #[error("the training data has {frauds} fraud(s) among {rows} transactions: the validation holdout needs both classes, so each needs two rows or more (or give a 'validation' channel)")]
+    OneClassHoldout { rows: usize, frauds: usize },
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A check of the artifact about to be written failed: serve would
+    /// refuse it, so it is not written.
+    #[error("the trained artifact would not load back, so nothing was written: {source}")]
+    Unusable {
+        #[source]
+        source: ModelError,
+    },
     /// `source` comes from `fs_err`, which names the path.
     #[error("writing the output: {source}")]
     Output {
@@ -56,6 +63,12 @@ pub enum TrainError {
     },
     #[error("training stopped by a signal (SIGTERM/SIGINT) before a model was written")]
     Interrupted,
+    #[error("training stopped by a signal (SIGTERM/SIGINT) while fitting {model} ({source}); nothing was written")]
+    StoppedFitting {
+        model: ModelKind,
+        #[source]
+        source: ModelError,
+    },
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
     #[error(transparent)]
@@ -63,7 +76,9 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    /// The exit code under the one policy of [`Exit`].
+    /// The exit code under the one policy of [`Exit`]: what the user's
+    /// data or hyperparameters cause (a refused channel, a diverged or
+    /// unusable fit) is bad input; only our own I/O failing is `Failed`.
     pub fn exit(&self) -> Exit {
         match self {
             TrainError::Params(_)
@@ -71,9 +86,20 @@ impl TrainError {
             | TrainError::Config(_)
             | TrainError::PipeMode { .. }
             | TrainError::NoTrainChannel(_)
-            | TrainError::TooFewFrauds { .. } => Exit::BadInput,
-            TrainError::Model(ModelError::Interrupted) | TrainError::Interrupted => Exit::Stopped,
-            TrainError::Model(_) | TrainError::Output { .. } => Exit::Failed,
+            | TrainError::OneClassHoldout { .. }
+            | TrainError::Unusable { .. } => Exit::BadInput,
+            TrainError::Model(e) => match e {
+                ModelError::Diverged { .. } | ModelError::Fit(_) | ModelError::Invalid(_) => {
+                    Exit::BadInput
+                }
+                ModelError::Interrupted { .. } => Exit::Stopped,
+                ModelError::Io { .. }
+                | ModelError::Corrupt { .. }
+                | ModelError::Version { .. }
+                | ModelError::UnknownModel { .. } => Exit::Failed,
+            },
+            TrainError::Interrupted | TrainError::StoppedFitting { .. } => Exit::Stopped,
+            TrainError::Output { .. } => Exit::Failed,
             TrainError::S3(_) | TrainError::Archive(_) => Exit::Transfer,
         }
     }
@@ -207,7 +233,7 @@ fn run_remote(
     if cancel.is_cancelled() {
         return Err(TrainError::Interrupted);
     }
-    let (artifact, metrics) = serialized(&outcome);
+    let (artifact, metrics) = serialized(&outcome)?;
     let archive = archive::pack(&[(ARTIFACT_FILE, &artifact), ("metrics.json", &metrics)])
         .map_err(output_err)?;
     let model_uri = output.join("model.tar.gz");
@@ -220,10 +246,15 @@ fn run_remote(
     Ok(outcome)
 }
 
-/// The artifact file's bytes and `metrics.json`'s.
-fn serialized(o: &Outcome) -> (Vec<u8>, Vec<u8>) {
+/// The artifact file's bytes and `metrics.json`'s, once the artifact's bytes
+/// are known to load back as serve loads them (every check of
+/// [`Artifact::from_bytes`]: shapes, finite weights and scalers, no `null`).
+fn serialized(o: &Outcome) -> Result<(Vec<u8>, Vec<u8>), TrainError> {
+    let artifact = o.artifact.to_bytes();
+    Artifact::from_bytes(Path::new(ARTIFACT_FILE), &artifact)
+        .map_err(|source| TrainError::Unusable { source })?;
     let metrics = serde_json::to_vec_pretty(&o.metrics).expect("metrics serialize");
-    (o.artifact.to_bytes(), metrics)
+    Ok((artifact, metrics))
 }
 
 /// Fits and evaluates every requested model; pure computation, no files.
@@ -241,8 +272,9 @@ pub fn fit_all(
             let (keep, hold) =
                 stratified_holdout(&train.labels, params.validation_fraction(), params.seed());
             let v = train.select(&hold);
-            if v.n_fraud() == 0 {
-                return Err(TrainError::TooFewFrauds {
+            if v.n_fraud() == 0 || v.n_fraud() == v.len() {
+                return Err(TrainError::OneClassHoldout {
+                    rows: train.len(),
                     frauds: train.n_fraud(),
                 });
             }
@@ -266,9 +298,17 @@ pub fn fit_all(
 
     let mut models = Vec::new();
     for kind in params.model().kinds() {
+        let stopped_in = |e| match e {
+            ModelError::Interrupted { .. } => TrainError::StoppedFitting {
+                model: kind,
+                source: e,
+            },
+            e => e.into(),
+        };
         if stopped() {
             return Err(TrainError::Interrupted);
         }
+        tracing::info!("{kind}: fitting");
         let t = Instant::now();
         let (estimator, model_scaler) = match kind {
             ModelKind::Dnn => {
@@ -300,7 +340,7 @@ pub fn fit_all(
                     &mut on_epoch,
                     &stopped,
                 )
-                .map_err(|_| TrainError::Interrupted)?;
+                .map_err(stopped_in)?;
                 (Estimator::Dnn(net), Some(scaler.clone()))
             }
             ModelKind::Logistic => (
@@ -313,13 +353,16 @@ pub fn fit_all(
                 Some(scaler.clone()),
             ),
             ModelKind::Forest => (
-                Estimator::Forest(Forest::fit(
-                    params.forest(),
-                    &fit_set.features,
-                    &fit_set.labels,
-                    N_FEATURES,
-                    &stopped,
-                )?),
+                Estimator::Forest(
+                    Forest::fit(
+                        params.forest(),
+                        &fit_set.features,
+                        &fit_set.labels,
+                        N_FEATURES,
+                        &stopped,
+                    )
+                    .map_err(stopped_in)?,
+                ),
                 None,
             ),
         };
@@ -457,7 +500,7 @@ fn print_metrics(a: &Artifact) {
 /// (and the run was not cancelled) are they renamed into place, the artifact
 /// last. On error the temporaries are removed.
 fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), TrainError> {
-    let (artifact, metrics) = serialized(o);
+    let (artifact, metrics) = serialized(o)?;
     let model_dir = root.model_dir();
     let files = [
         (root.output_data_dir().join("metrics.json"), &metrics),
@@ -610,6 +653,95 @@ mod tests {
             }
         }
         out
+    }
+
+    /// A holdout of one class gave `best_auc=NaN` and exit 0 (issue 10,
+    /// item 8).
+    #[test]
+    fn a_holdout_without_both_classes_is_refused() {
+        let mut d = synthetic(300, 6);
+        d.labels.fill(1);
+        d.labels[0] = 0;
+        let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
+        let e = fit_all(&p, d, None, None, &CancellationToken::new()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TrainError::OneClassHoldout {
+                    rows: 300,
+                    frauds: 299
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.exit(), Exit::BadInput);
+    }
+
+    /// What serve would refuse is never written (issue 10, item 8: `null`
+    /// weights reached the artifact); here a scaler fitted on an infinite
+    /// value.
+    #[test]
+    fn an_artifact_that_would_not_load_is_not_written() {
+        let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
+        let o = fit_all(&p, synthetic(500, 5), None, None, &CancellationToken::new()).unwrap();
+        let m = &o.artifact.models()[0];
+        let mut x = synthetic(10, 1).features;
+        x[3] = f32::INFINITY;
+        let bad = TrainedModel::new(
+            0.5,
+            Some(Scaler::fit(&x, N_FEATURES)),
+            m.estimator().clone(),
+            m.provenance().clone(),
+        );
+        let bad = match bad.and_then(|b| Artifact::new(vec![b], ModelKind::Logistic)) {
+            Ok(a) => a,
+            // refused even earlier, as bad input too
+            Err(e) => return assert_eq!(TrainError::from(e).exit(), Exit::BadInput),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let bad = Outcome {
+            artifact: bad,
+            metrics: o.metrics.clone(),
+        };
+        let e = commit(&MlRoot::new(dir.path()), &bad, &CancellationToken::new()).unwrap_err();
+        assert!(matches!(e, TrainError::Unusable { .. }), "{e}");
+        assert_eq!(e.exit(), Exit::BadInput);
+        assert!(walk(dir.path()).is_empty());
+    }
+
+    /// What the user's data or hyperparameters cause exits 1, not 3
+    /// (issue 10, item 12).
+    #[test]
+    fn exit_codes_blame_input_for_what_input_causes() {
+        let diverged = ModelError::Diverged {
+            model: ModelKind::Dnn,
+            epoch: Some(1),
+            hint: dnn::DIVERGED_HINT,
+        };
+        assert_eq!(TrainError::from(diverged).exit(), Exit::BadInput);
+        assert_eq!(
+            TrainError::from(ModelError::Fit("logistic: x".into())).exit(),
+            Exit::BadInput
+        );
+        let stopped = TrainError::StoppedFitting {
+            model: ModelKind::Forest,
+            source: ModelError::Interrupted {
+                done: 40,
+                total: 100,
+                unit: "trees grown",
+            },
+        };
+        assert_eq!(stopped.exit(), Exit::Stopped);
+        assert!(
+            stopped.to_string().contains(
+                "signal (SIGTERM/SIGINT) while fitting forest (stopped with 40 of 100 trees grown)"
+            ),
+            "{stopped}"
+        );
+        let disk = TrainError::Output {
+            source: std::io::Error::other("disk"),
+        };
+        assert_eq!(disk.exit(), Exit::Failed);
     }
 
     #[test]
