@@ -3,7 +3,7 @@
 //! linfa-logistic's `predict_probabilities` returns the probability of its
 //! `labels().pos` class, which need not be fraud: we check and flip.
 
-use super::ModelError;
+use super::{Defect, ModelError, ModelKind, Place, Rule, Vector};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
@@ -11,9 +11,26 @@ use serde::{Deserialize, Serialize};
 
 /// A fitted logistic model over scaled features: `p = sigmoid(w·x + b)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "LogisticRepr")]
 pub struct Logistic {
     weights: Vec<f32>,
     intercept: f32,
+}
+
+/// Stored form of [`Logistic`].
+#[derive(Deserialize)]
+pub(crate) struct LogisticRepr {
+    weights: Vec<f32>,
+    intercept: f32,
+}
+
+impl TryFrom<LogisticRepr> for Logistic {
+    type Error = Defect;
+    fn try_from(r: LogisticRepr) -> Result<Logistic, Defect> {
+        let (weights, intercept) = (r.weights, r.intercept);
+        let m = Logistic { weights, intercept };
+        m.check().map(|()| m)
+    }
 }
 
 /// Checked logistic-regression settings.
@@ -39,9 +56,12 @@ impl super::Model for Logistic {
 impl Logistic {
     /// A model from its weights (one a feature) and intercept, all finite.
     pub fn new(weights: Vec<f32>, intercept: f32) -> Result<Logistic, ModelError> {
-        let m = Logistic { weights, intercept };
-        m.check(m.weights.len())?;
-        Ok(m)
+        Logistic::try_from(LogisticRepr { weights, intercept }).map_err(|defect| {
+            ModelError::Invalid {
+                model: ModelKind::Logistic,
+                defect,
+            }
+        })
     }
 
     /// Weights over scaled features.
@@ -84,17 +104,11 @@ impl Logistic {
         1.0 / (1.0 + (-z).exp())
     }
 
-    pub(crate) fn check(&self, d: usize) -> Result<(), ModelError> {
-        if self.weights.len() != d {
-            return Err(ModelError::Invalid(format!(
-                "logistic: {} weights for {d} features",
-                self.weights.len()
-            )));
-        }
-        if !self.intercept.is_finite() || self.weights.iter().any(|w| !w.is_finite()) {
-            return Err(ModelError::Invalid("logistic: non-finite weights".into()));
-        }
-        Ok(())
+    /// Weights and intercept finite (the count is the model's inputs,
+    /// checked against the schema by `TrainedModel`).
+    pub(crate) fn check(&self) -> Result<(), Defect> {
+        Rule::Finite.check(&self.weights, |i| Place::In(Vector::LogisticWeights, i))?;
+        Rule::Finite.check(&[self.intercept], |_| Place::LogisticIntercept)
     }
 }
 
@@ -125,7 +139,55 @@ mod tests {
         assert!(m.weights[0] > 0.0, "{m:?}");
         assert!(m.predict_row(&[0.99, 0.0]) > 0.9);
         assert!(m.predict_row(&[-0.99, 0.0]) < 0.1);
-        m.check(2).unwrap();
-        assert!(m.check(3).is_err());
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused() {
+        let e = Logistic::new(vec![0.1, f32::NAN, 0.3], 1.0).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Invalid {
+                    model: ModelKind::Logistic,
+                    defect: Defect::Value {
+                        at: Place::In(Vector::LogisticWeights, 1),
+                        rule: Rule::Finite,
+                        ..
+                    }
+                }
+            ),
+            "{e}"
+        );
+        // JSON holds no infinity, and serde_json refuses one for an f32
+        let e = serde_json::from_str::<Logistic>(r#"{"weights":[0.1],"intercept":1e39}"#);
+        assert!(e.unwrap_err().to_string().contains("out of range"));
+        // a fit that diverged: training checks its output as a load does
+        let a = crate::model::tests::sample_artifact();
+        let m = a.model(Some(ModelKind::Logistic)).unwrap();
+        let diverged = Logistic {
+            weights: vec![f32::NAN; 29],
+            intercept: 0.0,
+        };
+        let e = crate::model::TrainedModel::new(
+            0.5,
+            m.scaler().cloned(),
+            crate::model::Estimator::Logistic(diverged),
+            m.provenance().clone(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Invalid {
+                    model: ModelKind::Logistic,
+                    defect: Defect::Value {
+                        rule: Rule::Finite,
+                        ..
+                    }
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -363,7 +363,7 @@ pub fn fit_all(
             ap(a).total_cmp(&ap(b))
         })
         .map(TrainedModel::kind)
-        .ok_or(ModelError::Invalid("no model requested".into()))?;
+        .ok_or(ModelError::Artifact(crate::model::Corruption::NoModels))?;
     let artifact = Artifact::new(models, best)?;
     let metrics = metrics_json(&artifact);
     print_metrics(&artifact);
