@@ -323,24 +323,27 @@ fn fit_group(
         values.extend_from_slice(&x[i * d..(i + 1) * d]);
     }
     let labels: Vec<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
-    let fail = |e: &dyn std::fmt::Display| ModelError::Fit(format!("forest: {e}"));
-    let xm = DenseMatrix::new(rows.len(), d, values.clone(), false).map_err(|e| fail(&e))?;
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| ModelError::Fit {
+        model: ModelKind::Forest,
+        source,
+    };
+    let xm = DenseMatrix::new(rows.len(), d, values.clone(), false).map_err(|e| fail(e.into()))?;
     let params = RandomForestClassifierParameters::default()
         .with_n_trees(n_trees as u16)
         .with_max_depth(p.max_depth)
         .with_min_samples_leaf(p.min_samples_leaf)
         .with_seed(seed);
-    let rf = RandomForestClassifier::fit(&xm, &labels, params).map_err(|e| fail(&e))?;
-    let json = serde_json::to_value(&rf).map_err(|e| fail(&e))?;
+    let rf = RandomForestClassifier::fit(&xm, &labels, params).map_err(|e| fail(e.into()))?;
+    let json = serde_json::to_value(&rf).map_err(|e| fail(e.into()))?;
     let trees_json = json
         .get("trees")
         .and_then(|t| t.as_array())
-        .ok_or_else(|| fail(&"smartcore's serde form has no trees"))?;
+        .ok_or_else(|| fail("smartcore's serde form has no trees".into()))?;
     let prior = labels.iter().filter(|&&l| l == 1).count() as f64 / labels.len() as f64;
     let beta = p.normal_fraction;
     let mut trees = Vec::with_capacity(trees_json.len());
     for tj in trees_json {
-        let mut tree = lift_tree(tj).map_err(|e| fail(&e))?;
+        let mut tree = lift_tree(tj).map_err(|e| fail(e.into()))?;
         // Leaf fraud rates on this group's rows (as scikit-learn's leaf class
         // fractions); a leaf no row reaches falls back to the prior.
         let mut counts = vec![(0u32, 0u32); tree.nodes.len()];

@@ -33,6 +33,13 @@ impl TryFrom<LogisticRepr> for Logistic {
     }
 }
 
+fn fit_failed(source: Box<dyn std::error::Error + Send + Sync>) -> ModelError {
+    ModelError::Fit {
+        model: ModelKind::Logistic,
+        source,
+    }
+}
+
 /// Checked logistic-regression settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticParams {
@@ -77,7 +84,7 @@ impl Logistic {
     pub fn fit(p: &LogisticParams, x: &[f32], y: &[u8], d: usize) -> Result<Logistic, ModelError> {
         let n = y.len();
         let xs = Array2::from_shape_vec((n, d), x.iter().map(|&v| f64::from(v)).collect())
-            .map_err(|e| ModelError::Fit(format!("logistic: {e}")))?;
+            .map_err(|e| fit_failed(e.into()))?;
         let ys: Array1<usize> = y.iter().map(|&v| usize::from(v)).collect();
         let data = Dataset::new(xs, ys);
         let fitted = LogisticRegression::default()
@@ -85,7 +92,7 @@ impl Logistic {
             .max_iterations(p.max_iterations)
             .gradient_tolerance(1e-5)
             .fit(&data)
-            .map_err(|e| ModelError::Fit(format!("logistic: {e}")))?;
+            .map_err(|e| fit_failed(e.into()))?;
         let sign = if fitted.labels().pos.class == 1 {
             1.0
         } else {
@@ -140,6 +147,20 @@ mod tests {
         assert!(m.predict_row(&[0.99, 0.0]) > 0.9);
         assert!(m.predict_row(&[-0.99, 0.0]) < 0.1);
         m.check().unwrap();
+    }
+
+    #[test]
+    fn a_failed_fit_names_the_model_and_keeps_the_cause() {
+        let p = LogisticParams {
+            l2: 0.1,
+            max_iterations: 10,
+        };
+        let e = Logistic::fit(&p, &[1.0, 2.0, 3.0], &[0, 1], 2).unwrap_err();
+        assert!(
+            matches!(&e, ModelError::Fit { model: ModelKind::Logistic, source } if source.is::<ndarray::ShapeError>()),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("logistic: fit failed: "), "{e}");
     }
 
     #[test]

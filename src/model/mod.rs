@@ -127,8 +127,12 @@ pub enum ModelError {
     Artifact(Corruption),
     #[error("model '{model}' refused: {defect}")]
     Invalid { model: ModelKind, defect: Defect },
-    #[error("fit failed: {0}")]
-    Fit(String),
+    #[error("{model}: fit failed: {source}")]
+    Fit {
+        model: ModelKind,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("interrupted")]
     Interrupted,
     #[error(
