@@ -162,6 +162,10 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (SageMaker's limit is 6 MB).
     #[arg(long, env = "CCFRAUD_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest --model-uri archive, in MiB: compressed, and unpacked (files
+    /// and tar headers); the artifact file itself may have at most 1024.
+    #[arg(long, env = "CCFRAUD_MAX_UNPACKED_MB", default_value_t = crate::sagemaker::archive::DEFAULT_MAX_UNPACKED_MB)]
+    pub max_unpacked_mb: u64,
 }
 
 impl ServeArgs {
@@ -180,8 +184,14 @@ impl ServeArgs {
             .and_then(NonZeroUsize::new)
             .or_else(|| NonZeroUsize::new(rayon::current_num_threads()))
             .unwrap_or(NonZeroUsize::MIN);
+        let max_unpacked_mb =
+            std::num::NonZeroU64::new(self.max_unpacked_mb).ok_or(ServeError::Zero {
+                flag: "max-unpacked-mb",
+            })?;
         let model = match self.model_uri {
-            Some(uri) => ModelSource::Uri(uri),
+            Some(uri) => {
+                ModelSource::Uri(uri, crate::sagemaker::archive::Limits::new(max_unpacked_mb))
+            }
             None => ModelSource::Dir(crate::sagemaker::MlRoot::new(self.root.ml_root).model_dir()),
         };
         Ok(Config {

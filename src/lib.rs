@@ -60,3 +60,46 @@ pub fn safe_relative(p: &std::path::Path) -> Option<std::path::PathBuf> {
     }
     (!out.as_os_str().is_empty()).then_some(out)
 }
+
+/// A path refused by [`open_regular`] (carried inside its `io::Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: a {kind}, not a regular file: refused (reading it could block forever or never end)", path = .path.display())]
+pub struct NotRegular {
+    pub path: std::path::PathBuf,
+    /// `FIFO`, `socket`, `directory`, `device`.
+    pub kind: &'static str,
+}
+
+/// Opens `path` for reading only if it is a regular file (after following
+/// symlinks), and returns it with its size. The open uses `O_NONBLOCK`, so
+/// a FIFO cannot block it, and the type is checked on the opened file, so
+/// the path cannot be swapped in between.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<(fs_err::File, u64)> {
+    use fs_err::os::unix::fs::OpenOptionsExt;
+    let file = fs_err::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let Some(kind) = special_kind(meta.file_type()) else {
+        return Ok((file, meta.len()));
+    };
+    let path = path.to_owned();
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        NotRegular { path, kind },
+    ))
+}
+
+/// What a file that is not a regular file is (`FIFO`, `socket`, `directory`,
+/// `device`), or None for a regular file.
+pub fn special_kind(t: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    match () {
+        _ if t.is_file() => None,
+        _ if t.is_fifo() => Some("FIFO"),
+        _ if t.is_socket() => Some("socket"),
+        _ if t.is_dir() => Some("directory"),
+        _ => Some("device"),
+    }
+}

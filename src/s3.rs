@@ -37,6 +37,8 @@ pub enum S3Error {
         uri: String,
         reason: String,
     },
+    #[error("download {uri}: {bytes} bytes, more than the limit of {limit}")]
+    TooLarge { uri: String, bytes: u64, limit: u64 },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -217,11 +219,18 @@ impl S3 {
         })
     }
 
-    /// Reads one object into memory.
-    pub fn get(&self, uri: &S3Uri) -> Result<Vec<u8>> {
+    /// Reads one object into memory, refusing one of more than `max_bytes`
+    /// by its length before its body is read (and while it is read, should
+    /// the length be missing or wrong).
+    pub fn get(&self, uri: &S3Uri, max_bytes: u64) -> Result<Vec<u8>> {
         let err = |reason: String| S3Error::request("download", uri, reason);
+        let too_large = |bytes| S3Error::TooLarge {
+            uri: uri.to_string(),
+            bytes,
+            limit: max_bytes,
+        };
         self.rt.block_on(async {
-            let out = self
+            let mut out = self
                 .client
                 .get_object()
                 .bucket(&uri.bucket)
@@ -229,8 +238,18 @@ impl S3 {
                 .send()
                 .await
                 .map_err(|e| err(reason(e)))?;
-            let bytes = out.body.collect().await.map_err(|e| err(e.to_string()))?;
-            Ok(bytes.into_bytes().to_vec())
+            let length = out.content_length().map_or(0, |n| n.max(0) as u64);
+            if length > max_bytes {
+                return Err(too_large(length));
+            }
+            let mut bytes = Vec::with_capacity(length as usize);
+            while let Some(chunk) = out.body.try_next().await.map_err(|e| err(e.to_string()))? {
+                if (bytes.len() + chunk.len()) as u64 > max_bytes {
+                    return Err(too_large((bytes.len() + chunk.len()) as u64));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(bytes)
         })
     }
 
@@ -260,7 +279,7 @@ impl S3 {
                 bucket: uri.bucket.clone(),
                 key: key.clone(),
             };
-            let bytes = self.get(&obj)?;
+            let bytes = self.get(&obj, u64::MAX)?;
             write_atomic(&dest, &bytes)?;
         }
         Ok(keys.len())

@@ -532,30 +532,13 @@ fn open_regular(path: &Path) -> Result<fs_err::File> {
         path: path.to_owned(),
         source,
     };
-    let kind = fs_err::metadata(path).map_err(io)?.file_type();
-    if !kind.is_file() {
+    if let Some(kind) = crate::special_kind(fs_err::metadata(path).map_err(io)?.file_type()) {
         return Err(DataError::NotAFile {
             path: path.to_owned(),
-            kind: describe(kind),
+            kind,
         });
     }
-    fs_err::File::open(path).map_err(io)
-}
-
-/// What a file type is, in an error message.
-fn describe(t: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "folder"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
+    crate::open_regular(path).map(|(file, _)| file).map_err(io)
 }
 
 /// Reads a whole regular file; large files in slices on rayon's pool
@@ -640,15 +623,10 @@ pub fn channel_files(channel: &str, dir: &Path) -> Result<Vec<PathBuf>> {
             let kind = fs_err::metadata(&p)
                 .map_err(|e| walk_err(&p, e))?
                 .file_type();
-            if kind.is_dir() {
-                stack.push(p);
-            } else if kind.is_file() {
-                files.push(p);
-            } else {
-                return Err(DataError::NotAFile {
-                    path: p,
-                    kind: describe(kind),
-                });
+            match crate::special_kind(kind) {
+                None => files.push(p),
+                Some(_) if kind.is_dir() => stack.push(p),
+                Some(kind) => return Err(DataError::NotAFile { path: p, kind }),
             }
         }
     }

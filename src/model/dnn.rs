@@ -5,7 +5,7 @@
 //! weights. Inference has a batched path (matrix products) and an
 //! allocation-free single-row path for serving.
 
-use super::ModelError;
+use super::{check_len, Defect, ModelError, Place, Rule, Vector};
 use crate::Rng;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView2, Axis};
@@ -56,7 +56,7 @@ pub struct Mlp {
 
 /// Stored form of [`Mlp`]: per layer its shape, row-major weights and bias.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct MlpRepr {
+pub(crate) struct MlpRepr {
     layers: Vec<DenseRepr>,
 }
 
@@ -86,39 +86,49 @@ impl From<Mlp> for MlpRepr {
 }
 
 impl TryFrom<MlpRepr> for Mlp {
-    type Error = ModelError;
-    fn try_from(r: MlpRepr) -> Result<Mlp, ModelError> {
-        let bad = |why: String| ModelError::Invalid(format!("dnn: {why}"));
+    type Error = Defect;
+    /// Shapes chain from the first layer's inputs to one output, each layer
+    /// 1 to [`MAX_WIDTH`] wide with as many weights and biases as its shape
+    /// says, every value finite.
+    fn try_from(r: MlpRepr) -> Result<Mlp, Defect> {
         if r.layers.is_empty() {
-            return Err(bad("no layers".into()));
+            return Err(Defect::NoLayers);
         }
         let mut layers = Vec::with_capacity(r.layers.len());
-        let mut prev = None;
-        for (i, l) in r.layers.into_iter().enumerate() {
-            if prev.is_some_and(|p| p != l.inputs) {
-                return Err(bad(format!(
-                    "layer {i} takes {} inputs, previous gives {prev:?}",
-                    l.inputs
-                )));
+        let mut prev = r.layers[0].inputs;
+        for (layer, l) in r.layers.into_iter().enumerate() {
+            if l.inputs != prev {
+                return Err(Defect::LayerInputs {
+                    layer,
+                    found: l.inputs,
+                    expected: prev,
+                });
             }
-            if l.outputs == 0 || l.outputs > MAX_WIDTH || l.bias.len() != l.outputs {
-                return Err(bad(format!("layer {i} has a bad width or bias length")));
+            if l.outputs == 0 || l.outputs > MAX_WIDTH {
+                let outputs = l.outputs;
+                return Err(Defect::LayerWidth { layer, outputs });
             }
-            if l.weights.iter().chain(&l.bias).any(|v| !v.is_finite()) {
-                return Err(bad(format!("layer {i} has non-finite weights")));
-            }
-            let w = Array2::from_shape_vec((l.inputs, l.outputs), l.weights)
-                .map_err(|e| bad(format!("layer {i}: {e}")))?;
-            prev = Some(l.outputs);
+            check_len(Vector::LayerBias(layer), l.bias.len(), l.outputs)?;
+            let found = l.weights.len();
+            let w = Array2::from_shape_vec((l.inputs, l.outputs), l.weights).map_err(|_| {
+                Defect::Length {
+                    of: Vector::LayerWeights(layer),
+                    found,
+                    expected: l.inputs * l.outputs,
+                }
+            })?;
+            prev = l.outputs;
             layers.push(Layer {
                 w,
                 b: Array1::from(l.bias),
             });
         }
-        if prev != Some(1) {
-            return Err(bad("the last layer must have one output".into()));
+        if prev != 1 {
+            return Err(Defect::Output(prev));
         }
-        Ok(Mlp { layers })
+        let m = Mlp { layers };
+        m.check()?;
+        Ok(m)
     }
 }
 
@@ -176,6 +186,16 @@ impl Mlp {
             })
             .collect();
         Mlp { layers }
+    }
+
+    /// Every weight and bias finite (shapes hold by construction).
+    pub(crate) fn check(&self) -> Result<(), Defect> {
+        self.layers.iter().enumerate().try_for_each(|(i, l)| {
+            let w = l.w.as_slice().unwrap_or(&[]);
+            Rule::Finite.check(w, |j| Place::In(Vector::LayerWeights(i), j))?;
+            let b = l.b.as_slice().unwrap_or(&[]);
+            Rule::Finite.check(b, |j| Place::In(Vector::LayerBias(i), j))
+        })
     }
 
     /// Number of inputs.

@@ -7,7 +7,8 @@
 //! `p = β·pₛ / (β·pₛ + 1 − pₛ)` with β the fraction of normals kept). The
 //! forest's score is the mean leaf probability: real probabilities, not votes.
 
-use super::ModelError;
+use super::{Defect, ModelError, ModelKind, Place, Rule};
+use crate::data::N_FEATURES;
 use crate::Rng;
 use rand::{Rng as _, SeedableRng};
 use rayon::prelude::*;
@@ -92,7 +93,7 @@ impl PartialEq for Forest {
 
 /// Stored form of [`Forest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ForestRepr {
+pub(crate) struct ForestRepr {
     trees: Vec<Tree>,
 }
 
@@ -103,9 +104,67 @@ impl From<Forest> for ForestRepr {
 }
 
 impl TryFrom<ForestRepr> for Forest {
-    type Error = ModelError;
-    fn try_from(r: ForestRepr) -> Result<Forest, ModelError> {
-        Forest::new(r.trees)
+    type Error = Defect;
+    /// Checks what the walk relies on: at least one tree, children after
+    /// their parent (so no cycle) and in range, the right child next to the
+    /// left one, features in the schema, finite split thresholds, leaf
+    /// probabilities in [0, 1].
+    fn try_from(r: ForestRepr) -> Result<Forest, Defect> {
+        let trees = r.trees;
+        if trees.is_empty() {
+            return Err(Defect::NoTrees);
+        }
+        let total: usize = trees.iter().map(|t| t.nodes.len()).sum();
+        if total >= u32::MAX as usize {
+            return Err(Defect::TooManyNodes { nodes: total });
+        }
+        let mut flat = Vec::with_capacity(total);
+        let mut roots = Vec::with_capacity(trees.len());
+        for (tree, t) in trees.iter().enumerate() {
+            let base = flat.len();
+            let nodes = t.nodes.len();
+            if nodes == 0 {
+                return Err(Defect::EmptyTree { tree });
+            }
+            roots.push(base as u32);
+            for (node, n) in t.nodes.iter().enumerate() {
+                if n.left == 0 {
+                    Rule::Probability.check(&[n.prob], |_| Place::Leaf { tree, node })?;
+                    flat.push(Flat {
+                        thr: n.prob,
+                        feat: 0,
+                        left: 0,
+                    });
+                    continue;
+                }
+                let (l, r) = (n.left as usize, n.right as usize);
+                if l <= node || r != l + 1 || r >= nodes {
+                    let (left, right) = (n.left, n.right);
+                    return Err(Defect::Links {
+                        tree,
+                        node,
+                        left,
+                        right,
+                        nodes,
+                    });
+                }
+                if usize::from(n.feature) >= N_FEATURES {
+                    let feature = n.feature;
+                    return Err(Defect::Feature {
+                        tree,
+                        node,
+                        feature,
+                    });
+                }
+                Rule::Finite.check(&[n.threshold], |_| Place::Split { tree, node })?;
+                flat.push(Flat {
+                    thr: round_down(n.threshold),
+                    feat: u32::from(n.feature),
+                    left: (base + l) as u32,
+                });
+            }
+        }
+        Ok(Forest { trees, flat, roots })
     }
 }
 
@@ -149,56 +208,12 @@ impl super::Model for Forest {
 }
 
 impl Forest {
-    /// Builds a forest from trees, checking what the walk relies on: at least
-    /// one tree, children after their parent and in range, the right child
-    /// next to the left one, no NaN threshold, leaf probabilities in [0, 1].
+    /// Builds a forest from trees, checked as when loaded.
     pub fn new(trees: Vec<Tree>) -> Result<Forest, ModelError> {
-        if trees.is_empty() {
-            return Err(ModelError::Invalid("forest: no trees".into()));
-        }
-        let total: usize = trees.iter().map(|t| t.nodes.len()).sum();
-        if total >= u32::MAX as usize {
-            return Err(ModelError::Invalid("forest: too many nodes".into()));
-        }
-        let mut flat = Vec::with_capacity(total);
-        let mut roots = Vec::with_capacity(trees.len());
-        for (ti, t) in trees.iter().enumerate() {
-            let base = flat.len();
-            let n = t.nodes.len();
-            if n == 0 {
-                return Err(ModelError::Invalid(format!(
-                    "forest: tree {ti} has no nodes"
-                )));
-            }
-            roots.push(base as u32);
-            for (i, node) in t.nodes.iter().enumerate() {
-                if node.left == 0 {
-                    if !(0.0..=1.0).contains(&node.prob) {
-                        return Err(ModelError::Invalid(format!(
-                            "forest: tree {ti} node {i}: leaf probability outside [0, 1]"
-                        )));
-                    }
-                    flat.push(Flat {
-                        thr: node.prob,
-                        feat: 0,
-                        left: 0,
-                    });
-                    continue;
-                }
-                let (l, r) = (node.left as usize, node.right as usize);
-                if l <= i || r != l + 1 || r >= n || node.threshold.is_nan() {
-                    return Err(ModelError::Invalid(format!(
-                        "forest: tree {ti} node {i}: bad split or child links"
-                    )));
-                }
-                flat.push(Flat {
-                    thr: round_down(node.threshold),
-                    feat: u32::from(node.feature),
-                    left: (base + l) as u32,
-                });
-            }
-        }
-        Ok(Forest { trees, flat, roots })
+        Forest::try_from(ForestRepr { trees }).map_err(|defect| ModelError::Invalid {
+            model: ModelKind::Forest,
+            defect,
+        })
     }
 
     #[inline]
@@ -319,24 +334,27 @@ fn fit_group(
         values.extend_from_slice(&x[i * d..(i + 1) * d]);
     }
     let labels: Vec<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
-    let fail = |e: &dyn std::fmt::Display| ModelError::Fit(format!("forest: {e}"));
-    let xm = DenseMatrix::new(rows.len(), d, values.clone(), false).map_err(|e| fail(&e))?;
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| ModelError::Fit {
+        model: ModelKind::Forest,
+        source,
+    };
+    let xm = DenseMatrix::new(rows.len(), d, values.clone(), false).map_err(|e| fail(e.into()))?;
     let params = RandomForestClassifierParameters::default()
         .with_n_trees(n_trees as u16)
         .with_max_depth(p.max_depth)
         .with_min_samples_leaf(p.min_samples_leaf)
         .with_seed(seed);
-    let rf = RandomForestClassifier::fit(&xm, &labels, params).map_err(|e| fail(&e))?;
-    let json = serde_json::to_value(&rf).map_err(|e| fail(&e))?;
+    let rf = RandomForestClassifier::fit(&xm, &labels, params).map_err(|e| fail(e.into()))?;
+    let json = serde_json::to_value(&rf).map_err(|e| fail(e.into()))?;
     let trees_json = json
         .get("trees")
         .and_then(|t| t.as_array())
-        .ok_or_else(|| fail(&"smartcore's serde form has no trees"))?;
+        .ok_or_else(|| fail("smartcore's serde form has no trees".into()))?;
     let prior = labels.iter().filter(|&&l| l == 1).count() as f64 / labels.len() as f64;
     let beta = p.normal_fraction;
     let mut trees = Vec::with_capacity(trees_json.len());
     for tj in trees_json {
-        let mut tree = lift_tree(tj).map_err(|e| fail(&e))?;
+        let mut tree = lift_tree(tj).map_err(|e| fail(e.into()))?;
         // Leaf fraud rates on this group's rows (as scikit-learn's leaf class
         // fractions); a leaf no row reaches falls back to the prior.
         let mut counts = vec![(0u32, 0u32); tree.nodes.len()];
@@ -488,5 +506,91 @@ mod tests {
             matches!(e, Err(ModelError::Interrupted { done: GROUP, .. })),
             "{e:?}"
         );
+    }
+
+    /// `Forest::new` over one tree of `nodes`, and its defect.
+    fn defect(nodes: Vec<Node>) -> Defect {
+        match Forest::new(vec![Tree { nodes }]) {
+            Err(ModelError::Invalid {
+                model: ModelKind::Forest,
+                defect,
+            }) => defect,
+            other => panic!("expected a defect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn trees_the_walk_cannot_trust_are_refused() {
+        let split = |feature, threshold, left, right| Node {
+            feature,
+            threshold,
+            left,
+            right,
+            prob: 0.0,
+        };
+        let leaf = |prob| Node {
+            feature: 0,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            prob,
+        };
+        let ok = vec![split(3, 0.5, 1, 2), leaf(0.1), leaf(0.9)];
+        assert_eq!(
+            Forest::new(vec![Tree { nodes: ok }])
+                .unwrap()
+                .predict_row(&[1.0; 29]),
+            0.9
+        );
+        // links back (a cycle), to itself, out of range, not side by side
+        for (node, nodes) in [
+            (2, vec![split(3, 0.5, 1, 2), leaf(0.1), split(1, 0.0, 1, 2)]),
+            (1, vec![split(3, 0.5, 1, 2), split(1, 0.0, 1, 2), leaf(0.1)]),
+            (0, vec![split(3, 0.5, 2, 3), leaf(0.1), leaf(0.9)]),
+            (0, vec![split(3, 0.5, 1, 1), leaf(0.1), leaf(0.9)]),
+        ] {
+            let d = defect(nodes);
+            assert!(
+                matches!(d, Defect::Links { tree: 0, node: n, nodes: 3, .. } if n == node),
+                "{d}"
+            );
+        }
+        assert_eq!(
+            defect(vec![split(29, 0.5, 1, 2), leaf(0.1), leaf(0.9)]),
+            Defect::Feature {
+                tree: 0,
+                node: 0,
+                feature: 29
+            }
+        );
+        let splits = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY].map(|t| {
+            let nodes = vec![split(3, t, 1, 2), leaf(0.1), leaf(0.9)];
+            (nodes, Place::Split { tree: 0, node: 0 }, Rule::Finite)
+        });
+        let leaves = [-0.1, 1.5, f32::NAN].map(|p| {
+            let nodes = vec![split(3, 0.5, 1, 2), leaf(0.1), leaf(p)];
+            (nodes, Place::Leaf { tree: 0, node: 2 }, Rule::Probability)
+        });
+        for (nodes, place, rule) in splits.into_iter().chain(leaves) {
+            let d = defect(nodes);
+            assert!(
+                matches!(d, Defect::Value { at, rule: r, .. } if at == place && r == rule),
+                "{d}"
+            );
+        }
+        assert_eq!(defect(vec![]), Defect::EmptyTree { tree: 0 });
+        assert!(matches!(
+            Forest::new(vec![]),
+            Err(ModelError::Invalid {
+                defect: Defect::NoTrees,
+                ..
+            })
+        ));
+        let e = serde_json::from_str::<Forest>(
+            r#"{"trees":[{"nodes":[{"f":0,"t":0,"l":1,"r":2,"p":0}]}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tree 0 node 0: children 1 and 2"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 //! linfa-logistic's `predict_probabilities` returns the probability of its
 //! `labels().pos` class, which need not be fraud: we check and flip.
 
-use super::ModelError;
+use super::{Defect, ModelError, ModelKind, Place, Rule, Vector};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
@@ -11,9 +11,33 @@ use serde::{Deserialize, Serialize};
 
 /// A fitted logistic model over scaled features: `p = sigmoid(w·x + b)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "LogisticRepr")]
 pub struct Logistic {
     weights: Vec<f32>,
     intercept: f32,
+}
+
+/// Stored form of [`Logistic`].
+#[derive(Deserialize)]
+pub(crate) struct LogisticRepr {
+    weights: Vec<f32>,
+    intercept: f32,
+}
+
+impl TryFrom<LogisticRepr> for Logistic {
+    type Error = Defect;
+    fn try_from(r: LogisticRepr) -> Result<Logistic, Defect> {
+        let (weights, intercept) = (r.weights, r.intercept);
+        let m = Logistic { weights, intercept };
+        m.check().map(|()| m)
+    }
+}
+
+fn fit_failed(source: Box<dyn std::error::Error + Send + Sync>) -> ModelError {
+    ModelError::Fit {
+        model: ModelKind::Logistic,
+        source,
+    }
 }
 
 /// Checked logistic-regression settings.
@@ -39,9 +63,12 @@ impl super::Model for Logistic {
 impl Logistic {
     /// A model from its weights (one a feature) and intercept, all finite.
     pub fn new(weights: Vec<f32>, intercept: f32) -> Result<Logistic, ModelError> {
-        let m = Logistic { weights, intercept };
-        m.check(m.weights.len())?;
-        Ok(m)
+        Logistic::try_from(LogisticRepr { weights, intercept }).map_err(|defect| {
+            ModelError::Invalid {
+                model: ModelKind::Logistic,
+                defect,
+            }
+        })
     }
 
     /// Weights over scaled features.
@@ -57,7 +84,7 @@ impl Logistic {
     pub fn fit(p: &LogisticParams, x: &[f32], y: &[u8], d: usize) -> Result<Logistic, ModelError> {
         let n = y.len();
         let xs = Array2::from_shape_vec((n, d), x.iter().map(|&v| f64::from(v)).collect())
-            .map_err(|e| ModelError::Fit(format!("logistic: {e}")))?;
+            .map_err(|e| fit_failed(e.into()))?;
         let ys: Array1<usize> = y.iter().map(|&v| usize::from(v)).collect();
         let data = Dataset::new(xs, ys);
         let fitted = LogisticRegression::default()
@@ -65,7 +92,7 @@ impl Logistic {
             .max_iterations(p.max_iterations)
             .gradient_tolerance(1e-5)
             .fit(&data)
-            .map_err(|e| ModelError::Fit(format!("logistic: {e}")))?;
+            .map_err(|e| fit_failed(e.into()))?;
         let sign = if fitted.labels().pos.class == 1 {
             1.0
         } else {
@@ -97,17 +124,11 @@ impl Logistic {
         1.0 / (1.0 + (-z).exp())
     }
 
-    pub(crate) fn check(&self, d: usize) -> Result<(), ModelError> {
-        if self.weights.len() != d {
-            return Err(ModelError::Invalid(format!(
-                "logistic: {} weights for {d} features",
-                self.weights.len()
-            )));
-        }
-        if !self.is_finite() {
-            return Err(ModelError::Invalid("logistic: non-finite weights".into()));
-        }
-        Ok(())
+    /// Weights and intercept finite (the count is the model's inputs,
+    /// checked against the schema by `TrainedModel`).
+    pub(crate) fn check(&self) -> Result<(), Defect> {
+        Rule::Finite.check(&self.weights, |i| Place::In(Vector::LogisticWeights, i))?;
+        Rule::Finite.check(&[self.intercept], |_| Place::LogisticIntercept)
     }
 }
 
@@ -138,7 +159,69 @@ mod tests {
         assert!(m.weights[0] > 0.0, "{m:?}");
         assert!(m.predict_row(&[0.99, 0.0]) > 0.9);
         assert!(m.predict_row(&[-0.99, 0.0]) < 0.1);
-        m.check(2).unwrap();
-        assert!(m.check(3).is_err());
+        m.check().unwrap();
+    }
+
+    #[test]
+    fn a_failed_fit_names_the_model_and_keeps_the_cause() {
+        let p = LogisticParams {
+            l2: 0.1,
+            max_iterations: 10,
+        };
+        let e = Logistic::fit(&p, &[1.0, 2.0, 3.0], &[0, 1], 2).unwrap_err();
+        assert!(
+            matches!(&e, ModelError::Fit { model: ModelKind::Logistic, source } if source.is::<ndarray::ShapeError>()),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("logistic: fit failed: "), "{e}");
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused() {
+        let e = Logistic::new(vec![0.1, f32::NAN, 0.3], 1.0).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Invalid {
+                    model: ModelKind::Logistic,
+                    defect: Defect::Value {
+                        at: Place::In(Vector::LogisticWeights, 1),
+                        rule: Rule::Finite,
+                        ..
+                    }
+                }
+            ),
+            "{e}"
+        );
+        // JSON holds no infinity, and serde_json refuses one for an f32
+        let e = serde_json::from_str::<Logistic>(r#"{"weights":[0.1],"intercept":1e39}"#);
+        assert!(e.unwrap_err().to_string().contains("out of range"));
+        // a fit that diverged: training checks its output as a load does
+        let a = crate::model::tests::sample_artifact();
+        let m = a.model(Some(ModelKind::Logistic)).unwrap();
+        let diverged = Logistic {
+            weights: vec![f32::NAN; 29],
+            intercept: 0.0,
+        };
+        let e = crate::model::TrainedModel::new(
+            0.5,
+            m.scaler().cloned(),
+            crate::model::Estimator::Logistic(diverged),
+            m.provenance().clone(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Invalid {
+                    model: ModelKind::Logistic,
+                    defect: Defect::Value {
+                        rule: Rule::Finite,
+                        ..
+                    }
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -10,8 +10,15 @@
 //!    `Amount` scaling constants, the name of the default model, and every
 //!    trained model with its kind, scaler, threshold, weights and metrics.
 //!
-//! Loading refuses another format or version, a size or CRC-32 mismatch, and
-//! weights that do not fit the schema (shapes, non-finite values, tree links).
+//! Loading refuses a file that is not regular or is over
+//! [`MAX_ARTIFACT_BYTES`], another format or version, a size or CRC-32
+//! mismatch, and, since a checksum is easily recomputed, anything that does
+//! not fit the schema: each model's parts are checked as they are built from
+//! their stored form (scaler, DNN layers, logistic weights, forest nodes),
+//! then the whole (threshold, inputs, scaler present when used, each kind
+//! once, the default present). What is wrong is a typed [`Corruption`] /
+//! [`Defect`] naming the model and the place. Past that, the core trusts
+//! the models.
 
 pub mod dnn;
 pub mod forest;
@@ -96,6 +103,9 @@ impl std::fmt::Display for EvaluatedOn {
     }
 }
 
+/// Largest artifact file read: it is read whole, then parsed.
+pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
+
 /// Why a model could not be fitted, saved or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -105,14 +115,24 @@ pub enum ModelError {
         #[from]
         source: std::io::Error,
     },
-    #[error("{path}: not a ccfraud model artifact: {problem}")]
+    #[error("{path}: corrupt or tampered model artifact: {problem}")]
     Corrupt { path: PathBuf, problem: Corruption },
     #[error("{path}: artifact format version {found}, this build reads version {FORMAT_VERSION}; retrain or use a matching ccfraud")]
     Version { path: PathBuf, found: u32 },
-    #[error("invalid model: {0}")]
-    Invalid(String),
-    #[error("fit failed: {0}")]
-    Fit(String),
+    #[error(
+        "{path}: {bytes} bytes, more than the {MAX_ARTIFACT_BYTES} bytes a model artifact may have"
+    )]
+    TooLarge { path: PathBuf, bytes: u64 },
+    #[error("artifact refused: {0}")]
+    Artifact(Corruption),
+    #[error("model '{model}' refused: {defect}")]
+    Invalid { model: ModelKind, defect: Defect },
+    #[error("{model}: fit failed: {source}")]
+    Fit {
+        model: ModelKind,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// `stop` said stop: how far the fit got.
     #[error("stopped with {done} of {total} {unit}")]
     Interrupted {
@@ -128,11 +148,25 @@ pub enum ModelError {
         epoch: Option<usize>,
         hint: &'static str,
     },
-    #[error("no model named '{wanted}' in the artifact (it has: {available})")]
-    UnknownModel { wanted: String, available: String },
+    #[error(
+        "no model named '{wanted}' in the artifact (it has: {})",
+        names(available)
+    )]
+    UnknownModel {
+        wanted: ModelKind,
+        available: Vec<ModelKind>,
+    },
 }
 
-/// What is wrong with an artifact file's bytes.
+fn names(kinds: &[ModelKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What is wrong with an artifact: its bytes, or what they hold.
 #[derive(Debug, thiserror::Error)]
 pub enum Corruption {
     #[error("no header line")]
@@ -147,6 +181,183 @@ pub enum Corruption {
     Crc { found: String, expected: String },
     #[error("bad payload: {0}")]
     Payload(#[source] serde_json::Error),
+    #[error("feature names {0:?} differ from this build's schema")]
+    Features(Vec<String>),
+    #[error("Amount scaling (mean {mean}, std {std}) differs from this build's (mean {AMOUNT_MEAN}, std {AMOUNT_STD})")]
+    AmountScaling { mean: f64, std: f64 },
+    #[error("no models")]
+    NoModels,
+    #[error("model '{0}' appears more than once")]
+    Duplicate(ModelKind),
+    #[error("the default model '{0}' is not in it")]
+    NoDefault(ModelKind),
+    #[error("model '{model}': {defect}")]
+    Model { model: ModelKind, defect: Defect },
+}
+
+/// What is wrong with one model: a shape or a value that does not fit the
+/// schema. Found once, when the model is built or loaded; a model that
+/// exists has none.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Defect {
+    #[error("it holds a {0} estimator")]
+    Estimator(ModelKind),
+    #[error("{}", if *.has { "it has a scaler, which this kind never uses" } else { "it has no scaler, which this kind needs" })]
+    Scaler { has: bool },
+    #[error("{of} has {found} values, expected {expected}")]
+    Length {
+        of: Vector,
+        found: usize,
+        expected: usize,
+    },
+    #[error("{at} is {value}: {rule}")]
+    Value { at: Place, value: f64, rule: Rule },
+    #[error("the estimator takes {found} inputs, the schema has {N_FEATURES}")]
+    Inputs { found: usize },
+    #[error("no layers")]
+    NoLayers,
+    #[error("layer {layer} takes {found} inputs, the layer before gives {expected}")]
+    LayerInputs {
+        layer: usize,
+        found: usize,
+        expected: usize,
+    },
+    #[error(
+        "layer {layer} has {outputs} outputs, expected 1 to {}",
+        dnn::MAX_WIDTH
+    )]
+    LayerWidth { layer: usize, outputs: usize },
+    #[error("the last layer has {0} outputs, expected 1")]
+    Output(usize),
+    #[error("no trees")]
+    NoTrees,
+    #[error("tree {tree} has no nodes")]
+    EmptyTree { tree: usize },
+    #[error("{nodes} nodes in all, more than {}", u32::MAX - 1)]
+    TooManyNodes { nodes: usize },
+    #[error("tree {tree} node {node}: children {left} and {right} must come after it, side by side, within the tree's {nodes} nodes")]
+    Links {
+        tree: usize,
+        node: usize,
+        left: u32,
+        right: u32,
+        nodes: usize,
+    },
+    #[error("tree {tree} node {node} splits on feature {feature}, the schema has {N_FEATURES}")]
+    Feature {
+        tree: usize,
+        node: usize,
+        feature: u16,
+    },
+}
+
+/// A list of numbers of a model, named in a [`Defect::Length`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vector {
+    ScalerMean,
+    ScalerStd,
+    LogisticWeights,
+    LayerWeights(usize),
+    LayerBias(usize),
+}
+
+impl std::fmt::Display for Vector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Vector::ScalerMean => f.write_str("scaler mean"),
+            Vector::ScalerStd => f.write_str("scaler std"),
+            Vector::LogisticWeights => f.write_str("logistic weights"),
+            Vector::LayerWeights(l) => write!(f, "layer {l} weights"),
+            Vector::LayerBias(l) => write!(f, "layer {l} bias"),
+        }
+    }
+}
+
+/// Where one number of a model sits, named in a [`Defect::Value`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Threshold,
+    /// An element of a [`Vector`].
+    In(Vector, usize),
+    LogisticIntercept,
+    Split {
+        tree: usize,
+        node: usize,
+    },
+    Leaf {
+        tree: usize,
+        node: usize,
+    },
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Threshold => f.write_str("the decision threshold"),
+            Place::In(v, i) => write!(f, "{v}[{i}]"),
+            Place::LogisticIntercept => f.write_str("the logistic intercept"),
+            Place::Split { tree, node } => write!(f, "tree {tree} node {node}'s split threshold"),
+            Place::Leaf { tree, node } => write!(f, "tree {tree} node {node}'s leaf probability"),
+        }
+    }
+}
+
+/// What a number of a model must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    Finite,
+    Positive,
+    Probability,
+}
+
+impl Rule {
+    /// Whether `v` keeps the rule.
+    pub fn holds(self, v: f64) -> bool {
+        match self {
+            Rule::Finite => v.is_finite(),
+            Rule::Positive => v.is_finite() && v > 0.0,
+            Rule::Probability => (0.0..=1.0).contains(&v),
+        }
+    }
+
+    /// `Ok`, or the first of `values` that breaks the rule, placed by `at`.
+    pub fn check<T: Copy + Into<f64>>(
+        self,
+        values: &[T],
+        at: impl Fn(usize) -> Place,
+    ) -> Result<(), Defect> {
+        match values.iter().position(|&v| !self.holds(v.into())) {
+            None => Ok(()),
+            Some(i) => Err(Defect::Value {
+                at: at(i),
+                value: values[i].into(),
+                rule: self,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rule::Finite => "must be finite",
+            Rule::Positive => "must be finite and above 0",
+            Rule::Probability => "must be in [0, 1]",
+        })
+    }
+}
+
+/// `Ok` when `found == expected`, else a [`Defect::Length`] of `of`.
+pub(crate) fn check_len(of: Vector, found: usize, expected: usize) -> Result<(), Defect> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Defect::Length {
+            of,
+            found,
+            expected,
+        })
+    }
 }
 
 /// A fitted estimator: fraud probabilities for a batch. Implemented by each
@@ -161,12 +372,21 @@ pub trait Model: Send + Sync {
 }
 
 /// The fitted estimator of a model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Estimator {
     Dnn(dnn::Mlp),
     Logistic(logistic::Logistic),
     Forest(forest::Forest),
+}
+
+/// Stored form of [`Estimator`], checked by [`TrainedModel::from_repr`].
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum EstimatorRepr {
+    Dnn(dnn::MlpRepr),
+    Logistic(logistic::LogisticRepr),
+    Forest(forest::ForestRepr),
 }
 
 impl Estimator {
@@ -176,6 +396,16 @@ impl Estimator {
             Estimator::Dnn(_) => ModelKind::Dnn,
             Estimator::Logistic(_) => ModelKind::Logistic,
             Estimator::Forest(_) => ModelKind::Forest,
+        }
+    }
+
+    /// The estimator's own checks (weights finite); a forest is checked
+    /// whenever it is built.
+    fn check(&self) -> Result<(), Defect> {
+        match self {
+            Estimator::Dnn(m) => m.check(),
+            Estimator::Logistic(m) => m.check(),
+            Estimator::Forest(_) => Ok(()),
         }
     }
 
@@ -203,8 +433,9 @@ pub struct Provenance {
 }
 
 /// One trained model with everything needed to score it: built only by
-/// [`TrainedModel::new`] or by loading a verified artifact.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// [`TrainedModel::new`] or by loading a verified artifact, so every one
+/// fits the schema.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainedModel {
     #[serde(rename = "name")]
     kind: ModelKind,
@@ -213,6 +444,17 @@ pub struct TrainedModel {
     /// Standardization applied before the estimator (none for the forest).
     scaler: Option<Scaler>,
     estimator: Estimator,
+    #[serde(flatten)]
+    provenance: Provenance,
+}
+
+/// Stored form of [`TrainedModel`].
+#[derive(Deserialize)]
+struct TrainedModelRepr {
+    name: ModelKind,
+    threshold: f64,
+    scaler: Option<scaler::ScalerRepr>,
+    estimator: EstimatorRepr,
     #[serde(flatten)]
     provenance: Provenance,
 }
@@ -232,6 +474,23 @@ impl TrainedModel {
             estimator,
             provenance,
         };
+        m.checked()
+    }
+
+    /// The model a stored form describes, every part checked.
+    fn from_repr(r: TrainedModelRepr) -> Result<TrainedModel, Defect> {
+        let estimator = match r.estimator {
+            EstimatorRepr::Dnn(m) => Estimator::Dnn(m.try_into()?),
+            EstimatorRepr::Logistic(m) => Estimator::Logistic(m.try_into()?),
+            EstimatorRepr::Forest(m) => Estimator::Forest(m.try_into()?),
+        };
+        let m = TrainedModel {
+            kind: r.name,
+            threshold: r.threshold,
+            scaler: r.scaler.map(Scaler::try_from).transpose()?,
+            estimator,
+            provenance: r.provenance,
+        };
         m.check()?;
         Ok(m)
     }
@@ -245,8 +504,7 @@ impl TrainedModel {
     ) -> Result<TrainedModel, ModelError> {
         self.threshold = threshold;
         self.provenance = provenance;
-        self.check()?;
-        Ok(self)
+        self.checked()
     }
 
     pub fn kind(&self) -> ModelKind {
@@ -277,38 +535,40 @@ impl TrainedModel {
         out[0]
     }
 
-    fn check(&self) -> Result<(), ModelError> {
-        if self.kind != self.estimator.kind() {
-            return Err(ModelError::Invalid(format!(
-                "model '{}' holds a {} estimator",
-                self.kind,
-                self.estimator.kind()
-            )));
+    /// The model, once its estimator (fitted, so not checked yet) and the
+    /// whole are checked.
+    fn checked(self) -> Result<TrainedModel, ModelError> {
+        let parts = (self.scaler.as_ref().map_or(Ok(()), Scaler::check))
+            .and_then(|()| self.estimator.check());
+        match parts.and_then(|()| self.check()) {
+            Ok(()) => Ok(self),
+            Err(defect) => Err(ModelError::Invalid {
+                model: self.kind,
+                defect,
+            }),
         }
+    }
+
+    /// What the parts cannot check alone: the estimator is of the model's
+    /// kind, takes the schema's features, has a scaler exactly when its kind
+    /// uses one (every kind but the forest, which splits raw features and
+    /// checks its own feature indices), and the threshold is a probability.
+    fn check(&self) -> Result<(), Defect> {
+        let estimator = self.estimator.kind();
+        if self.kind != estimator {
+            return Err(Defect::Estimator(estimator));
+        }
+        Rule::Probability.check(&[self.threshold], |_| Place::Threshold)?;
+        let scaled = estimator != ModelKind::Forest;
         if let Some(s) = &self.scaler {
-            if s.len() != N_FEATURES || s.std().iter().any(|v| !v.is_finite() || *v <= 0.0) {
-                return Err(ModelError::Invalid(format!("{}: bad scaler", self.kind)));
-            }
+            check_len(Vector::ScalerMean, s.len(), N_FEATURES)?;
         }
-        if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(ModelError::Invalid(format!(
-                "{}: threshold {} outside [0, 1]",
-                self.kind, self.threshold
-            )));
+        if self.scaler.is_some() != scaled {
+            return Err(Defect::Scaler { has: !scaled });
         }
-        if let Estimator::Logistic(m) = &self.estimator {
-            m.check(N_FEATURES)?;
-        }
-        let inputs = self.estimator.model().n_features();
-        let fits = match &self.estimator {
-            Estimator::Forest(_) => inputs <= N_FEATURES,
-            _ => inputs == N_FEATURES,
-        };
-        if !fits {
-            return Err(ModelError::Invalid(format!(
-                "{}: the estimator takes {inputs} inputs, the schema has {N_FEATURES}",
-                self.kind
-            )));
+        let found = self.estimator.model().n_features();
+        if scaled && found != N_FEATURES {
+            return Err(Defect::Inputs { found });
         }
         Ok(())
     }
@@ -370,7 +630,8 @@ pub struct AmountScaling {
 }
 
 /// Everything `train` writes for `serve`: the payload of the artifact file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Built only by [`Artifact::new`] or [`Artifact::from_bytes`], both checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Artifact {
     /// ccfraud version that wrote it.
     created_by: String,
@@ -380,6 +641,39 @@ pub struct Artifact {
     /// The model served by default (best validation AUPRC).
     default_model: ModelKind,
     models: Vec<TrainedModel>,
+}
+
+/// Stored form of [`Artifact`].
+#[derive(Deserialize)]
+struct ArtifactRepr {
+    created_by: String,
+    feature_names: Vec<String>,
+    amount_scaling: AmountScaling,
+    default_model: ModelKind,
+    models: Vec<TrainedModelRepr>,
+}
+
+impl TryFrom<ArtifactRepr> for Artifact {
+    type Error = Corruption;
+    fn try_from(r: ArtifactRepr) -> Result<Artifact, Corruption> {
+        let models = r
+            .models
+            .into_iter()
+            .map(|m| {
+                let model = m.name;
+                TrainedModel::from_repr(m).map_err(|defect| Corruption::Model { model, defect })
+            })
+            .collect::<Result<_, _>>()?;
+        let a = Artifact {
+            created_by: r.created_by,
+            feature_names: r.feature_names,
+            amount_scaling: r.amount_scaling,
+            default_model: r.default_model,
+            models,
+        };
+        a.check()?;
+        Ok(a)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -406,7 +700,7 @@ impl Artifact {
             default_model,
             models,
         };
-        a.check()?;
+        a.check().map_err(ModelError::Artifact)?;
         Ok(a)
     }
 
@@ -432,13 +726,8 @@ impl Artifact {
             .iter()
             .find(|m| m.kind == wanted)
             .ok_or_else(|| ModelError::UnknownModel {
-                wanted: wanted.to_string(),
-                available: self
-                    .models
-                    .iter()
-                    .map(|m| m.kind.name())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                wanted,
+                available: self.models.iter().map(|m| m.kind).collect(),
             })
     }
 
@@ -502,33 +791,54 @@ impl Artifact {
                 expected: header.payload_crc32,
             }));
         }
-        let a: Artifact =
+        let stored: ArtifactRepr =
             serde_json::from_slice(payload).map_err(|e| corrupt(Corruption::Payload(e)))?;
-        a.check()?;
-        Ok(a)
+        Artifact::try_from(stored).map_err(corrupt)
     }
 
-    /// Reads and verifies `dir/ccfraud-model.json`.
+    /// Reads and verifies `dir/ccfraud-model.json`: a regular file (a FIFO
+    /// would block) of at most [`MAX_ARTIFACT_BYTES`].
     pub fn load(dir: &Path) -> Result<Artifact, ModelError> {
+        use std::io::Read;
         let path = dir.join(ARTIFACT_FILE);
-        let bytes = fs_err::read(&path)?;
+        let (file, len) = crate::open_regular(&path)?;
+        let mut bytes = Vec::new();
+        if len <= MAX_ARTIFACT_BYTES {
+            bytes.reserve_exact(len as usize);
+            // `take`: the file may grow while it is read.
+            file.take(MAX_ARTIFACT_BYTES + 1).read_to_end(&mut bytes)?;
+        }
+        let bytes_seen = len.max(bytes.len() as u64);
+        if bytes_seen > MAX_ARTIFACT_BYTES {
+            return Err(ModelError::TooLarge {
+                path,
+                bytes: bytes_seen,
+            });
+        }
         Artifact::from_bytes(&path, &bytes)
     }
 
-    fn check(&self) -> Result<(), ModelError> {
+    /// What the models cannot check alone (each is checked when built):
+    /// this build's schema, each kind at most once, the default present.
+    fn check(&self) -> Result<(), Corruption> {
         if self.feature_names != FEATURE_NAMES {
-            return Err(ModelError::Invalid(format!(
-                "feature names {:?} differ from this build's schema",
-                self.feature_names
-            )));
+            return Err(Corruption::Features(self.feature_names.clone()));
+        }
+        let AmountScaling { mean, std } = self.amount_scaling;
+        if (mean, std) != (AMOUNT_MEAN, AMOUNT_STD) {
+            return Err(Corruption::AmountScaling { mean, std });
         }
         if self.models.is_empty() {
-            return Err(ModelError::Invalid("no models".into()));
+            return Err(Corruption::NoModels);
         }
-        for m in &self.models {
-            m.check()?;
+        for (i, m) in self.models.iter().enumerate() {
+            if self.models[..i].iter().any(|o| o.kind == m.kind) {
+                return Err(Corruption::Duplicate(m.kind));
+            }
         }
-        self.model(None)?;
+        if self.model(None).is_err() {
+            return Err(Corruption::NoDefault(self.default_model));
+        }
         Ok(())
     }
 }
@@ -595,16 +905,247 @@ pub(crate) mod tests {
         let a = sample_artifact();
         assert!(a.created_by().starts_with("ccfraud "), "{}", a.created_by());
         let m = a.model(None).unwrap();
+        let (est, prov) = (m.estimator.clone(), m.provenance.clone());
         let narrow = Scaler::fit(&[1.0, 2.0, 3.0, 4.0], 2);
-        let e = TrainedModel::new(0.5, Some(narrow), m.estimator.clone(), m.provenance.clone());
-        assert!(matches!(e, Err(ModelError::Invalid(_))), "{e:?}");
-        let e = TrainedModel::new(
-            1.5,
-            m.scaler.clone(),
-            m.estimator.clone(),
-            m.provenance.clone(),
+        let e = TrainedModel::new(0.5, Some(narrow), est.clone(), prov.clone()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Invalid {
+                    model: ModelKind::Dnn,
+                    defect: Defect::Length {
+                        of: Vector::ScalerMean,
+                        found: 2,
+                        expected: 29
+                    }
+                }
+            ),
+            "{e}"
         );
-        assert!(matches!(e, Err(ModelError::Invalid(_))), "{e:?}");
+        let e = TrainedModel::new(1.5, m.scaler.clone(), est.clone(), prov.clone()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "model 'dnn' refused: the decision threshold is 1.5: must be in [0, 1]"
+        );
+        let e = TrainedModel::new(0.5, None, est, prov).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ModelError::Invalid {
+                    defect: Defect::Scaler { has: false },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    /// The payload of `a`'s file as JSON, changed by `tamper`, re-signed
+    /// (size and CRC-32 recomputed as [`Artifact::to_bytes`] does) and
+    /// loaded: what a forger gets past the checksum.
+    fn resigned(
+        a: &Artifact,
+        tamper: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<Artifact, ModelError> {
+        let mut v = serde_json::to_value(a).unwrap();
+        tamper(&mut v);
+        let payload = serde_json::to_vec(&v).unwrap();
+        let header = Header {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            payload_bytes: payload.len(),
+            payload_crc32: format!("{:08x}", crc32fast::hash(&payload)),
+        };
+        let mut bytes = serde_json::to_vec(&header).unwrap();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&payload);
+        Artifact::from_bytes(Path::new("m/ccfraud-model.json"), &bytes)
+    }
+
+    /// The defect found in the model `model` of a re-signed artifact.
+    fn defect(a: &Artifact, tamper: impl FnOnce(&mut serde_json::Value)) -> (ModelKind, Defect) {
+        match resigned(a, tamper) {
+            Err(ModelError::Corrupt {
+                problem: Corruption::Model { model, defect },
+                ..
+            }) => (model, defect),
+            other => panic!("expected a defect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resigned_scalers_that_do_not_fit_are_refused() {
+        use serde_json::json;
+        let a = sample_artifact();
+        // issue 10's reproduction: std cut to one element
+        let e = resigned(&a, |v| v["models"][0]["scaler"]["std"] = json!([1.0])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "m/ccfraud-model.json: corrupt or tampered model artifact: model 'dnn': scaler std has 1 values, expected 29"
+        );
+        let short = |v: &mut serde_json::Value| {
+            for f in ["mean", "std"] {
+                v["models"][1]["scaler"][f].as_array_mut().unwrap().pop();
+            }
+        };
+        assert_eq!(
+            defect(&a, short),
+            (
+                ModelKind::Logistic,
+                Defect::Length {
+                    of: Vector::ScalerMean,
+                    found: 28,
+                    expected: 29
+                }
+            )
+        );
+        for std in [0.0, -2.0] {
+            let (_, d) = defect(&a, |v| v["models"][0]["scaler"]["std"][3] = json!(std));
+            assert_eq!(
+                d,
+                Defect::Value {
+                    at: Place::In(Vector::ScalerStd, 3),
+                    value: std,
+                    rule: Rule::Positive
+                }
+            );
+        }
+        let (_, d) = defect(&a, |v| v["models"][0]["scaler"] = json!(null));
+        assert_eq!(d, Defect::Scaler { has: false });
+    }
+
+    #[test]
+    fn resigned_weights_that_do_not_fit_are_refused() {
+        use serde_json::json;
+        let a = sample_artifact();
+        let dnn = |v: &mut serde_json::Value| v["models"][0]["estimator"]["layers"].clone();
+        let (m, d) = defect(&a, |v| {
+            v["models"][0]["estimator"]["layers"][1]["weights"]
+                .as_array_mut()
+                .unwrap()
+                .pop();
+        });
+        assert_eq!(
+            (m, d),
+            (
+                ModelKind::Dnn,
+                Defect::Length {
+                    of: Vector::LayerWeights(1),
+                    found: 199,
+                    expected: 200
+                }
+            )
+        );
+        let (_, d) = defect(&a, |v| {
+            v["models"][0]["estimator"]["layers"][2]["bias"] = json!([0.0])
+        });
+        assert_eq!(
+            d,
+            Defect::Length {
+                of: Vector::LayerBias(2),
+                found: 1,
+                expected: 10
+            }
+        );
+        let (_, d) = defect(&a, |v| {
+            v["models"][0]["estimator"]["layers"][1]["inputs"] = json!(20)
+        });
+        assert_eq!(
+            d,
+            Defect::LayerInputs {
+                layer: 1,
+                found: 20,
+                expected: 10
+            }
+        );
+        let (_, d) = defect(&a, |v| v["models"][0]["estimator"]["layers"] = json!([]));
+        assert_eq!(d, Defect::NoLayers);
+        // drop the output layer: the network ends 10 wide
+        let (_, d) = defect(&a, |v| {
+            let mut l = dnn(v);
+            l.as_array_mut().unwrap().pop();
+            v["models"][0]["estimator"]["layers"] = l;
+        });
+        assert_eq!(d, Defect::Output(10));
+        // a consistent network over 28 inputs
+        let (_, d) = defect(&a, |v| {
+            let mut l = dnn(v);
+            l[0]["inputs"] = json!(28);
+            l[0]["weights"].as_array_mut().unwrap().truncate(28 * 10);
+            v["models"][0]["estimator"]["layers"] = l;
+        });
+        assert_eq!(d, Defect::Inputs { found: 28 });
+        let (m, d) = defect(&a, |v| {
+            v["models"][1]["estimator"]["weights"]
+                .as_array_mut()
+                .unwrap()
+                .pop();
+        });
+        assert_eq!((m, d), (ModelKind::Logistic, Defect::Inputs { found: 28 }));
+        // JSON holds no infinity; serde_json refuses one past f32's range
+        let p = resigned(&a, |v| v["models"][1]["scaler"]["mean"][5] = json!(-1e39));
+        assert!(
+            matches!(
+                p,
+                Err(ModelError::Corrupt {
+                    problem: Corruption::Payload(_),
+                    ..
+                })
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn resigned_artifacts_that_do_not_fit_are_refused() {
+        use serde_json::json;
+        let a = sample_artifact();
+        let problem = |tamper: &dyn Fn(&mut serde_json::Value)| match resigned(&a, tamper) {
+            Err(ModelError::Corrupt { problem, .. }) => problem,
+            other => panic!("expected a corruption, got {other:?}"),
+        };
+        let p = problem(&|v| v["models"][0]["threshold"] = json!(-0.1));
+        assert!(
+            matches!(
+                p,
+                Corruption::Model {
+                    model: ModelKind::Dnn,
+                    defect: Defect::Value {
+                        at: Place::Threshold,
+                        ..
+                    }
+                }
+            ),
+            "{p}"
+        );
+        let p = problem(&|v| v["models"][1]["name"] = json!("dnn"));
+        assert!(
+            matches!(
+                p,
+                Corruption::Model {
+                    model: ModelKind::Dnn,
+                    defect: Defect::Estimator(ModelKind::Logistic)
+                }
+            ),
+            "{p}"
+        );
+        let p = problem(&|v| {
+            let m = v["models"][0].clone();
+            v["models"].as_array_mut().unwrap().push(m);
+        });
+        assert!(matches!(p, Corruption::Duplicate(ModelKind::Dnn)), "{p}");
+        let p = problem(&|v| v["default_model"] = json!("forest"));
+        assert!(matches!(p, Corruption::NoDefault(ModelKind::Forest)), "{p}");
+        let p = problem(&|v| v["models"] = json!([]));
+        assert!(matches!(p, Corruption::NoModels), "{p}");
+        let p = problem(&|v| v["feature_names"][0] = json!("Time"));
+        assert!(matches!(p, Corruption::Features(_)), "{p}");
+        let p = problem(&|v| v["amount_scaling"]["std"] = json!(1.0));
+        assert!(matches!(p, Corruption::AmountScaling { .. }), "{p}");
+        let p = problem(&|v| v["models"][0]["estimator"]["layers"][0]["weights"] = json!("x"));
+        assert!(matches!(p, Corruption::Payload(_)), "{p}");
+        // unchanged, it loads
+        assert_eq!(resigned(&a, |_| {}).unwrap(), a);
     }
 
     #[test]
@@ -644,9 +1185,5 @@ pub(crate) mod tests {
             .to_string();
         assert!(e.contains("CRC-32"), "{e}");
         assert!(Artifact::from_bytes(Path::new("m"), b"hello").is_err());
-        let mut a = sample_artifact();
-        a.default_model = ModelKind::Forest;
-        let e = Artifact::from_bytes(Path::new("m"), &a.to_bytes()).unwrap_err();
-        assert!(matches!(e, ModelError::UnknownModel { .. }), "{e}");
     }
 }

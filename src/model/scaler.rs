@@ -1,13 +1,34 @@
 //! Standardization fitted on training data: `(x - mean) / std` per feature,
 //! stored in the model so serving applies exactly what training saw.
 
+use super::{check_len, Defect, Place, Rule, Vector};
 use serde::{Deserialize, Serialize};
 
-/// Per-feature mean and standard deviation (population).
+/// Per-feature mean and standard deviation (population): as many of each,
+/// means finite, deviations finite and above 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ScalerRepr")]
 pub struct Scaler {
     mean: Vec<f32>,
     std: Vec<f32>,
+}
+
+/// Stored form of [`Scaler`].
+#[derive(Deserialize)]
+pub(crate) struct ScalerRepr {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl TryFrom<ScalerRepr> for Scaler {
+    type Error = Defect;
+    fn try_from(r: ScalerRepr) -> Result<Scaler, Defect> {
+        let s = Scaler {
+            mean: r.mean,
+            std: r.std,
+        };
+        s.check().map(|()| s)
+    }
 }
 
 impl Scaler {
@@ -45,6 +66,14 @@ impl Scaler {
             mean: mean.into_iter().map(|m| m as f32).collect(),
             std,
         }
+    }
+
+    /// As many means as deviations, means finite, deviations finite and
+    /// above 0 (data with infinities fits a scaler that is not).
+    pub(crate) fn check(&self) -> Result<(), Defect> {
+        check_len(Vector::ScalerStd, self.std.len(), self.mean.len())?;
+        Rule::Finite.check(&self.mean, |i| Place::In(Vector::ScalerMean, i))?;
+        Rule::Positive.check(&self.std, |i| Place::In(Vector::ScalerStd, i))
     }
 
     /// Per-feature means.

@@ -71,9 +71,9 @@ pub struct Config {
 pub enum ModelSource {
     /// A folder holding `ccfraud-model.json` (`<ml-root>/model`).
     Dir(PathBuf),
-    /// A `model.tar.gz`, `s3://…` or a local path, unpacked into a temporary
-    /// folder removed at exit.
-    Uri(String),
+    /// A `model.tar.gz`, `s3://…` or a local path, unpacked within the
+    /// limits into a temporary folder removed at exit.
+    Uri(String, crate::sagemaker::archive::Limits),
 }
 
 /// The origins allowed to call the API from a browser.
@@ -225,8 +225,8 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), ServeError> {
     let started = Instant::now();
     // A fetched model lives in a temporary folder; the guard removes it at exit.
     let (_fetched, dir) = match &config.model {
-        ModelSource::Uri(uri) => {
-            let (guard, dir) = crate::sagemaker::archive::fetch_model(uri)?;
+        ModelSource::Uri(uri, limits) => {
+            let (guard, dir) = crate::sagemaker::archive::fetch_model(uri, *limits)?;
             tracing::info!("unpacked {uri} into {}", dir.display());
             (Some(guard), dir)
         }

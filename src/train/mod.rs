@@ -89,13 +89,15 @@ impl TrainError {
             | TrainError::OneClassHoldout { .. }
             | TrainError::Unusable { .. } => Exit::BadInput,
             TrainError::Model(e) => match e {
-                ModelError::Diverged { .. } | ModelError::Fit(_) | ModelError::Invalid(_) => {
-                    Exit::BadInput
-                }
+                ModelError::Diverged { .. }
+                | ModelError::Fit { .. }
+                | ModelError::Invalid { .. }
+                | ModelError::Artifact(_) => Exit::BadInput,
                 ModelError::Interrupted { .. } => Exit::Stopped,
                 ModelError::Io { .. }
                 | ModelError::Corrupt { .. }
                 | ModelError::Version { .. }
+                | ModelError::TooLarge { .. }
                 | ModelError::UnknownModel { .. } => Exit::Failed,
             },
             TrainError::Interrupted | TrainError::StoppedFitting { .. } => Exit::Stopped,
@@ -406,7 +408,7 @@ pub fn fit_all(
             ap(a).total_cmp(&ap(b))
         })
         .map(TrainedModel::kind)
-        .ok_or(ModelError::Invalid("no model requested".into()))?;
+        .ok_or(ModelError::Artifact(crate::model::Corruption::NoModels))?;
     let artifact = Artifact::new(models, best)?;
     let metrics = metrics_json(&artifact);
     print_metrics(&artifact);
@@ -720,7 +722,11 @@ mod tests {
         };
         assert_eq!(TrainError::from(diverged).exit(), Exit::BadInput);
         assert_eq!(
-            TrainError::from(ModelError::Fit("logistic: x".into())).exit(),
+            TrainError::from(ModelError::Fit {
+                model: ModelKind::Logistic,
+                source: "x".into()
+            })
+            .exit(),
             Exit::BadInput
         );
         let stopped = TrainError::StoppedFitting {
