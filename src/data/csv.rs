@@ -1,6 +1,7 @@
 //! The one CSV reader of ccfraud: training files, `prepare` and request
 //! bodies all go through [`Layout`] (which input column becomes what) and
-//! [`records`] (the `csv` crate's record splitter, numbers by `fast-float2`).
+//! [`records`] (the `csv` crate's record splitter, numbers by `fast-float2`,
+//! each checked by [`check_number`] to be finite as the models' f32).
 //!
 //! Layouts users have:
 //! * the lab's `train_data.csv` / `test_data.csv`: no header, 29 features

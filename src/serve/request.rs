@@ -13,7 +13,7 @@
 //!   line.
 //!
 //! A leading UTF-8 byte-order mark is ignored. JSON is read by serde
-//! straight into the `f32` rows (one [`Shape`] per position in the shapes
+//! straight into the `f32` rows (one `Shape` per position in the shapes
 //! above), never into a `serde_json::Value` tree: a 6 MiB body of small
 //! numbers costs its rows, not a `Value` per number. A refused value is
 //! reported only once it has been read whole, so a truncated or too deeply
