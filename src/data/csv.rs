@@ -1,6 +1,7 @@
 //! The one CSV reader of ccfraud: training files, `prepare` and request
 //! bodies all go through [`Layout`] (which input column becomes what) and
-//! [`records`] (the `csv` crate's record splitter, numbers by `fast-float2`).
+//! [`records`] (the `csv` crate's record splitter, numbers by `fast-float2`,
+//! each checked by [`check_number`] to be finite as the models' f32).
 //!
 //! Layouts users have:
 //! * the lab's `train_data.csv` / `test_data.csv`: no header, 29 features
@@ -53,6 +54,9 @@ pub enum Problem {
     NotANumber(Shown),
     #[error("value {0} is not finite")]
     NotFinite(Shown),
+    /// Finite as f64 but infinite as f32, the type the models compute in.
+    #[error("value {0} is beyond the f32 range the model computes in (±3.4e38)")]
+    OutOfRange(Shown),
     #[error("empty field")]
     Empty,
     #[error("expected {expected} columns, found {found}")]
@@ -84,6 +88,11 @@ impl Shown {
         } else {
             format!("'{s}'")
         })
+    }
+
+    /// A number already parsed (from JSON), in exponent form: `'1e39'`.
+    pub(crate) fn number(v: f64) -> Shown {
+        Shown(format!("'{v:e}'"))
     }
 }
 
@@ -250,9 +259,9 @@ pub fn records(
     }
 }
 
-/// Parses a CSV field as a finite number: plain numbers take fast-float2's
-/// path directly; surrounding spaces and one level of double quotes are
-/// allowed.
+/// Parses a CSV field as a number the models can compute with (see
+/// [`check_number`]): plain numbers take fast-float2's path directly;
+/// surrounding spaces and one level of double quotes are allowed.
 #[inline]
 pub fn parse_number(field: &[u8]) -> std::result::Result<f64, Problem> {
     let v = match fast_float2::parse::<f64, _>(field) {
@@ -269,10 +278,21 @@ pub fn parse_number(field: &[u8]) -> std::result::Result<f64, Problem> {
             fast_float2::parse::<f64, _>(f).map_err(|_| Problem::NotANumber(Shown::new(field)))?
         }
     };
-    if v.is_finite() {
+    check_number(v, || Shown::new(field))
+}
+
+/// The one range check of every number read from a file or a request: it
+/// must be finite as an f32, the type the models compute in (`1e39` is a
+/// finite f64 but an infinite f32). A raw `Amount` within this range stays
+/// within it once standardized, so checking before standardizing suffices.
+#[inline]
+pub fn check_number(v: f64, shown: impl FnOnce() -> Shown) -> std::result::Result<f64, Problem> {
+    if (v as f32).is_finite() {
         Ok(v)
+    } else if v.is_finite() {
+        Err(Problem::OutOfRange(shown()))
     } else {
-        Err(Problem::NotFinite(Shown::new(field)))
+        Err(Problem::NotFinite(shown()))
     }
 }
 
@@ -761,6 +781,34 @@ mod tests {
     }
 
     #[test]
+    fn values_beyond_f32_are_refused() {
+        // finite as f64, infinite as f32 (the type the models compute in)
+        let good = lab_line("0");
+        for big in ["1e39", "-3.5e38", "\"1e300\""] {
+            let (line, col, problem) = err(&format!("{good}\n{}\n", good.replacen("2.5", big, 1)));
+            assert_eq!((line, col), (2, 3), "{big}");
+            assert!(
+                matches!(problem, Problem::OutOfRange(_)),
+                "{big}: {problem}"
+            );
+            assert!(problem.to_string().contains("f32"), "{problem}");
+        }
+        // Kaggle's raw Amount: checked too
+        let mut header: Vec<String> = (1..=28).map(|i| format!("V{i}")).collect();
+        header.extend(["Amount".into(), "Class".into()]);
+        let row: Vec<String> = (1..=28)
+            .map(|i| i.to_string())
+            .chain(["1e300".into(), "0".into()])
+            .collect();
+        let (line, col, problem) = err(&format!("{}\n{}\n", header.join(","), row.join(",")));
+        assert_eq!((line, col), (2, 29));
+        assert!(matches!(problem, Problem::OutOfRange(_)), "{problem}");
+        // the edges that are fine
+        assert_eq!(parse_number(b"3.4e38"), Ok(3.4e38));
+        assert_eq!(parse_number(b"1e-50"), Ok(1e-50));
+    }
+
+    #[test]
     fn line_numbers_survive_parallel_chunks() {
         let good = lab_line("0");
         let mut text = String::new();
@@ -832,7 +880,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Numbers agree bit for bit with the standard library.
+        /// Numbers agree bit for bit with the standard library; those
+        /// beyond the f32 range are refused.
         #[test]
         fn numbers_agree_with_std(
             neg in proptest::bool::ANY,
@@ -846,9 +895,16 @@ mod tests {
             if let Some(f) = frac { s.push('.'); s.push_str(&f.to_string()); }
             if let Some(e) = exp { s.push_str(&format!("e{e}")); }
             let want: f64 = s.parse().unwrap();
-            proptest::prop_assert_eq!(parse_number(s.as_bytes()).unwrap().to_bits(), want.to_bits());
             let quoted = format!(" \"{s}\" ");
-            proptest::prop_assert_eq!(parse_number(quoted.as_bytes()).unwrap().to_bits(), want.to_bits());
+            for field in [&s, &quoted] {
+                match parse_number(field.as_bytes()) {
+                    Ok(v) => proptest::prop_assert_eq!(v.to_bits(), want.to_bits()),
+                    Err(p) => proptest::prop_assert!(
+                        matches!(p, Problem::OutOfRange(_)) && (want as f32).is_infinite(),
+                        "{field}: {p}"
+                    ),
+                }
+            }
         }
     }
 

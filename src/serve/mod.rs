@@ -375,8 +375,9 @@ async fn invocations(
     Ok(resp.body(out))
 }
 
-/// Parse, predict the whole batch at once, check, render.
-fn score(
+/// Parse, predict the whole batch at once, check, render (public so the
+/// hostile suite can fuzz the whole pipeline in-process).
+pub fn score(
     state: &State,
     format: Format,
     answer: ResponseFormat,

@@ -1,6 +1,6 @@
-//! Request bodies → a batch of validated rows (29 finite features each, in
-//! model order, `Amount` standardized). Parsed once here; the model never
-//! sees raw text.
+//! Request bodies → a batch of validated rows (29 features each, in model
+//! order, `Amount` standardized, every value finite as an f32, the type the
+//! models compute in). Parsed once here; the model never sees raw text.
 //!
 //! Accepted bodies:
 //! * JSON: `[29 numbers]` (the lab's Lambda), `[[…], …]`, `{"instances": …}`,
@@ -9,12 +9,23 @@
 //!   lab's way (`(Amount − 88.3496…) / 250.1197…`), or `Amount_std` as is;
 //!   `Time` and `Class` are ignored.
 //! * CSV: one transaction per line, 29 values, no header; blank lines skipped.
-//! * JSON Lines: one transaction (list or object) per line.
+//! * JSON Lines: one transaction (list, object, or `{"features": […]}`) per
+//!   line.
+//!
+//! A leading UTF-8 byte-order mark is ignored. JSON is read by serde
+//! straight into the `f32` rows (one `Shape` per position in the shapes
+//! above), never into a `serde_json::Value` tree: a 6 MiB body of small
+//! numbers costs its rows, not a `Value` per number. A refused value is
+//! reported only once it has been read whole, so a truncated or too deeply
+//! nested body is "malformed JSON" wherever it breaks; every refusal names
+//! the row (the line, for JSON Lines) and the field, and a key given twice
+//! is refused, never "last wins".
 
 use super::error::ApiError;
-use crate::data::csv::Problem;
+use crate::data::csv::{check_number, Problem, Shown};
 use crate::data::{standardize_amount, FEATURE_NAMES, N_FEATURES};
-use serde_json::Value;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use std::fmt;
 
 /// Request body formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +71,7 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<f32>, ApiError> {
             None,
         )
     })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(ApiError::bad(
             "empty body: send at least one transaction",
@@ -73,17 +85,12 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<f32>, ApiError> {
         Format::JsonLines => parse_jsonl(text)?,
         Format::Detect => {
             let t = text.trim_start();
-            if t.starts_with('[') || t.starts_with('{') {
-                match parse_json(text) {
-                    Ok(r) => r,
-                    // Several JSON documents, one per line, are JSON Lines.
-                    Err(e) if text.trim().lines().count() > 1 => {
-                        parse_jsonl(text).map_err(|_| e)?
-                    }
-                    Err(e) => return Err(e),
-                }
-            } else {
+            if !(t.starts_with('[') || t.starts_with('{')) {
                 parse_csv(text)?
+            } else if is_json_lines(t) {
+                parse_jsonl(text)?
+            } else {
+                parse_json(text)?
             }
         }
     };
@@ -93,140 +100,693 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<f32>, ApiError> {
     Ok(rows)
 }
 
+/// Several non-blank lines, the first a whole JSON value: JSON Lines (a
+/// pretty-printed document's first line is not a whole value).
+fn is_json_lines(text: &str) -> bool {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    match (lines.next(), lines.next()) {
+        (Some(first), Some(_)) => serde_json::from_str::<de::IgnoredAny>(first).is_ok(),
+        _ => false,
+    }
+}
+
+/// One JSON document.
 fn parse_json(text: &str) -> Result<Vec<f32>, ApiError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad(format!("malformed JSON: {e}"), None, None))?;
-    let mut out = Vec::new();
-    json_batch(&v, &mut out)?;
-    Ok(out)
+    let mut ctx = Ctx::new("row");
+    let mut de = serde_json::Deserializer::from_str(text);
+    Any(Doc {
+        ctx: &mut ctx,
+        key: None,
+    })
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| ctx.error(e))?;
+    Ok(ctx.out)
 }
 
-/// A JSON document holding one or many transactions.
-fn json_batch(v: &Value, out: &mut Vec<f32>) -> Result<(), ApiError> {
-    match v {
-        Value::Object(m) => {
-            for key in ["instances", "inputs"] {
-                if let Some(inner) = m.get(key) {
-                    if m.len() != 1 {
-                        return Err(ApiError::bad(format!("'{key}' must be the only key"), None, None));
-                    }
-                    return match inner {
-                        Value::Array(_) | Value::Object(_) => json_batch(inner, out),
-                        _ => Err(ApiError::bad(format!("'{key}' must hold a list"), None, None)),
-                    };
-                }
-            }
-            named_row(m, 1, out)
+fn parse_jsonl(text: &str) -> Result<Vec<f32>, ApiError> {
+    let mut ctx = Ctx::new("line");
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
         }
-        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => number_row(items, 1, out),
-        Value::Array(items) => {
-            out.reserve(items.len() * N_FEATURES);
-            for (i, item) in items.iter().enumerate() {
-                match item {
-                    Value::Array(row) => number_row(row, i + 1, out)?,
-                    Value::Object(m) => named_row(m, i + 1, out)?,
-                    other => {
-                        return Err(ApiError::bad(
-                            format!("row {}: expected a list of {N_FEATURES} numbers or an object of named features, found {}", i + 1, kind(other)),
-                            Some(i + 1),
-                            None,
-                        ))
-                    }
-                }
-            }
-            Ok(())
+        let row = i + 1;
+        ctx.at = Some(Place::row(row));
+        let mut de = serde_json::Deserializer::from_str(line);
+        Any(Row {
+            ctx: &mut ctx,
+            row,
+            envelope: Envelope::Line,
+        })
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| ctx.error(e))?;
+    }
+    Ok(ctx.out)
+}
+
+/// One JSON parse: the rows so far, where the parser is (to place serde's
+/// own syntax errors) and the first refusal. serde's errors carry only
+/// text, so a refusal is kept here and serde aborted with a blank one.
+struct Ctx {
+    out: Vec<f32>,
+    at: Option<Place>,
+    refused: Option<ApiError>,
+    /// What a row is called in messages: "row", or "line" for JSON Lines.
+    unit: &'static str,
+}
+
+/// Where a value sits: its 1-based row and its field.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    row: usize,
+    field: Field,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Field {
+    /// The row as a whole.
+    Row,
+    /// The 0-based position in a list row.
+    Index(usize),
+    /// A named feature's key.
+    Key(&'static str),
+}
+
+impl Place {
+    fn row(row: usize) -> Place {
+        Place {
+            row,
+            field: Field::Row,
         }
-        other => Err(ApiError::bad(
-            format!("expected a list of {N_FEATURES} numbers, a list of such lists, or an object; found {}", kind(other)),
-            None,
-            None,
-        )),
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+impl Ctx {
+    fn new(unit: &'static str) -> Ctx {
+        Ctx {
+            out: Vec::with_capacity(N_FEATURES),
+            at: None,
+            refused: None,
+            unit,
+        }
     }
-}
 
-fn number_row(items: &[Value], row: usize, out: &mut Vec<f32>) -> Result<(), ApiError> {
-    if items.len() != N_FEATURES {
-        return Err(ApiError::bad(
-            format!("row {row}: expected {N_FEATURES} features (V1..V28, Amount standardized), found {}", items.len()),
-            Some(row),
-            None,
-        ));
-    }
-    for (j, item) in items.iter().enumerate() {
-        let v = item.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
-            ApiError::bad(
-                format!(
-                    "row {row}, feature {} ({}): expected a finite number, found {}",
-                    j + 1,
-                    FEATURE_NAMES[j],
-                    item
-                ),
-                Some(row),
+    /// "row 2, feature 4 (V4)" and the field's name.
+    fn describe(&self, place: Place) -> (String, Option<&'static str>) {
+        let (unit, row) = (self.unit, place.row);
+        match place.field {
+            Field::Index(j) if j < N_FEATURES => (
+                format!("{unit} {row}, feature {} ({})", j + 1, FEATURE_NAMES[j]),
                 Some(FEATURE_NAMES[j]),
-            )
-        })?;
-        out.push(v as f32);
+            ),
+            Field::Key(k) => (format!("{unit} {row}, feature {k}"), Some(k)),
+            _ => (format!("{unit} {row}"), None),
+        }
+    }
+
+    /// Keeps `e` as the parse's error and aborts serde.
+    fn refuse<E: de::Error>(&mut self, e: ApiError) -> E {
+        self.refused = Some(e);
+        E::custom("")
+    }
+
+    /// Refuses the value at `place`.
+    fn refuse_at<E: de::Error>(&mut self, place: Place, why: Refusal) -> E {
+        let (at, field) = self.describe(place);
+        self.refuse(ApiError::bad(
+            format!("{at}: {why}"),
+            Some(place.row),
+            field,
+        ))
+    }
+
+    /// Refuses a row for a reason that names the `field` itself.
+    fn refuse_field<E: de::Error>(&mut self, row: usize, field: &str, why: Refusal) -> E {
+        let unit = self.unit;
+        self.refuse(ApiError::bad(
+            format!("{unit} {row}: {why}"),
+            Some(row),
+            Some(field),
+        ))
+    }
+
+    /// Refuses the document as a whole.
+    fn refuse_doc<E: de::Error>(&mut self, why: Refusal) -> E {
+        self.refuse(ApiError::bad(why.to_string(), None, None))
+    }
+
+    /// The error of a failed parse: the refusal, or serde's syntax error
+    /// placed where the parser was.
+    fn error(&mut self, e: serde_json::Error) -> ApiError {
+        if let Some(refused) = self.refused.take() {
+            return refused;
+        }
+        let Some(place) = self.at else {
+            return ApiError::bad(format!("malformed JSON: {e}"), None, None);
+        };
+        let (at, field) = self.describe(place);
+        let message = if self.unit == "line" {
+            // serde counts lines within the line: keep the column only
+            let text = e.to_string();
+            let code = text.rsplit_once(" at line ").map_or(&text[..], |(c, _)| c);
+            format!("malformed JSON: {code} at column {} ({at})", e.column())
+        } else {
+            format!("malformed JSON: {e} ({at})")
+        };
+        ApiError::bad(message, Some(place.row), field)
+    }
+
+    /// A number the models can compute with (finite as f32), or a refusal.
+    fn number<E: de::Error>(&mut self, place: Place, v: f64) -> Result<f64, E> {
+        check_number(v, || Shown::number(v)).map_err(|p| self.refuse_at(place, Refusal::Range(p)))
+    }
+}
+
+/// What a JSON value was, for messages.
+#[derive(Debug, Clone, Copy)]
+enum Kind<'a> {
+    Null,
+    Bool,
+    Number,
+    Str(&'a str),
+    List,
+    Object,
+}
+
+impl fmt::Display for Kind<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kind::Null => f.write_str("null"),
+            Kind::Bool => f.write_str("a boolean"),
+            Kind::Number => f.write_str("a number"),
+            Kind::Str(s) if s.chars().count() > 40 => {
+                write!(f, "a string {:?}…", s.chars().take(40).collect::<String>())
+            }
+            Kind::Str(s) => write!(f, "a string {s:?}"),
+            Kind::List => f.write_str("a list"),
+            Kind::Object => f.write_str("an object"),
+        }
+    }
+}
+
+/// Why a JSON body, row or value was refused.
+#[derive(Debug, thiserror::Error)]
+enum Refusal<'a> {
+    #[error("expected a number, found {0}")]
+    NotANumber(Kind<'a>),
+    #[error("expected a number, found the string {0:?}: send numbers without quotes")]
+    QuotedNumber(&'a str),
+    #[error("{0}")]
+    Range(Problem),
+    #[error("expected {N_FEATURES} features (V1..V28, Amount standardized), found {0}")]
+    Count(usize),
+    #[error("expected a list of {N_FEATURES} numbers or an object of named features, found {0}")]
+    NotARow(Kind<'a>),
+    #[error(
+        "expected a list of {N_FEATURES} numbers, a list of such lists, or an object; found {0}"
+    )]
+    NotABatch(Kind<'a>),
+    #[error("'{0}' must hold a list")]
+    NotAList(&'static str),
+    #[error("'{0}' must be the only key")]
+    OnlyKey(&'static str),
+    #[error("key '{0}' appears twice")]
+    Twice(&'a str),
+    #[error("give either Amount or Amount_std, not both")]
+    BothAmounts,
+    #[error("unknown feature '{0}' (expected V1..V28 and Amount or Amount_std)")]
+    Unknown(&'a str),
+    #[error("missing feature {0}")]
+    Missing(&'static str),
+}
+
+impl<'a> Refusal<'a> {
+    /// A value that is not a number; a string holding one gets a hint.
+    fn value(found: Kind<'a>) -> Refusal<'a> {
+        match found {
+            Kind::Str(s) if s.trim().parse::<f64>().is_ok() => Refusal::QuotedNumber(s),
+            _ => Refusal::NotANumber(found),
+        }
+    }
+}
+
+/// What one position of the accepted shapes does with the JSON value found
+/// there; [`Any`] turns serde's visitor calls into these four.
+trait Shape<'de>: Sized {
+    type Out;
+    fn number<E: de::Error>(self, v: f64) -> Result<Self::Out, E>;
+    /// null, a boolean or a string.
+    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<Self::Out, E>;
+    fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error>;
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<Self::Out, A::Error>;
+}
+
+/// A [`Shape`] as a serde seed and visitor.
+struct Any<S>(S);
+
+impl<'de, S: Shape<'de>> DeserializeSeed<'de> for Any<S> {
+    type Value = S::Out;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<S::Out, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, S: Shape<'de>> Visitor<'de> for Any<S> {
+    type Value = S::Out;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<S::Out, E> {
+        self.0.other(Kind::Bool)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<S::Out, E> {
+        self.0.number(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<S::Out, E> {
+        self.0.number(v as f64)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<S::Out, E> {
+        self.0.number(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<S::Out, E> {
+        self.0.other(Kind::Str(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<S::Out, E> {
+        self.0.other(Kind::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<S::Out, A::Error> {
+        self.0.list(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<S::Out, A::Error> {
+        self.0.object(map)
+    }
+}
+
+/// Any value, read and dropped. It goes through `deserialize_any` (not
+/// serde_json's iterative `IgnoredAny`), so serde_json's nesting limit holds.
+struct Skip;
+
+impl<'de> Shape<'de> for Skip {
+    type Out = ();
+    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn other<E: de::Error>(self, _: Kind<'_>) -> Result<(), E> {
+        Ok(())
+    }
+    fn list<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Any(Skip))?.is_some() {}
+        Ok(())
+    }
+    fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Any(Skip))?.is_some() {
+            map.next_value_seed(Any(Skip))?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole document, or what an `instances`/`inputs` `key` holds.
+struct Doc<'c> {
+    ctx: &'c mut Ctx,
+    key: Option<&'static str>,
+}
+
+impl<'de> Shape<'de> for Doc<'_> {
+    type Out = ();
+    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.other(Kind::Number)
+    }
+    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<(), E> {
+        let why = match self.key {
+            Some(key) => Refusal::NotAList(key),
+            None => Refusal::NotABatch(found),
+        };
+        Err(self.ctx.refuse_doc(why))
+    }
+    /// One row of numbers or a list of rows: the first item tells.
+    fn list<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let ctx = self.ctx;
+        let outer = ctx.at;
+        ctx.at = Some(Place {
+            row: 1,
+            field: Field::Index(0),
+        });
+        let first = seq.next_element_seed(Any(First { ctx: &mut *ctx }))?;
+        ctx.at = outer;
+        match first {
+            None => Ok(()),
+            Some(First::NUMBER) => values(ctx, seq, 1, 1),
+            Some(_) => {
+                let mut row = 2;
+                while seq
+                    .next_element_seed(Any(Row {
+                        ctx: &mut *ctx,
+                        row,
+                        envelope: Envelope::None,
+                    }))?
+                    .is_some()
+                {
+                    row += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        object(self.ctx, map, 1, Envelope::Batch)
+    }
+}
+
+/// The first item of a top-level list: a number (the list is one row,
+/// [`First::NUMBER`]) or a row (the list is a batch).
+struct First<'c> {
+    ctx: &'c mut Ctx,
+}
+
+impl<'c> First<'c> {
+    const NUMBER: bool = true;
+    fn row(self) -> Row<'c> {
+        Row {
+            ctx: self.ctx,
+            row: 1,
+            envelope: Envelope::None,
+        }
+    }
+    const PLACE: Place = Place {
+        row: 1,
+        field: Field::Index(0),
+    };
+}
+
+impl<'de> Shape<'de> for First<'_> {
+    type Out = bool;
+    fn number<E: de::Error>(self, v: f64) -> Result<bool, E> {
+        let v = self.ctx.number(First::PLACE, v)?;
+        self.ctx.out.push(v as f32);
+        Ok(First::NUMBER)
+    }
+    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<bool, E> {
+        Err(self.ctx.refuse_at(First::PLACE, Refusal::value(found)))
+    }
+    fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        self.row().list(seq).map(|()| !First::NUMBER)
+    }
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        self.row().object(map).map(|()| !First::NUMBER)
+    }
+}
+
+/// One transaction: a list row or a named row (an item of a batch, with
+/// [`Envelope::None`]), or a line of JSON Lines ([`Envelope::Line`]: also
+/// `{"features": […]}`).
+struct Row<'c> {
+    ctx: &'c mut Ctx,
+    row: usize,
+    envelope: Envelope,
+}
+
+impl<'de> Shape<'de> for Row<'_> {
+    type Out = ();
+    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.other(Kind::Number)
+    }
+    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<(), E> {
+        Err(self
+            .ctx
+            .refuse_at(Place::row(self.row), Refusal::NotARow(found)))
+    }
+    fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        values(self.ctx, seq, self.row, 0)
+    }
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        object(self.ctx, map, self.row, self.envelope)
+    }
+}
+
+/// What a JSON Lines `key` (`features`, `instances`) holds: one list row.
+struct Flat<'c> {
+    ctx: &'c mut Ctx,
+    row: usize,
+    key: &'static str,
+}
+
+impl<'de> Shape<'de> for Flat<'_> {
+    type Out = ();
+    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.other(Kind::Number)
+    }
+    fn other<E: de::Error>(self, _: Kind<'_>) -> Result<(), E> {
+        Err(self
+            .ctx
+            .refuse_at(Place::row(self.row), Refusal::NotAList(self.key)))
+    }
+    fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        values(self.ctx, seq, self.row, 0)
+    }
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Skip.object(map)?;
+        self.other(Kind::Object)
+    }
+}
+
+/// One feature value at `place`: a number the models can compute with.
+struct Number<'c> {
+    ctx: &'c mut Ctx,
+    place: Place,
+}
+
+impl<'de> Shape<'de> for Number<'_> {
+    type Out = f64;
+    fn number<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        self.ctx.number(self.place, v)
+    }
+    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<f64, E> {
+        Err(self.ctx.refuse_at(self.place, Refusal::value(found)))
+    }
+    fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<f64, A::Error> {
+        Skip.list(seq)?;
+        self.other(Kind::List)
+    }
+    fn object<A: MapAccess<'de>>(self, map: A) -> Result<f64, A::Error> {
+        Skip.object(map)?;
+        self.other(Kind::Object)
+    }
+}
+
+/// The values of a list row from position `from` on (earlier ones already
+/// pushed): exactly 29 numbers.
+fn values<'de, A: SeqAccess<'de>>(
+    ctx: &mut Ctx,
+    mut seq: A,
+    row: usize,
+    from: usize,
+) -> Result<(), A::Error> {
+    let outer = ctx.at;
+    let mut n = from;
+    loop {
+        let place = Place {
+            row,
+            field: Field::Index(n),
+        };
+        ctx.at = Some(place);
+        if n < N_FEATURES {
+            let Some(v) = seq.next_element_seed(Any(Number {
+                ctx: &mut *ctx,
+                place,
+            }))?
+            else {
+                break;
+            };
+            ctx.out.push(v as f32);
+        } else if seq.next_element_seed(Any(Skip))?.is_none() {
+            break;
+        }
+        n += 1;
+    }
+    ctx.at = outer;
+    if n != N_FEATURES {
+        return Err(ctx.refuse_at(Place::row(row), Refusal::Count(n)));
     }
     Ok(())
 }
 
-fn named_row(
-    m: &serde_json::Map<String, Value>,
-    row: usize,
-    out: &mut Vec<f32>,
-) -> Result<(), ApiError> {
-    let mut vals = [f32::NAN; N_FEATURES];
-    for (k, v) in m {
-        let slot = match k.as_str() {
-            "Time" | "Class" => continue,
-            "Amount" | "Amount_std" => N_FEATURES - 1,
-            name => FEATURE_NAMES[..N_FEATURES - 1].iter().position(|n| *n == name).ok_or_else(|| {
-                ApiError::bad(
-                    format!("row {row}: unknown feature '{name}' (expected V1..V28 and Amount or Amount_std)"),
-                    Some(row),
-                    Some(name),
-                )
-            })?,
-        };
-        let x = v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-            ApiError::bad(
-                format!("row {row}, feature {k}: expected a finite number, found {v}"),
-                Some(row),
-                Some(k),
-            )
-        })?;
-        if !vals[slot].is_nan() {
-            return Err(ApiError::bad(
-                format!("row {row}: give either Amount or Amount_std, not both"),
-                Some(row),
-                Some(k),
-            ));
+/// Which keys make an object an envelope rather than a named row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Envelope {
+    /// A document: `instances` or `inputs` around a batch.
+    Batch,
+    /// A JSON Lines line: `features` or `instances` around one list row.
+    Line,
+    /// An item of a batch: named features only.
+    None,
+}
+
+/// A key of an object, classified.
+enum Key<'a> {
+    /// A model feature's slot; `Amount` (raw) and `Amount_std` share one.
+    Feature(usize, &'static str),
+    /// `Time` (0) or `Class` (1): read past.
+    Ignored(usize, &'static str),
+    Envelope(&'static str),
+    Unknown(std::borrow::Cow<'a, str>),
+}
+
+impl Key<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Key::Feature(_, n) | Key::Ignored(_, n) | Key::Envelope(n) => n,
+            Key::Unknown(n) => n,
         }
-        vals[slot] = if k == "Amount" {
-            standardize_amount(x) as f32
-        } else {
-            x as f32
+    }
+}
+
+struct KeySeed(Envelope);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key<'de>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(self.classify(v).unwrap_or(Key::Unknown(v.into())))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(self
+            .classify(v)
+            .unwrap_or_else(|| Key::Unknown(v.to_owned().into())))
+    }
+}
+
+impl KeySeed {
+    fn classify(&self, k: &str) -> Option<Key<'static>> {
+        let envelopes: &[&'static str] = match self.0 {
+            Envelope::Batch => &["instances", "inputs"],
+            Envelope::Line => &["features", "instances"],
+            Envelope::None => &[],
         };
+        if let Some(e) = envelopes.iter().find(|e| **e == k) {
+            return Some(Key::Envelope(e));
+        }
+        Some(match k {
+            "Time" => Key::Ignored(0, "Time"),
+            "Class" => Key::Ignored(1, "Class"),
+            "Amount" => Key::Feature(N_FEATURES - 1, "Amount"),
+            "Amount_std" => Key::Feature(N_FEATURES - 1, "Amount_std"),
+            _ => {
+                let j = FEATURE_NAMES[..N_FEATURES - 1]
+                    .iter()
+                    .position(|n| *n == k)?;
+                Key::Feature(j, FEATURE_NAMES[j])
+            }
+        })
     }
-    if let Some(j) = vals.iter().position(|v| v.is_nan()) {
-        return Err(ApiError::bad(
-            format!("row {row}: missing feature {}", FEATURE_NAMES[j]),
-            Some(row),
-            Some(FEATURE_NAMES[j]),
-        ));
+}
+
+/// A misused envelope: about the document, or about a JSON Lines line.
+fn envelope_error<E: de::Error>(ctx: &mut Ctx, envelope: Envelope, row: usize, why: Refusal) -> E {
+    match envelope {
+        Envelope::Line => ctx.refuse_at(Place::row(row), why),
+        _ => ctx.refuse_doc(why),
     }
-    out.extend_from_slice(&vals);
+}
+
+/// An object at `row`: a named row, or an envelope (see [`Envelope`]).
+fn object<'de, A: MapAccess<'de>>(
+    ctx: &mut Ctx,
+    mut map: A,
+    row: usize,
+    envelope: Envelope,
+) -> Result<(), A::Error> {
+    let outer = ctx.at;
+    let mut vals = [0f32; N_FEATURES];
+    // which key gave each slot, and whether Time and Class were seen
+    let mut given: [Option<&'static str>; N_FEATURES] = [None; N_FEATURES];
+    let mut ignored = [false; 2];
+    let mut wrapped: Option<&'static str> = None;
+    let mut first = true;
+    while let Some(key) = map.next_key_seed(KeySeed(envelope))? {
+        if let (Key::Envelope(k), true) = (&key, std::mem::take(&mut first)) {
+            wrapped = Some(k);
+            match envelope {
+                Envelope::Line => map.next_value_seed(Any(Flat {
+                    ctx: &mut *ctx,
+                    row,
+                    key: k,
+                }))?,
+                _ => map.next_value_seed(Any(Doc {
+                    ctx: &mut *ctx,
+                    key: Some(k),
+                }))?,
+            }
+            continue;
+        }
+        if let Some(w) = wrapped {
+            // a second key beside an envelope
+            map.next_value_seed(Any(Skip))?;
+            let why = if key.name() == w {
+                Refusal::Twice(w)
+            } else {
+                Refusal::OnlyKey(w)
+            };
+            return Err(envelope_error(ctx, envelope, row, why));
+        }
+        let place = |field| Place { row, field };
+        match key {
+            Key::Feature(slot, name) => {
+                ctx.at = Some(place(Field::Key(name)));
+                let v = map.next_value_seed(Any(Number {
+                    ctx: &mut *ctx,
+                    place: place(Field::Key(name)),
+                }))?;
+                if let Some(earlier) = given[slot] {
+                    let why = if earlier == name {
+                        Refusal::Twice(name)
+                    } else {
+                        Refusal::BothAmounts
+                    };
+                    return Err(ctx.refuse_at(place(Field::Key(name)), why));
+                }
+                given[slot] = Some(name);
+                vals[slot] = if name == "Amount" {
+                    standardize_amount(v) as f32
+                } else {
+                    v as f32
+                };
+            }
+            Key::Ignored(i, name) => {
+                map.next_value_seed(Any(Skip))?;
+                if std::mem::replace(&mut ignored[i], true) {
+                    return Err(ctx.refuse_at(place(Field::Key(name)), Refusal::Twice(name)));
+                }
+            }
+            Key::Unknown(name) => {
+                map.next_value_seed(Any(Skip))?;
+                return Err(ctx.refuse_field(row, &name, Refusal::Unknown(&name)));
+            }
+            Key::Envelope(k) => {
+                // an envelope key after other keys
+                map.next_value_seed(Any(Skip))?;
+                return Err(envelope_error(ctx, envelope, row, Refusal::OnlyKey(k)));
+            }
+        }
+    }
+    ctx.at = outer;
+    if wrapped.is_some() {
+        return Ok(());
+    }
+    if let Some(j) = given.iter().position(Option::is_none) {
+        return Err(ctx.refuse_field(row, FEATURE_NAMES[j], Refusal::Missing(FEATURE_NAMES[j])));
+    }
+    ctx.out.extend_from_slice(&vals);
     Ok(())
 }
 
@@ -262,38 +822,6 @@ fn parse_csv(text: &str) -> Result<Vec<f32>, ApiError> {
             }
         }
     })
-}
-
-fn parse_jsonl(text: &str) -> Result<Vec<f32>, ApiError> {
-    let mut out = Vec::new();
-    let mut row = 0;
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        row += 1;
-        let v: Value = serde_json::from_str(line).map_err(|e| {
-            ApiError::bad(format!("line {row}: malformed JSON: {e}"), Some(row), None)
-        })?;
-        match &v {
-            Value::Array(items) => number_row(items, row, &mut out)?,
-            Value::Object(m) => match m.get("features").or_else(|| m.get("instances")) {
-                Some(Value::Array(items)) if m.len() == 1 => number_row(items, row, &mut out)?,
-                _ => named_row(m, row, &mut out)?,
-            },
-            other => {
-                return Err(ApiError::bad(
-                    format!(
-                    "line {row}: expected a list of {N_FEATURES} numbers or an object, found {}",
-                    kind(other)
-                ),
-                    Some(row),
-                    None,
-                ))
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -435,6 +963,177 @@ mod tests {
             &format!("[{}]", r.replacen("0.5", "1e999", 1)),
         );
         assert!(m.contains("finite") || m.contains("malformed"), "{m}");
+    }
+
+    /// A named object of the 29 features, `Amount` raw.
+    fn named(amount: &str) -> String {
+        let v: String = (1..=28).map(|i| format!("\"V{i}\": {i}, ")).collect();
+        format!("{{{v}\"Amount\": {amount}}}")
+    }
+
+    #[test]
+    fn values_beyond_f32_are_refused_with_row_and_field() {
+        // 1e39 is finite as f64 but infinite as f32, the model's type.
+        let r = row_text(",");
+        let big = r.replacen("2.5", "1e39", 1);
+        let cases = [
+            (Format::Json, format!("[{big}]"), 1, "V3"),
+            (Format::Json, format!("[[{r}], [{big}]]"), 2, "V3"),
+            (
+                Format::Json,
+                format!("{{\"instances\": [[{r}], [{big}]]}}"),
+                2,
+                "V3",
+            ),
+            (
+                Format::Json,
+                format!("[{r}]").replacen("0.5", "-3.5e38", 1),
+                1,
+                "V1",
+            ),
+            (Format::Csv, format!("{r}\n{big}"), 2, "V3"),
+            (Format::JsonLines, format!("[{r}]\n[{big}]"), 2, "V3"),
+            (Format::Json, named("1e300"), 1, "Amount"),
+            (
+                Format::Json,
+                format!("[{}, {}]", named("1"), named("1e39")),
+                2,
+                "Amount",
+            ),
+            (Format::JsonLines, named("-1e300"), 1, "Amount"),
+        ];
+        for (format, body, want_row, want_field) in cases {
+            let (m, row, field) = bad(format, &body);
+            assert_eq!(
+                (row, field.as_deref()),
+                (Some(want_row), Some(want_field)),
+                "{m}"
+            );
+            assert!(m.contains("f32"), "{m}");
+        }
+        // the largest f32 itself, subnormals, -0 and a raw Amount that
+        // standardizes to a finite f32 are fine
+        let edge = r
+            .replacen("0.5", "3.4e38", 1)
+            .replacen("1.5", "1e-50", 1)
+            .replacen("2.5", "-0", 1);
+        let v = parse(Format::Json, format!("[{edge}]").as_bytes()).unwrap();
+        assert_eq!((v[0], v[1], v[2]), (3.4e38, 0.0, 0.0));
+        assert!(parse(Format::Json, named("3e38").as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn numeric_strings_and_wrong_types_name_row_and_field() {
+        let r = row_text(",");
+        let (m, row, field) = bad(
+            Format::Json,
+            &format!("[{}]", r.replacen("0.5", "\"0.5\"", 1)),
+        );
+        assert_eq!((row, field.as_deref()), (Some(1), Some("V1")), "{m}");
+        assert!(m.contains("\"0.5\"") && m.contains("without quotes"), "{m}");
+        let (m, row, field) = bad(
+            Format::Json,
+            &format!("[[{r}], [{}]]", r.replacen("5.5", "\"5.5\"", 1)),
+        );
+        assert_eq!((row, field.as_deref()), (Some(2), Some("V6")), "{m}");
+        let (m, row, field) = bad(Format::Json, &named("\"12.5\""));
+        assert_eq!((row, field.as_deref()), (Some(1), Some("Amount")), "{m}");
+        assert!(m.contains("without quotes"), "{m}");
+        let (m, row, field) = bad(
+            Format::JsonLines,
+            &format!("[{r}]\n\n[{}]", r.replacen("1.5", "null", 1)),
+        );
+        assert_eq!((row, field.as_deref()), (Some(3), Some("V2")), "{m}");
+        assert!(m.contains("found null"), "{m}");
+        let (m, _, field) = bad(Format::Json, &format!("[{}]", r.replacen("1.5", "[1]", 1)));
+        assert!(
+            m.contains("found a list") && field.as_deref() == Some("V2"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let r = row_text(",");
+        let (m, row, field) = bad(
+            Format::Json,
+            &named("1").replacen("\"V2\": 2", "\"V1\": 2", 1),
+        );
+        assert_eq!((row, field.as_deref()), (Some(1), Some("V1")), "{m}");
+        assert!(m.contains("'V1' appears twice"), "{m}");
+        let (m, _, _) = bad(
+            Format::Json,
+            &named("1").replacen("\"V2\": 2", "\"V2\": 2, \"Time\": 1, \"Time\": 2", 1),
+        );
+        assert!(m.contains("'Time' appears twice"), "{m}");
+        for key in ["instances", "inputs"] {
+            let (m, _, _) = bad(
+                Format::Json,
+                &format!("{{\"{key}\": [[{r}]], \"{key}\": [[{r}]]}}"),
+            );
+            assert!(m.contains(&format!("'{key}' appears twice")), "{m}");
+        }
+        let (m, _, _) = bad(
+            Format::JsonLines,
+            &format!("{{\"features\": [{r}], \"features\": [{r}]}}"),
+        );
+        assert!(m.contains("'features' appears twice"), "{m}");
+        let (m, _, _) = bad(
+            Format::Json,
+            &format!("{{\"instances\": [[{r}]], \"inputs\": [[{r}]]}}"),
+        );
+        assert!(m.contains("'instances' must be the only key"), "{m}");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_ignored() {
+        let r = row_text(",");
+        let want = parse(Format::Csv, r.as_bytes()).unwrap();
+        for (format, body) in [
+            (Format::Json, format!("\u{feff}[{r}]")),
+            (Format::Detect, format!("\u{feff}[{r}]")),
+            (Format::Csv, format!("\u{feff}{r}")),
+            (Format::Detect, format!("\u{feff}{r}")),
+            (Format::JsonLines, format!("\u{feff}[{r}]")),
+        ] {
+            assert_eq!(parse(format, body.as_bytes()).unwrap(), want, "{body}");
+        }
+    }
+
+    /// Peak resident memory (kB) of `f` above what the process held before,
+    /// from Linux's high-water mark, reset through /proc/self/clear_refs.
+    fn peak_kb(f: impl FnOnce()) -> u64 {
+        let status = |key: &str| -> u64 {
+            let s = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = s.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        std::fs::write("/proc/self/clear_refs", "5").unwrap();
+        let before = status("VmRSS:");
+        f();
+        status("VmHWM:").saturating_sub(before)
+    }
+
+    /// Issue 10, item 4: the peak memory of parsing a 6 MiB JSON body of
+    /// small numbers. Run alone (other tests share the process's memory):
+    /// `cargo test --lib -- --ignored --exact serve::request::tests::peak_memory_of_a_6_mib_json_body --nocapture`
+    #[test]
+    #[ignore]
+    fn peak_memory_of_a_6_mib_json_body() {
+        let row = format!("[{}]", vec!["0"; N_FEATURES].join(","));
+        let n = (6 << 20) / (row.len() + 1);
+        let body = format!("[{}]", vec![row; n].join(","));
+        let rows_kb = (n * N_FEATURES * 4 / 1024) as u64;
+        let parse_kb = peak_kb(|| {
+            let v = parse(Format::Json, body.as_bytes()).unwrap();
+            assert_eq!(v.len(), n * N_FEATURES);
+            std::hint::black_box(&v);
+        });
+        // before the typed deserializer (a serde_json::Value tree): 114,604 kB
+        println!(
+            "6 MiB body, {n} rows: the f32 rows are {rows_kb} kB; peak {parse_kb} kB to parse"
+        );
+        assert!(parse_kb < 3 * rows_kb, "{parse_kb} kB");
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!
 //! Every body is written by a serde serializer from [`Score`]s, and a
 //! `Score` can only hold a finite probability, so no body can carry `NaN`,
-//! `inf` or a number outside [0, 1].
+//! `inf` or a number outside [0, 1] (CSV's decision and JSON Lines' `fraud`
+//! are computed from the `Score` too). A raw score that is not a
+//! probability is refused by [`scores`] with the row it belongs to.
 
 use super::error::ApiError;
 use actix_web::http::header::{self, Header, Quality};
@@ -37,12 +39,26 @@ impl Score {
     }
 }
 
-/// Checks a model's raw outputs; the first invalid one (1-based row) is an
-/// internal error, never a body.
+/// Checks a model's raw outputs; the first invalid one (1-based row) is
+/// refused, never a body. The inputs are finite f32s (see
+/// [`super::request`]), so a non-finite score means the model's own f32
+/// arithmetic overflowed on that row's values (a scaled value near ±3.4e38
+/// times a weight): bad input, a 400. A finite score outside [0, 1] is a
+/// bug: an internal error.
 pub fn scores(raw: &[f32]) -> Result<Vec<Score>, ApiError> {
     raw.iter()
         .enumerate()
-        .map(|(i, &p)| Score::new(p).ok_or(ApiError::InvalidScore { row: i + 1 }))
+        .map(|(i, &p)| {
+            let row = i + 1;
+            Score::new(p).ok_or_else(|| match p.is_finite() {
+                true => ApiError::InvalidScore { row },
+                false => ApiError::bad(
+                    format!("row {row}: the model's f32 arithmetic overflows on these values (features are standardized values, rarely beyond ±100)"),
+                    Some(row),
+                    None,
+                ),
+            })
+        })
         .collect()
 }
 
@@ -254,8 +270,18 @@ mod tests {
         }
         assert_eq!(Score::new(0.0).map(Score::get), Some(0.0));
         assert_eq!(Score::new(1.0).map(|s| s.complement().get()), Some(0.0));
+        // a model's arithmetic overflowing on huge inputs is a 400 naming
+        // the row, never a NaN in the body
+        for overflowed in [f32::NAN, f32::INFINITY] {
+            let e = scores(&[0.5, overflowed]).unwrap_err();
+            assert!(
+                matches!(&e, ApiError::BadInput { message, row: Some(2), .. } if message.contains("overflows")),
+                "{e:?}"
+            );
+            assert_eq!(actix_web::ResponseError::status_code(&e).as_u16(), 400);
+        }
         // a model gone wrong is a 500 with the JSON error shape, never a body
-        let e = scores(&[0.5, f32::NAN]).unwrap_err();
+        let e = scores(&[0.5, 1.5]).unwrap_err();
         assert_eq!(e, ApiError::InvalidScore { row: 2 });
         let resp = actix_web::ResponseError::error_response(&e);
         assert_eq!(resp.status().as_u16(), 500);
