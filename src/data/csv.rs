@@ -654,9 +654,9 @@ pub fn channel_files(channel: &str, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads every file of a channel into one data set. An empty channel, one
-/// without both classes, or a value beyond f32 (which the models compute
-/// in) is an error.
+/// Reads every file of a channel into one data set. An empty channel or one
+/// without both classes is an error (a value beyond f32 already is one, in
+/// [`parse_number`]).
 pub fn read_channel(channel: &str, dir: &Path) -> Result<Dataset> {
     let files = channel_files(channel, dir)?;
     let refuse = |why| DataError::Channel {
@@ -669,15 +669,7 @@ pub fn read_channel(channel: &str, dir: &Path) -> Result<Dataset> {
     }
     let mut all = Dataset::default();
     for f in &files {
-        let d = read_file(f)?;
-        if let Some((row, feature)) = d.first_non_finite() {
-            return Err(DataError::NotFinite {
-                path: f.clone(),
-                row: row + 1,
-                feature: FEATURE_NAMES[feature],
-            });
-        }
-        all.extend(d);
+        all.extend(read_file(f)?);
     }
     if all.is_empty() {
         return Err(refuse(super::ChannelProblem::NoRows { files: files.len() }));
@@ -1053,7 +1045,12 @@ mod tests {
         );
         std::fs::write(dir.path().join("a.csv"), big).unwrap();
         match read_channel("train", dir.path()) {
-            Err(DataError::NotFinite { row, feature, .. }) => assert_eq!((row, feature), (2, "V3")),
+            Err(DataError::Row {
+                line,
+                column,
+                problem: Problem::OutOfRange(_),
+                ..
+            }) => assert_eq!((line, column), (2, 3)),
             other => panic!("{other:?}"),
         }
     }

@@ -79,12 +79,6 @@ impl Dataset {
         self.labels.extend_from_slice(&other.labels);
     }
 
-    /// The first (row, feature) whose value is not a finite number, if any.
-    pub fn first_non_finite(&self) -> Option<(usize, usize)> {
-        let at = self.features.iter().position(|v| !v.is_finite())?;
-        Some((at / N_FEATURES, at % N_FEATURES))
-    }
-
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let mut out = Dataset {
@@ -130,13 +124,6 @@ pub enum DataError {
         path: PathBuf,
         line: usize,
         limit: usize,
-    },
-    #[error("{path}: data row {row}: {feature} is not a finite number in f32, the precision the models compute in (|value| must be below 3.4e38)")]
-    NotFinite {
-        path: PathBuf,
-        /// 1-based, counting data rows only.
-        row: usize,
-        feature: &'static str,
     },
     #[error("{path}: a {kind}, not a regular file: channels hold only files and folders")]
     NotAFile { path: PathBuf, kind: &'static str },
