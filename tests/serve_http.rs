@@ -11,23 +11,6 @@ use common::*;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// One ml-root with a trained model (all three kinds), shared by the tests.
-fn trained() -> &'static std::path::Path {
-    static ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = MlRoot::new(QUICK);
-        root.channel("train", "t.csv", &lab_csv(4000, 11));
-        root.channel("test", "t.csv", &lab_csv(1000, 12));
-        let out = root.train();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        root.dir.keep()
-    })
-}
-
 fn rows(n: usize, seed: u64) -> Vec<Vec<f64>> {
     lab_csv(n, seed)
         .lines()
@@ -72,7 +55,7 @@ type ErrorCase = (
 
 #[test]
 fn ping_and_execution_parameters() {
-    let s = Server::start(trained(), &["--workers", "3"]);
+    let s = Server::start(trained_all(), &["--workers", "3"]);
     let (status, _, body) = s.request("GET", "/ping", &[], b"");
     assert_eq!((status, body.len()), (200, 0));
     let (status, _, body) = s.request("GET", "/execution-parameters", &[], b"");
@@ -85,7 +68,7 @@ fn ping_and_execution_parameters() {
 
 #[test]
 fn every_request_format_gives_the_same_scores_as_single_requests() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     let batch = rows(50, 3);
     let single: Vec<f64> = batch
         .iter()
@@ -175,7 +158,7 @@ fn every_request_format_gives_the_same_scores_as_single_requests() {
 
 #[test]
 fn csv_and_jsonlines_responses_and_custom_attributes() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     let batch = rows(5, 4);
     let list = serde_json::to_string(&batch).unwrap();
     let (status, head, body) = s.request(
@@ -221,7 +204,7 @@ fn csv_and_jsonlines_responses_and_custom_attributes() {
 
 #[test]
 fn client_errors_are_json_4xx_and_the_server_keeps_serving() {
-    let s = Server::start(trained(), &["--max-body-bytes", "100000"]);
+    let s = Server::start(trained_all(), &["--max-body-bytes", "100000"]);
     let good = json_list(&rows(1, 5)[0]);
     let big = "1,".repeat(60_000);
     let deep = "[".repeat(5000);
@@ -338,7 +321,7 @@ fn client_errors_are_json_4xx_and_the_server_keeps_serving() {
 
 #[test]
 fn sagemaker_runtime_path_and_model_choice() {
-    let s = Server::start(trained(), &["--model", "logistic"]);
+    let s = Server::start(trained_all(), &["--model", "logistic"]);
     let good = json_list(&rows(1, 6)[0]);
     let (status, _, a) = s.request(
         "POST",
@@ -354,7 +337,7 @@ fn sagemaker_runtime_path_and_model_choice() {
 
 #[test]
 fn browsers_may_call_from_another_origin() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     // the demo page's JSON POST needs a preflight
     let (status, head, _) = s.request(
         "OPTIONS",
@@ -407,7 +390,7 @@ fn browsers_may_call_from_another_origin() {
     }
 
     // one exact origin
-    let s = Server::start(trained(), &["--cors-origin", "http://127.0.0.1:8000"]);
+    let s = Server::start(trained_all(), &["--cors-origin", "http://127.0.0.1:8000"]);
     let (status, head, _) = s.request(
         "OPTIONS",
         "/endpoints/x/invocations",
@@ -451,7 +434,7 @@ fn lab_fraud() -> String {
 
 #[test]
 fn the_lab_lambdas_request_gets_the_tf_classification_answer() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     // the Lambda posts the bare list with no Content-Type and reads
     // result.classifications[0].classes[1].score
     let (status, head, body) = s.request("POST", "/invocations", &[], lab_fraud().as_bytes());
@@ -464,7 +447,7 @@ fn the_lab_lambdas_request_gets_the_tf_classification_answer() {
 
 #[test]
 fn accept_quality_values_choose_the_answer() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     let good = json_list(&rows(1, 8)[0]);
     for (accept, want) in [
         ("text/csv;q=0, application/json", "application/json"),
@@ -524,7 +507,7 @@ fn startup_fails_clearly_without_a_usable_model() {
 
     let corrupt = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(corrupt.path().join("model")).unwrap();
-    let mut bytes = std::fs::read(trained().join("model/ccfraud-model.json")).unwrap();
+    let mut bytes = std::fs::read(trained_all().join("model/ccfraud-model.json")).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(corrupt.path().join("model/ccfraud-model.json"), bytes).unwrap();
     // SDK local mode leaves tarballs beside the model: tolerated
@@ -533,7 +516,7 @@ fn startup_fails_clearly_without_a_usable_model() {
     assert_eq!(code, Some(1));
     assert!(err.contains("truncated or modified"), "{err}");
 
-    let (code, err) = run(trained(), &["--model", "xgboost"]);
+    let (code, err) = run(trained_all(), &["--model", "xgboost"]);
     assert_eq!(code, Some(2));
     assert!(
         err.contains("unknown model 'xgboost' (expected dnn, logistic or forest)"),
@@ -552,7 +535,7 @@ fn startup_fails_clearly_without_a_usable_model() {
         ),
         (&["--max-body-bytes", "0"], "--max-body-bytes"),
     ] {
-        let (code, err) = run(trained(), flags);
+        let (code, err) = run(trained_all(), flags);
         assert_eq!(code, Some(2), "{flags:?}: {err}");
         assert!(err.contains(text), "{flags:?}: {err}");
     }
@@ -560,7 +543,7 @@ fn startup_fails_clearly_without_a_usable_model() {
 
 #[test]
 fn sigterm_drains_and_exits_zero() {
-    let mut s = Server::start(trained(), &[]);
+    let mut s = Server::start(trained_all(), &[]);
     let (status, _, _) = s.request("GET", "/ping", &[], b"");
     assert_eq!(status, 200);
     assert_eq!(sigterm_and_wait(&mut s.child), Some(0));

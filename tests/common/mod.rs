@@ -101,6 +101,25 @@ impl MlRoot {
 pub const QUICK: &str =
     r#"{"n_trees": "10", "epochs": "5", "batch_size": "64", "learning_rate": "0.01"}"#;
 
+/// One ml-root with a model of each kind trained by the real `ccfraud
+/// train` (4,000 synthetic rows, a 1,000-row test channel), shared by the
+/// tests of one test binary and kept for its lifetime.
+pub fn trained_all() -> &'static Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = MlRoot::new(QUICK);
+        root.channel("train", "t.csv", &lab_csv(4000, 11));
+        root.channel("test", "t.csv", &lab_csv(1000, 12));
+        let out = root.train();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.dir.keep()
+    })
+}
+
 /// A running `ccfraud serve` on an ephemeral port, killed on drop.
 pub struct Server {
     pub child: std::process::Child,

@@ -6,26 +6,9 @@
 //! wrong, leaving no unpacked files behind.
 
 use super::common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-/// One trained ml-root (all three kinds), shared by these tests.
-fn trained() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = MlRoot::new(QUICK);
-        root.channel("train", "t.csv", &lab_csv(2000, 31));
-        let out = root.train();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        root.dir.keep()
-    })
-}
 
 /// Runs `ccfraud serve` on `root` with `extra` flags (and `TMPDIR=tmp`),
 /// expecting it to refuse to start: its exit code and stderr. Fails when it
@@ -65,7 +48,7 @@ fn serve_refuses(root: &Path, extra: &[&str], tmp: &Path) -> (Option<i32>, Strin
 /// `tamper` and re-signed: header size and CRC-32 recomputed as training
 /// computes them, so only the content checks can catch it.
 fn resigned(tamper: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
-    let bytes = std::fs::read(trained().join("model/ccfraud-model.json")).unwrap();
+    let bytes = std::fs::read(trained_all().join("model/ccfraud-model.json")).unwrap();
     let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
     let mut payload: serde_json::Value = serde_json::from_slice(&bytes[nl + 1..]).unwrap();
     tamper(&mut payload);

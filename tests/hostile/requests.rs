@@ -9,24 +9,7 @@ use super::common::*;
 use ccfraud::model::ModelKind;
 use ccfraud::serve::request::Format;
 use ccfraud::serve::response::ResponseFormat;
-use std::path::Path;
 use std::sync::OnceLock;
-
-/// One ml-root with all three model kinds, trained once per test binary.
-fn trained() -> &'static Path {
-    static ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = MlRoot::new(QUICK);
-        root.channel("train", "t.csv", &lab_csv(3000, 21));
-        let out = root.train();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        root.dir.keep()
-    })
-}
 
 /// The 29 features of the lab's example fraud, as JSON number texts.
 fn fraud_values() -> Vec<String> {
@@ -226,7 +209,7 @@ fn cases() -> Vec<Case> {
 
 /// Every hostile case against a server of `kind`, then a good request.
 fn refuse_every_case(kind: ModelKind) {
-    let s = Server::start(trained(), &["--model", kind.name()]);
+    let s = Server::start(trained_all(), &["--model", kind.name()]);
     let all = cases();
     assert!(all.len() >= 60, "{} cases", all.len());
     for c in &all {
@@ -301,7 +284,7 @@ fn edge_values_within_f32_are_scored() {
         (JSONL, format!("\r\n{}\r\n\r\n", list(&good)).into()),
     ];
     for kind in ModelKind::ALL {
-        let s = Server::start(trained(), &["--model", kind.name()]);
+        let s = Server::start(trained_all(), &["--model", kind.name()]);
         for (ct, body) in &bodies {
             for accept in ["application/json", "text/csv", "application/jsonlines"] {
                 let mut headers = vec![("Accept", accept)];
@@ -379,7 +362,7 @@ fn states() -> &'static [ccfraud::serve::State] {
         ModelKind::ALL
             .iter()
             .map(|&kind| {
-                let loaded = ccfraud::serve::load(&trained().join("model"), Some(kind))
+                let loaded = ccfraud::serve::load(&trained_all().join("model"), Some(kind))
                     .unwrap_or_else(|e| panic!("{kind}: {e}"));
                 ccfraud::serve::State {
                     model: loaded.model,
