@@ -9,7 +9,6 @@
 mod common;
 use common::*;
 use std::process::Command;
-use std::sync::OnceLock;
 
 fn rows(n: usize, seed: u64) -> Vec<Vec<f64>> {
     lab_csv(n, seed)
