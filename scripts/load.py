@@ -217,6 +217,8 @@ async def memory(args, srv):
     probe = Prober(srv.port)
     out, ok = {"rss_start_mb": srv.status("VmRSS")}, True
     for name, (ctype, body) in bodies(args.max_body).items():
+        if name not in args.formats.split(","):
+            continue
         t = time.monotonic()
         results = await asyncio.gather(*[request(srv.port, "POST", "/invocations", body, ctype, timeout=120)
                                          for _ in range(32)], return_exceptions=True)
@@ -282,6 +284,7 @@ def main():
     ap.add_argument("--seconds", type=float, help="slow: how long clients are held (20); soak: per phase (60)")
     ap.add_argument("--clients", type=int, default=5000, help="slow: how many clients (5000)")
     ap.add_argument("--max-body", type=int, default=6 * 1024 * 1024, help="memory: body size (6 MiB)")
+    ap.add_argument("--formats", default="json,csv,jsonlines", help="memory: which formats (all three)")
     ap.add_argument("flags", nargs="*", help="extra `ccfraud serve` flags (after --)")
     args = ap.parse_args()
     args.seconds = args.seconds or {"slow": 20, "soak": 60}.get(args.mode, 0)
