@@ -58,6 +58,7 @@ const INLINE_BODY_BYTES: usize = 64 * 1024;
 const PREFLIGHT_MAX_AGE: usize = 86_400;
 /// Seconds in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+const MIB: usize = 1024 * 1024;
 
 /// Checked settings of `ccfraud serve`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,8 +391,6 @@ async fn execution_parameters(state: web::Data<State>) -> HttpResponse {
         "MaxPayloadInMB": max_payload_in_mb(state.max_body_bytes),
     }))
 }
-
-const MIB: usize = 1024 * 1024;
 
 /// The body limit in whole MiB, rounded down so batch transform never sends
 /// more than is accepted; at least 1, the least it takes (a smaller limit is

@@ -30,6 +30,8 @@ const FD_RESERVE: usize = 256;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 /// How often the listen queue is looked at while draining.
 const DRAIN_POLL: Duration = Duration::from_millis(5);
+/// How long the queue must stay drained before the server stops.
+const DRAIN_QUIET: Duration = Duration::from_millis(50);
 
 /// Binds `addr` with [`BACKLOG`] (`SO_REUSEADDR` as std does).
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -261,15 +263,17 @@ async fn drain(
     })
     .await;
     let start = Instant::now();
-    let mut drained_last_look = false;
+    let mut quiet_since = None;
     loop {
         let queued = listen_queue(&probe).map_or(0, |(q, _)| q as usize) + connections.fresh();
-        // Drained twice in a row: a connection on its way from the accept
-        // thread to a worker gets one more look.
-        if queued == 0 && drained_last_look {
+        // Drained for a while: a connection on its way from the accept
+        // thread to a worker is in neither count for a moment.
+        let quiet = *quiet_since.get_or_insert_with(Instant::now);
+        if queued > 0 {
+            quiet_since = None;
+        } else if quiet.elapsed() >= DRAIN_QUIET {
             break;
         }
-        drained_last_look = queued == 0;
         if start.elapsed() >= DRAIN_DEADLINE {
             tracing::warn!(
                 "{name}: {queued} connections still queued or silent after {DRAIN_DEADLINE:?}"
