@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Credit-card fraud detection: SageMaker training and hosting in one binary.
 #[derive(Debug, Parser)]
@@ -159,19 +160,50 @@ pub struct ServeArgs {
     /// demo) can call the server.
     #[arg(long, env = "CCFRAUD_CORS_ORIGIN", default_value = "*")]
     pub cors_origin: String,
-    /// Largest request body accepted, in bytes (SageMaker's limit is 6 MB).
-    #[arg(long, env = "CCFRAUD_MAX_BODY_BYTES", default_value_t = 6 * 1024 * 1024)]
-    pub max_body_bytes: usize,
+    /// Largest request body accepted, in bytes. Precedence: this flag (or
+    /// CCFRAUD_MAX_BODY_BYTES), else --max-payload-in-mb, else 6 MiB
+    /// (SageMaker's real-time limit).
+    #[arg(long, env = "CCFRAUD_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Batch transform's MaxPayloadInMB (0-100, set by SageMaker): the body
+    /// limit in MiB when --max-body-bytes is not given; 0 (chunked, no
+    /// limit) gets the largest, 100 MiB.
+    #[arg(long, env = "SAGEMAKER_MAX_PAYLOAD_IN_MB",
+          value_parser = clap::value_parser!(u16).range(0..=MAX_PAYLOAD_IN_MB as i64))]
+    pub max_payload_in_mb: Option<u16>,
+    /// Seconds a client has to send the whole request body (SageMaker gives
+    /// an invocation 60 s); then 408 and the connection is closed.
+    #[arg(long, env = "CCFRAUD_BODY_TIMEOUT_SECS", default_value_t = 60)]
+    pub body_timeout_secs: u64,
+    /// Seconds a new connection has to send its first request head; then 408
+    /// and the connection is closed.
+    #[arg(long, env = "CCFRAUD_HEAD_TIMEOUT_SECS", default_value_t = 5)]
+    pub head_timeout_secs: u64,
+    /// Open connections at most (default and ceiling: the open-file limit,
+    /// raised to its hard limit at start, less a reserve); /invocations on
+    /// a new request is shed with 503 above three quarters of it.
+    #[arg(long, env = "CCFRAUD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Request-body bytes being received and parsed at once, across all
+    /// requests; beyond it /invocations is shed with 503 (default 64 MiB).
+    #[arg(long, env = "CCFRAUD_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * MIB)]
+    pub max_in_flight_bytes: usize,
     /// Largest --model-uri archive, in MiB: compressed, and unpacked (files
     /// and tar headers); the artifact file itself may have at most 1024.
     #[arg(long, env = "CCFRAUD_MAX_UNPACKED_MB", default_value_t = crate::sagemaker::archive::DEFAULT_MAX_UNPACKED_MB)]
     pub max_unpacked_mb: u64,
 }
 
+const MIB: usize = 1024 * 1024;
+/// The largest MaxPayloadInMB SageMaker batch transform allows.
+const MAX_PAYLOAD_IN_MB: u16 = 100;
+/// The body limit when neither --max-body-bytes nor MaxPayloadInMB is set.
+const DEFAULT_MAX_BODY_BYTES: usize = 6 * MIB;
+
 impl ServeArgs {
     /// The checked settings of `ccfraud serve`: the address resolved, 0
     /// workers meaning one per core, the model folder or URI, the CORS
-    /// origin parsed; a zero body limit is refused.
+    /// origin parsed, the body limit chosen; zero limits are refused.
     pub fn into_config(self) -> Result<crate::serve::Config, crate::serve::ServeError> {
         use crate::serve::{Config, CorsOrigin, ModelSource, ServeError};
         use std::num::NonZeroUsize;
@@ -188,6 +220,7 @@ impl ServeArgs {
             std::num::NonZeroU64::new(self.max_unpacked_mb).ok_or(ServeError::Zero {
                 flag: "max-unpacked-mb",
             })?;
+        let max_body_bytes = nonzero(self.max_body_bytes(), "max-body-bytes")?;
         let model = match self.model_uri {
             Some(uri) => {
                 ModelSource::Uri(uri, crate::sagemaker::archive::Limits::new(max_unpacked_mb))
@@ -200,11 +233,39 @@ impl ServeArgs {
             model,
             model_kind: self.model,
             cors_origin: CorsOrigin::parse(&self.cors_origin)?,
-            max_body_bytes: NonZeroUsize::new(self.max_body_bytes).ok_or(ServeError::Zero {
-                flag: "max-body-bytes",
-            })?,
+            max_body_bytes,
+            body_timeout: Duration::from_secs(
+                nonzero(self.body_timeout_secs as usize, "body-timeout-secs")?.get() as u64,
+            ),
+            head_timeout: Duration::from_secs(
+                nonzero(self.head_timeout_secs as usize, "head-timeout-secs")?.get() as u64,
+            ),
+            max_connections: self
+                .max_connections
+                .map(|n| nonzero(n, "max-connections"))
+                .transpose()?,
+            max_in_flight_bytes: nonzero(self.max_in_flight_bytes, "max-in-flight-bytes")?,
         })
     }
+
+    /// `--max-body-bytes` if given, else MaxPayloadInMB in MiB (0: the
+    /// largest SageMaker allows), else the 6 MiB default.
+    fn max_body_bytes(&self) -> usize {
+        match (self.max_body_bytes, self.max_payload_in_mb) {
+            (Some(bytes), _) => bytes,
+            (None, Some(0)) => usize::from(MAX_PAYLOAD_IN_MB) * MIB,
+            (None, Some(mb)) => usize::from(mb) * MIB,
+            (None, None) => DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// `n`, or the usage error naming `--flag`.
+fn nonzero(
+    n: usize,
+    flag: &'static str,
+) -> Result<std::num::NonZeroUsize, crate::serve::ServeError> {
+    std::num::NonZeroUsize::new(n).ok_or(crate::serve::ServeError::Zero { flag })
 }
 
 impl DemoArgs {
@@ -217,6 +278,7 @@ impl DemoArgs {
             })?;
         crate::demo::Config::new(
             bind,
+            &self.host,
             &self.api_url,
             self.threshold,
             self.alert_log,
@@ -292,9 +354,46 @@ mod tests {
                 if std::env::var_os("CCFRAUD_ML_ROOT").is_none() {
                     assert_eq!(a.root.ml_root, PathBuf::from("/opt/ml"));
                 }
-                assert_eq!(a.max_body_bytes, 6 * 1024 * 1024);
+                if std::env::var_os("CCFRAUD_MAX_BODY_BYTES").is_none()
+                    && std::env::var_os("SAGEMAKER_MAX_PAYLOAD_IN_MB").is_none()
+                {
+                    assert_eq!(a.max_body_bytes(), 6 * MIB);
+                }
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let c = Cli::try_parse_from(["ccfraud", "serve"].iter().chain(args))?;
+        match c.command {
+            Command::Serve(a) => Ok(a),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_body_limit_is_the_flag_else_max_payload_in_mb_else_6_mib() {
+        let limit = |args: &[&str]| serve(args).unwrap().max_body_bytes();
+        assert_eq!(limit(&["--max-payload-in-mb", "20"]), 20 * MIB);
+        assert_eq!(limit(&["--max-payload-in-mb", "0"]), 100 * MIB);
+        let both = ["--max-payload-in-mb", "20", "--max-body-bytes", "1000"];
+        assert_eq!(limit(&both), 1000);
+        assert!(serve(&["--max-payload-in-mb", "101"]).is_err());
+        let c = serve(&["--max-payload-in-mb", "100"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(c.max_body_bytes.get(), 100 * MIB);
+        assert_eq!(c.body_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_in_flight_bytes.get(), 64 * MIB);
+        for flag in [
+            "--body-timeout-secs",
+            "--max-connections",
+            "--max-in-flight-bytes",
+        ] {
+            let e = serve(&[flag, "0"]).unwrap().into_config().unwrap_err();
+            assert_eq!(e.to_string(), format!("{flag} must be at least 1"));
         }
     }
 

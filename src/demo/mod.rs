@@ -9,8 +9,16 @@
 //! An alert carries time, score, threshold and a reference (the example's id),
 //! never the transaction's values. URLs are checked with `url`, the webhook
 //! is posted with `ureq` (plain HTTP, 2 s), alert times are written by `time`.
+//!
+//! Other sites cannot use it: every route answers only for a `Host` naming
+//! the demo's port and `--host`, `localhost` or an IP address (421
+//! otherwise: a DNS-rebinding page's Host is its own name), and `/alerts`
+//! takes only `Content-Type: application/json` (415; a cross-site JSON POST
+//! needs a CORS preflight, which the demo never grants) with no `Origin`
+//! (non-browser clients) or the page's own (403 otherwise).
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::http::header::{HeaderMap, CONTENT_TYPE, HOST, ORIGIN};
+use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
 use serde::Deserialize;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -35,6 +43,8 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Config {
     /// Where to listen (the caller binds it, see [`Config::listen`]).
     pub bind: SocketAddr,
+    /// `--host` as given: a name the page may be reached by.
+    pub host: String,
     /// The prediction API the page calls (`http://` or `https://`).
     pub api_url: Url,
     /// Fraud score at or above which the page alerts, in [0, 1].
@@ -103,6 +113,7 @@ pub enum WebhookProblem {
 impl Config {
     pub fn new(
         bind: SocketAddr,
+        host: &str,
         api_url: &str,
         threshold: f64,
         alert_log: PathBuf,
@@ -127,6 +138,7 @@ impl Config {
             .transpose()?;
         Ok(Config {
             bind,
+            host: host.to_ascii_lowercase(),
             api_url,
             threshold,
             alert_log,
@@ -193,8 +205,29 @@ fn webhook_agent() -> ureq::Agent {
 
 struct State {
     config: Config,
+    /// The port actually bound (`--port 0` picks one).
+    port: u16,
     agent: ureq::Agent,
     log: Mutex<()>,
+}
+
+impl State {
+    /// A `Host` naming this demo: its port (80 if none), and `--host`,
+    /// `localhost` or an IP address (never another DNS name).
+    fn serves(&self, headers: &HeaderMap) -> bool {
+        let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let Ok(url) = Url::parse(&format!("http://{host}/")) else {
+            return false;
+        };
+        let name_ok = match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost" || d == self.config.host,
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+            None => false,
+        };
+        name_ok && url.port_or_known_default() == Some(self.port) && url.path() == "/"
+    }
 }
 
 /// Handlers share the state across worker threads.
@@ -228,14 +261,17 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), DemoError> {
 
 /// Builds the demo server on a bound listener (it runs when awaited).
 pub fn server(config: Config, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+    let port = listener.local_addr()?.port();
     let state = web::Data::from(Arc::new(State {
         config,
+        port,
         agent: webhook_agent(),
         log: Mutex::new(()),
     }));
     Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
+        let st = state.clone();
+        let pages = web::scope("")
+            .guard(guard::fn_guard(move |ctx| st.serves(ctx.head().headers())))
             .route(
                 "/",
                 web::get().to(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
@@ -253,7 +289,11 @@ pub fn server(config: Config, listener: TcpListener) -> std::io::Result<actix_we
                 web::get().to(|| async { asset("application/json", EXAMPLES_JSON) }),
             )
             .route("/config.json", web::get().to(config_json))
-            .route("/alerts", web::post().to(alert))
+            .route("/alerts", web::post().to(alert));
+        App::new()
+            .app_data(state.clone())
+            .service(pages)
+            .default_service(web::to(refused))
     })
     .workers(2)
     .shutdown_timeout(5)
@@ -287,7 +327,47 @@ struct AlertRecord {
     reference: String,
 }
 
-async fn alert(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
+/// 421 for a request to another `Host`, else 404.
+async fn refused(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
+    if state.serves(req.headers()) {
+        return HttpResponse::NotFound().json(serde_json::json!({"error": "no such page"}));
+    }
+    HttpResponse::MisdirectedRequest().json(serde_json::json!({
+        "error": format!("this demo answers only for Host {}:{} (or localhost or an IP address)", state.config.host, state.port)
+    }))
+}
+
+/// The refusal of an alert POST that is not JSON (415) or comes from
+/// another site's page (403); `None` for the demo page and non-browser
+/// clients (no `Origin`).
+fn foreign(req: &HttpRequest) -> Option<HttpResponse> {
+    let h = req.headers();
+    let json = h
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Some(HttpResponse::UnsupportedMediaType().json(
+            serde_json::json!({"error": "alerts must be sent as Content-Type: application/json"}),
+        ));
+    }
+    let origin = h.get(ORIGIN)?;
+    let own = h
+        .get(HOST)
+        .map(|host| format!("http://{}", String::from_utf8_lossy(host.as_bytes())));
+    if own.is_some_and(|own| own.as_bytes() == origin.as_bytes()) {
+        return None;
+    }
+    Some(HttpResponse::Forbidden().json(serde_json::json!({
+        "error": format!("alerts are taken only from the demo page itself, not from Origin {}", String::from_utf8_lossy(origin.as_bytes()))
+    })))
+}
+
+async fn alert(state: web::Data<State>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(refusal) = foreign(&req) {
+        return refusal;
+    }
     let a: AlertIn = match serde_json::from_slice(&body) {
         Ok(a) => a,
         Err(e) => {
@@ -374,7 +454,7 @@ mod tests {
 
     fn config(api_url: &str, threshold: f64, webhook: Option<&str>) -> Result<Config, DemoError> {
         let bind = SocketAddr::from(([127, 0, 0, 1], 0));
-        Config::new(bind, api_url, threshold, "a".into(), webhook)
+        Config::new(bind, "127.0.0.1", api_url, threshold, "a".into(), webhook)
     }
 
     #[test]

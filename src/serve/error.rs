@@ -1,7 +1,10 @@
 //! One error type for every failed request, one JSON shape for all of them
 //! (`{"error": …, "error_type": …, "row": …, "field": …}`; `error` is what TF
-//! Serving clients read), and one exhaustive mapping to HTTP statuses.
+//! Serving clients read), and one exhaustive mapping to HTTP statuses. Shed
+//! requests (503) carry `Retry-After`; a shed or timed-out request also
+//! closes its connection, so an unread body is never waited for.
 
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -22,8 +25,14 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("cannot answer with Accept '{0}': accepted are application/json, text/csv, application/jsonlines")]
     NotAcceptable(String),
+    #[error("unsupported Content-Encoding '{0}': send the body uncompressed")]
+    UnsupportedEncoding(String),
     #[error("request body is larger than the {limit}-byte limit")]
     TooLarge { limit: usize },
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout { secs: u64 },
+    #[error("server busy: {0}; retry after {RETRY_AFTER_SECS} s")]
+    Busy(Busy),
     #[error("{0} is not supported on this path")]
     MethodNotAllowed(Method),
     #[error("no route {method} {path}")]
@@ -34,6 +43,18 @@ pub enum ApiError {
     InvalidScore { row: usize },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Seconds a shed client is asked to wait (`Retry-After`).
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// Which bound shed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Busy {
+    #[error("{open} connections are open (requests are shed above {limit})")]
+    Connections { open: usize, limit: usize },
+    #[error("{limit} bytes of request bodies are already being received or parsed")]
+    InFlight { limit: usize },
 }
 
 impl ApiError {
@@ -51,7 +72,10 @@ impl ApiError {
             ApiError::BadInput { .. } => "invalid_input",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotAcceptable(_) => "not_acceptable",
+            ApiError::UnsupportedEncoding(_) => "unsupported_media_type",
             ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
+            ApiError::Busy(_) => "busy",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::NotFound { .. } => "not_found",
             ApiError::InvalidScore { .. } | ApiError::Internal(_) => "internal",
@@ -73,9 +97,13 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadInput { .. } => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) | ApiError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::InvalidScore { .. } | ApiError::Internal(_) => {
@@ -89,7 +117,18 @@ impl ResponseError for ApiError {
             ApiError::BadInput { row, field, .. } => (*row, field.as_deref()),
             _ => (None, None),
         };
-        HttpResponse::build(self.status_code()).json(Body {
+        let mut resp = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Busy(_) => {
+                resp.insert_header((RETRY_AFTER, RETRY_AFTER_SECS))
+                    .force_close();
+            }
+            ApiError::BodyTimeout { .. } => {
+                resp.force_close();
+            }
+            _ => {}
+        }
+        resp.json(Body {
             error: self.to_string(),
             error_type: self.kind(),
             row,
@@ -121,6 +160,9 @@ mod tests {
             (ApiError::UnsupportedMediaType("a/b".into()), 415),
             (ApiError::NotAcceptable("a/b".into()), 406),
             (ApiError::TooLarge { limit: 5 }, 413),
+            (ApiError::UnsupportedEncoding("gzip".into()), 415),
+            (ApiError::BodyTimeout { secs: 60 }, 408),
+            (ApiError::Busy(Busy::InFlight { limit: 5 }), 503),
             (ApiError::MethodNotAllowed(Method::GET), 405),
             (
                 ApiError::NotFound {
@@ -134,6 +176,12 @@ mod tests {
         ];
         for (e, status) in cases {
             assert_eq!(e.status_code().as_u16(), status);
+            let resp = e.error_response();
+            let h = resp.headers();
+            assert_eq!(h.contains_key(RETRY_AFTER), status == 503, "{e}");
+            let closes = h.get("connection").is_some_and(|v| v == "close")
+                || resp.head().connection_type() == actix_web::http::ConnectionType::Close;
+            assert_eq!(closes, matches!(status, 408 | 503), "{e}");
         }
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! [`run`] takes a checked [`Config`] (built once from the command line in
 //! `cli`) and a bound listener, loads and warms the model, logs one start-up
-//! line and serves until SIGTERM/SIGINT (actix stops accepting, drains
-//! in-flight requests, and `run` returns `Ok`, so the process exits 0).
-//! Connections that arrive while the model loads wait in the backlog: the
-//! server never answers before it is ready.
+//! line and serves until SIGTERM/SIGINT (the clients already in the listen
+//! queue are accepted first, then actix stops accepting, finishes in-flight
+//! requests, and `run` returns `Ok`, so the process exits 0; see
+//! [`transport`]). Connections that arrive while the model loads wait in the
+//! backlog: the server never answers before it is ready.
 //!
 //! * `GET /ping` — 200, never logged, never behind inference.
 //! * `POST /invocations` and `POST /endpoints/{name}/invocations` (the
@@ -18,11 +19,16 @@
 //!   default (`Access-Control-Allow-Origin: *`), or exactly one.
 //!
 //! Large bodies are parsed and scored on the blocking pool so workers keep
-//! answering `/ping`.
+//! answering `/ping`. What a client can hold is bounded ([`transport`]): the
+//! time to send a head and a body (408, connection closed), open connections
+//! (`/invocations` shed with 503 + `Retry-After` above a soft cap, so `/ping`
+//! still gets in), and body bytes in flight (503 beyond the budget). A
+//! `Content-Encoding` is refused (415): bodies are never decompressed.
 
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod transport;
 
 use crate::model::{
     Artifact, Model, ModelError, ModelKind, TrainedModel, ARTIFACT_FILE, FORMAT_VERSION,
@@ -30,9 +36,10 @@ use crate::model::{
 use crate::sagemaker::archive::ArchiveError;
 use crate::sagemaker::Exit;
 use actix_cors::Cors;
-use actix_web::http::header::{HeaderName, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::dev::Service as _;
+use actix_web::http::header::{HeaderName, ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::Method;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError as _};
 use error::ApiError;
 use request::Format;
 use response::ResponseFormat;
@@ -40,7 +47,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use transport::{ConnectionCap, Connections, InFlight};
 
 /// Header SageMaker passes through to the caller only when echoed.
 const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
@@ -48,6 +56,9 @@ const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
 const INLINE_BODY_BYTES: usize = 64 * 1024;
 /// How long browsers may cache a CORS preflight answer, in seconds.
 const PREFLIGHT_MAX_AGE: usize = 86_400;
+/// Seconds in-flight requests get to finish after SIGTERM.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+const MIB: usize = 1024 * 1024;
 
 /// Checked settings of `ccfraud serve`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +75,14 @@ pub struct Config {
     pub cors_origin: CorsOrigin,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: NonZeroUsize,
+    /// Time a client has to send a request body.
+    pub body_timeout: Duration,
+    /// Time a new connection has to send its first request head.
+    pub head_timeout: Duration,
+    /// Open connections at most (`None`: what the open-file limit allows).
+    pub max_connections: Option<NonZeroUsize>,
+    /// Request-body bytes received and parsed at once, across requests.
+    pub max_in_flight_bytes: NonZeroUsize,
 }
 
 /// Where the trained model comes from.
@@ -122,9 +141,9 @@ impl CorsOrigin {
 }
 
 impl Config {
-    /// Binds [`Config::bind`].
+    /// Binds [`Config::bind`] with the backlog of [`transport::BACKLOG`].
     pub fn listen(&self) -> Result<TcpListener, ServeError> {
-        TcpListener::bind(self.bind).map_err(|source| ServeError::Bind {
+        transport::bind(self.bind).map_err(|source| ServeError::Bind {
             addr: self.bind,
             source,
         })
@@ -186,12 +205,17 @@ pub struct Loaded {
     pub created_by: String,
 }
 
-/// Everything a request handler shares, read-only.
+/// Everything a request handler shares (read-only but for the counts).
 #[derive(Debug)]
 pub struct State {
     pub model: TrainedModel,
     pub workers: usize,
     pub max_body_bytes: usize,
+    pub body_timeout: Duration,
+    pub head_timeout: Duration,
+    pub connections: Connections,
+    pub cap: ConnectionCap,
+    pub in_flight: InFlight,
 }
 
 /// Loads `dir/ccfraud-model.json`, picks the model (`name` or the default)
@@ -234,9 +258,10 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), ServeError> {
     };
     let loaded = load(&dir, config.model_kind)?;
     let m = &loaded.model;
-    tracing::info!(
+    // Logged once the server (and its SIGTERM handler) is in place.
+    let serving = format!(
         "serving model '{}' ({}, artifact format v{FORMAT_VERSION}, threshold {}) on {} with {} workers; \
-         {} AUC-ROC {:.4}, AUPRC {:.4}; ready in {} ms",
+         {} AUC-ROC {:.4}, AUPRC {:.4}",
         m.kind(),
         loaded.created_by,
         m.threshold(),
@@ -245,39 +270,86 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), ServeError> {
         m.provenance().evaluated_on,
         m.provenance().evaluation.auc_roc,
         m.provenance().evaluation.auprc,
-        started.elapsed().as_millis()
     );
+    let workers = config.workers.get();
+    let open_files = transport::raise_fd_limit().map_err(ServeError::Runtime)?;
+    let cap = ConnectionCap::new(
+        open_files,
+        config.max_connections.map(NonZeroUsize::get),
+        workers,
+    );
+    let backlog = transport::listen_queue(&listener).map_or(0, |(_, b)| b);
+    tracing::info!(
+        "limits: bodies up to {} bytes within {} s, heads within {} s, {} body bytes in flight; \
+         {} connections ({} per worker), /invocations shed above {}; {open_files} open files; \
+         listen backlog {backlog}",
+        config.max_body_bytes,
+        config.body_timeout.as_secs(),
+        config.head_timeout.as_secs(),
+        config.max_in_flight_bytes,
+        cap.hard,
+        cap.per_worker(workers),
+        cap.soft,
+    );
+    if config.max_body_bytes.get() < MIB {
+        tracing::warn!(
+            "the body limit is below 1 MiB: /execution-parameters says MaxPayloadInMB 1, \
+             the least batch transform accepts, so larger mini-batches will get 413"
+        );
+    }
     let state = State {
         model: loaded.model,
-        workers: config.workers.get(),
+        workers,
         max_body_bytes: config.max_body_bytes.get(),
+        body_timeout: config.body_timeout,
+        head_timeout: config.head_timeout,
+        connections: Connections::default(),
+        cap,
+        in_flight: InFlight::new(config.max_in_flight_bytes.get()),
     };
     actix_web::rt::System::new().block_on(async move {
-        server(Arc::new(state), &config.cors_origin, listener)
-            .map_err(ServeError::Runtime)?
-            .await
-            .map_err(ServeError::Runtime)
+        let server =
+            server(Arc::new(state), &config.cors_origin, listener).map_err(ServeError::Runtime)?;
+        tracing::info!("{serving}; ready in {} ms", started.elapsed().as_millis());
+        server.await.map_err(ServeError::Runtime)
     })
 }
 
-/// Builds the server on an already-bound listener (it runs when awaited).
+/// Builds the server on an already-bound listener (it runs when awaited;
+/// it stops on SIGTERM/SIGINT, see [`transport::drain_on_signal`]).
 pub fn server(
     state: Arc<State>,
     cors_origin: &CorsOrigin,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
     let workers = state.workers;
+    let per_worker = state.cap.per_worker(workers);
+    let head_timeout = state.head_timeout;
+    let probe = listener.try_clone()?;
     let cors_origin = cors_origin.clone();
     let data = web::Data::from(state);
+    let connections = data.connections.clone();
+    let counted = connections.clone();
     Ok(HttpServer::new(move || {
         App::new()
             .wrap(cors_origin.middleware())
+            .wrap_fn(|req, srv| {
+                if let Some(open) = req.conn_data::<transport::Open>() {
+                    open.served();
+                }
+                srv.call(req)
+            })
             .app_data(data.clone())
             .configure(routes)
     })
+    .on_connect(move |_, ext| {
+        ext.insert(counted.open());
+    })
     .workers(workers)
-    .backlog(2048)
-    .shutdown_timeout(10)
+    .max_connections(per_worker)
+    .client_request_timeout(head_timeout)
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+    .shutdown_signal(transport::drain_on_signal(probe, connections)?)
     .listen(listener)?
     .run())
 }
@@ -316,8 +388,15 @@ async fn execution_parameters(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "MaxConcurrentTransforms": state.workers,
         "BatchStrategy": "MULTI_RECORD",
-        "MaxPayloadInMB": (state.max_body_bytes / (1024 * 1024)).max(1),
+        "MaxPayloadInMB": max_payload_in_mb(state.max_body_bytes),
     }))
+}
+
+/// The body limit in whole MiB, rounded down so batch transform never sends
+/// more than is accepted; at least 1, the least it takes (a smaller limit is
+/// warned about at start).
+fn max_payload_in_mb(max_body_bytes: usize) -> usize {
+    (max_body_bytes / MIB).max(1)
 }
 
 async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -331,12 +410,63 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     })
 }
 
+/// `/invocations`; a refusal keeps the request's payload alive until it is
+/// sent (see [`KeepUnread`]).
 async fn invocations(
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<State>,
+) -> HttpResponse {
+    match invoke(&req, &mut payload, &state).await {
+        Ok(resp) => resp,
+        Err(e) => e.error_response().map_body(|_, body| {
+            actix_web::body::BoxBody::new(KeepUnread {
+                body,
+                _payload: payload,
+            })
+        }),
+    }
+}
+
+/// A response body holding the request's payload until it has been sent.
+/// actix closes a connection whose body was left unread (after a 1 s
+/// linger), unless the unread body is chunked and dropped: then it reads it
+/// to its end, which a client trickling chunks, or one shed with 503, never
+/// reaches.
+struct KeepUnread {
+    body: actix_web::body::BoxBody,
+    _payload: web::Payload,
+}
+
+impl actix_web::body::MessageBody for KeepUnread {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+async fn invoke(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    state: &web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
+    let received = Instant::now();
+    state.connections.admit(state.cap)?;
     let h = req.headers();
+    if let Some(enc) = h.get(CONTENT_ENCODING) {
+        let enc = String::from_utf8_lossy(enc.as_bytes());
+        if !enc.trim().eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedEncoding(enc.into_owned()));
+        }
+    }
     let content_type = match h.get(CONTENT_TYPE) {
         None => None,
         Some(v) => Some(
@@ -345,7 +475,7 @@ async fn invocations(
         ),
     };
     let format = Format::from_content_type(content_type)?;
-    let answer = ResponseFormat::from_request(&req)?;
+    let answer = ResponseFormat::from_request(req)?;
     let limit = state.max_body_bytes;
     let declared = h
         .get(CONTENT_LENGTH)
@@ -354,18 +484,14 @@ async fn invocations(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge { limit });
     }
-    let body = payload
-        .to_bytes_limited(limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?
-        .map_err(|e| ApiError::bad(format!("could not read the body: {e}"), None, None))?;
+    let (body, _permit) = read_body(state, payload, declared, received).await?;
     let out = if body.len() > INLINE_BODY_BYTES {
         let st = state.clone();
-        web::block(move || score(&st, format, answer, &body))
+        web::block(move || score(&st.model, format, answer, &body))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??
     } else {
-        score(&state, format, answer, &body)?
+        score(&state.model, format, answer, &body)?
     };
     let mut resp = HttpResponse::Ok();
     resp.content_type(answer.content_type());
@@ -375,19 +501,57 @@ async fn invocations(
     Ok(resp.body(out))
 }
 
+/// Receives the body, at most the body limit, before the body timeout (from
+/// `received`, when the head was read), holding in-flight permits for its
+/// bytes (for a declared length up front, else as they arrive).
+async fn read_body(
+    state: &State,
+    payload: &mut web::Payload,
+    declared: Option<usize>,
+    received: Instant,
+) -> Result<(web::Bytes, Option<tokio::sync::OwnedSemaphorePermit>), ApiError> {
+    use futures_core::Stream;
+    let limit = state.max_body_bytes;
+    let mut permit = None;
+    state.in_flight.cover(&mut permit, declared.unwrap_or(0))?;
+    let read = async {
+        let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+        while let Some(chunk) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut *payload).poll_next(cx)).await
+        {
+            let chunk = chunk
+                .map_err(|e| ApiError::bad(format!("could not read the body: {e}"), None, None))?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::TooLarge { limit });
+            }
+            state
+                .in_flight
+                .cover(&mut permit, body.len() + chunk.len())?;
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    let body = tokio::time::timeout_at((received + state.body_timeout).into(), read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            secs: state.body_timeout.as_secs(),
+        })??;
+    Ok((body, permit))
+}
+
 /// Parse, predict the whole batch at once, check, render (public so the
 /// hostile suite can fuzz the whole pipeline in-process).
 pub fn score(
-    state: &State,
+    model: &TrainedModel,
     format: Format,
     answer: ResponseFormat,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
     let rows = request::parse(format, body)?;
     let mut raw = vec![0f32; rows.len() / crate::data::N_FEATURES];
-    state.model.predict_proba(&rows, &mut raw);
+    model.predict_proba(&rows, &mut raw);
     let scores = response::scores(&raw)?;
-    response::render(answer, &scores, state.model.threshold())
+    response::render(answer, &scores, model.threshold())
 }
 
 /// Handlers share the state across worker threads; the configuration

@@ -356,19 +356,15 @@ fn answer_scores(accept: &str, out: &[u8]) -> Result<Vec<f64>, String> {
 }
 
 /// The request pipeline in-process, one model of each kind.
-fn states() -> &'static [ccfraud::serve::State] {
-    static STATES: OnceLock<Vec<ccfraud::serve::State>> = OnceLock::new();
+fn states() -> &'static [ccfraud::model::TrainedModel] {
+    static STATES: OnceLock<Vec<ccfraud::model::TrainedModel>> = OnceLock::new();
     STATES.get_or_init(|| {
         ModelKind::ALL
             .iter()
             .map(|&kind| {
-                let loaded = ccfraud::serve::load(&trained_all().join("model"), Some(kind))
-                    .unwrap_or_else(|e| panic!("{kind}: {e}"));
-                ccfraud::serve::State {
-                    model: loaded.model,
-                    workers: 1,
-                    max_body_bytes: 6 << 20,
-                }
+                ccfraud::serve::load(&trained_all().join("model"), Some(kind))
+                    .unwrap_or_else(|e| panic!("{kind}: {e}"))
+                    .model
             })
             .collect()
     })
