@@ -10,9 +10,9 @@
 //! never the transaction's values. URLs are checked with `url`, the webhook
 //! is posted with `ureq` (plain HTTP, 2 s), alert times are written by `time`.
 //!
-//! Other sites cannot use it: every route answers only for a `Host` naming
-//! the demo's port and `--host`, `localhost` or an IP address (421
-//! otherwise: a DNS-rebinding page's Host is its own name), and `/alerts`
+//! Other sites cannot use it: every route answers only for a `Host` that is
+//! `--host`, `localhost` or an IP address, any port (421 otherwise: a
+//! DNS-rebinding page's Host is its own name), and `/alerts`
 //! takes only `Content-Type: application/json` (415; a cross-site JSON POST
 //! needs a CORS preflight, which the demo never grants) with no `Origin`
 //! (non-browser clients) or the page's own (403 otherwise).
@@ -205,15 +205,13 @@ fn webhook_agent() -> ureq::Agent {
 
 struct State {
     config: Config,
-    /// The port actually bound (`--port 0` picks one).
-    port: u16,
     agent: ureq::Agent,
     log: Mutex<()>,
 }
 
 impl State {
-    /// A `Host` naming this demo: its port (80 if none), and `--host`,
-    /// `localhost` or an IP address (never another DNS name).
+    /// A `Host` naming this demo: `--host`, `localhost` or an IP address,
+    /// any port (a port mapping may change it), never another DNS name.
     fn serves(&self, headers: &HeaderMap) -> bool {
         let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) else {
             return false;
@@ -226,7 +224,7 @@ impl State {
             Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
             None => false,
         };
-        name_ok && url.port_or_known_default() == Some(self.port) && url.path() == "/"
+        name_ok && url.path() == "/"
     }
 }
 
@@ -261,10 +259,8 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), DemoError> {
 
 /// Builds the demo server on a bound listener (it runs when awaited).
 pub fn server(config: Config, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
-    let port = listener.local_addr()?.port();
     let state = web::Data::from(Arc::new(State {
         config,
-        port,
         agent: webhook_agent(),
         log: Mutex::new(()),
     }));
@@ -333,7 +329,7 @@ async fn refused(state: web::Data<State>, req: HttpRequest) -> HttpResponse {
         return HttpResponse::NotFound().json(serde_json::json!({"error": "no such page"}));
     }
     HttpResponse::MisdirectedRequest().json(serde_json::json!({
-        "error": format!("this demo answers only for Host {}:{} (or localhost or an IP address)", state.config.host, state.port)
+        "error": format!("this demo answers only for Host {}, localhost or an IP address", state.config.host)
     }))
 }
 

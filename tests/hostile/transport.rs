@@ -363,11 +363,7 @@ fn the_demo_takes_alerts_only_from_its_own_page_and_host() {
     }
     // DNS rebinding: the page under another name
     let port = addr.rsplit(':').next().unwrap();
-    for host in [
-        format!("evil.example:{port}"),
-        "127.0.0.1:1".to_string(),
-        String::new(),
-    ] {
+    for host in [format!("evil.example:{port}"), String::new()] {
         for path in ["/", "/alerts"] {
             let (status, _, body) = raw_host(&addr, &host, path);
             assert_eq!(
@@ -378,7 +374,11 @@ fn the_demo_takes_alerts_only_from_its_own_page_and_host() {
             );
         }
     }
-    for host in [format!("localhost:{port}"), addr.clone()] {
+    for host in [
+        format!("localhost:{port}"),
+        addr.clone(),
+        "127.0.0.1:1".into(),
+    ] {
         assert_eq!(raw_host(&addr, &host, "/").0, 200, "{host}");
     }
 }
