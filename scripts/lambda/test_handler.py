@@ -551,11 +551,10 @@ def test_container_row_and_field_reach_the_caller(wired, invoked):
     assert len(invoked) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="the container takes the last of duplicate keys; "
-                   "src/serve/request.rs should refuse them (then drop this marker)")
 def test_duplicate_keys_are_refused(wired):
     body = json.dumps(named(LAB_FRAUD))[:-1] + ', "V1": 2}'
-    assert handler.lambda_handler(event(body), None)["statusCode"] == 400
+    doc = bad(handler.lambda_handler(event(body), None))
+    assert "'V1' appears twice" in doc["error"] and doc["field"] == "V1"
 
 
 def test_bad_base64_is_400_and_not_sent(wired, invoked):
