@@ -318,6 +318,23 @@ fn s3_errors_are_clear_and_leave_nothing_partial() {
     assert_eq!(out.status.code(), Some(4));
     assert!(stderr(&out).contains("NoSuchKey"), "{}", stderr(&out));
 
+    // serve: an archive over --max-unpacked-mb is refused by its length,
+    // before its body is downloaded (the size named is the whole object's)
+    let big = s3.object("big/model.tar.gz");
+    std::fs::create_dir_all(big.parent().unwrap()).unwrap();
+    std::fs::write(&big, vec![7u8; (2 << 20) + 1]).unwrap();
+    let out = s3.run(&[
+        "serve",
+        "--port",
+        "0",
+        "--max-unpacked-mb",
+        "1",
+        "--model-uri",
+        "s3://bucket/big/model.tar.gz",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2097153"), "{}", stderr(&out));
+
     // bad credentials
     let out = s3
         .ccfraud(&["upload-data", "--from", from, "s3://bucket/y/"])
