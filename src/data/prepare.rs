@@ -5,7 +5,8 @@
 //! round-trip form, so output is deterministic and byte-identical across runs.
 
 use super::csv::{
-    column_count, parse_number, read_bytes, records, Layout, Problem, Role, RowError, Shown,
+    column_count, parse_number, read_parallel, records, text_blocks, Layout, Problem, Role, Shown,
+    GZ_BLOCK,
 };
 use super::split::time_split_point;
 use super::{standardize_amount, DataError, Result};
@@ -26,26 +27,33 @@ pub struct Prepared {
 /// Converts a Kaggle-format file into the lab's two files inside `out_dir`.
 /// Files appear atomically (written under a temporary name, then renamed).
 pub fn prepare(input: &Path, out_dir: &Path) -> Result<Prepared> {
-    let bytes = read_bytes(input)?;
-    let row_err = |e: RowError| DataError::Row {
-        path: input.to_owned(),
-        line: e.line,
-        column: e.column,
-        problem: e.problem,
-    };
+    prepare_in_blocks(input, out_dir, GZ_BLOCK)
+}
+
+/// [`prepare`], a `.csv.gz` decompressed `block` bytes at a time.
+fn prepare_in_blocks(input: &Path, out_dir: &Path, block: usize) -> Result<Prepared> {
+    let raw = read_parallel(input)?;
     // The first line is the header; its columns are mapped by the one
     // layout rule every reader uses.
     let mut layout = None;
     // Each output row, as text, with its label.
-    let mut rows: Vec<(Vec<u8>, u8)> = Vec::with_capacity(bytes.len() / 500);
-    records(&bytes, |rec| match &layout {
-        None => {
-            layout = Some(Layout::from_header(rec)?);
-            Ok(())
-        }
-        Some(layout) => lab_row(layout, rec).map(|row| rows.push(row)),
-    })
-    .map_err(row_err)?;
+    let mut rows: Vec<(Vec<u8>, u8)> = Vec::with_capacity(raw.len() / 500);
+    // A `.csv.gz` arrives a bounded block of lines at a time.
+    text_blocks(input, &raw, block, |text, lines_before| {
+        records(text, |rec| match &layout {
+            None => {
+                layout = Some(Layout::from_header(rec)?);
+                Ok(())
+            }
+            Some(layout) => lab_row(layout, rec).map(|row| rows.push(row)),
+        })
+        .map_err(|e| DataError::Row {
+            path: input.to_owned(),
+            line: lines_before + e.line,
+            column: e.column,
+            problem: e.problem,
+        })
+    })?;
     if rows.is_empty() {
         return Err(DataError::NoRows {
             path: input.to_owned(),
@@ -189,5 +197,44 @@ mod tests {
         let e = prepare(&input, dir.path()).unwrap_err().to_string();
         assert!(e.contains("x.csv:2:30: not a number: 'oops'"), "{e}");
         assert!(!dir.path().join("train_data.csv").exists());
+    }
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text).unwrap();
+        gz.finish().unwrap()
+    }
+
+    /// A `.csv.gz` gives the same files as the plain CSV, errors name the
+    /// file's own line, and a bomb is refused after one block (issue 10).
+    #[test]
+    fn gzip_input_is_read_a_block_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, packed) = (dir.path().join("a.csv"), dir.path().join("a.csv.gz"));
+        std::fs::write(&plain, kaggle(10)).unwrap();
+        std::fs::write(&packed, gzip(kaggle(10).as_bytes())).unwrap();
+        let a = prepare(&plain, &dir.path().join("a")).unwrap();
+        let b = prepare(&packed, &dir.path().join("b")).unwrap();
+        for (x, y) in [(&a.train_path, &b.train_path), (&a.test_path, &b.test_path)] {
+            assert_eq!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap());
+        }
+        // blocks of about two lines: the error names the file's line
+        let line = kaggle(1).lines().nth(1).unwrap().len() + 1;
+        let c = prepare_in_blocks(&packed, &dir.path().join("c"), 2 * line).unwrap();
+        assert_eq!(
+            std::fs::read(&a.train_path).unwrap(),
+            std::fs::read(&c.train_path).unwrap()
+        );
+        let bad = kaggle(9).replacen(",\"0\"\n8,", ",\"oops\"\n8,", 1);
+        std::fs::write(&packed, gzip(bad.as_bytes())).unwrap();
+        let e = prepare_in_blocks(&packed, dir.path(), 2 * line)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a.csv.gz:9:31: not a number: 'oops'"), "{e}");
+        std::fs::write(&packed, gzip(&vec![b'0'; GZ_BLOCK + 1])).unwrap();
+        match prepare(&packed, dir.path()) {
+            Err(DataError::LongLine { line: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 }
