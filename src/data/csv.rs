@@ -1056,6 +1056,17 @@ mod tests {
         }
     }
 
+    /// Files from 8 MiB up are read in slices on rayon's pool: the bytes
+    /// are still the file's, each slice at its own offset.
+    #[test]
+    fn large_files_read_in_slices_are_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.csv");
+        let bytes: Vec<u8> = (0..9usize << 20).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(read_parallel(&p).unwrap() == bytes);
+    }
+
     #[test]
     fn corrupt_gzip_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
