@@ -685,7 +685,7 @@ pub fn read_channel(channel: &str, dir: &Path) -> Result<Dataset> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::ChannelProblem;
 
@@ -941,7 +941,8 @@ mod tests {
         assert_eq!(d.labels, vec![0, 1]);
     }
 
-    fn gzip(text: &[u8]) -> Vec<u8> {
+    /// `text` gzip-compressed (also for `prepare`'s tests).
+    pub(crate) fn gzip(text: &[u8]) -> Vec<u8> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, text).unwrap();
         gz.finish().unwrap()

@@ -145,6 +145,7 @@ fn unquote(f: &[u8]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::csv::tests::gzip;
     use super::*;
 
     fn kaggle(rows: usize) -> String {
@@ -197,12 +198,6 @@ mod tests {
         let e = prepare(&input, dir.path()).unwrap_err().to_string();
         assert!(e.contains("x.csv:2:30: not a number: 'oops'"), "{e}");
         assert!(!dir.path().join("train_data.csv").exists());
-    }
-
-    fn gzip(text: &[u8]) -> Vec<u8> {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, text).unwrap();
-        gz.finish().unwrap()
     }
 
     /// A `.csv.gz` gives the same files as the plain CSV, errors name the

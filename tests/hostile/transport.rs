@@ -7,27 +7,10 @@
 use super::common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long any one wait in this module may take.
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// One ml-root with a trained model, shared by this module's tests.
-fn trained() -> &'static std::path::Path {
-    static ROOT: OnceLock<std::path::PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let root = MlRoot::new(QUICK);
-        root.channel("train", "t.csv", &lab_csv(2000, 21));
-        let out = root.train();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        root.dir.keep()
-    })
-}
 
 /// A connection that has sent `head` (and `body`, maybe part of what the
 /// head declares) and now waits.
@@ -107,7 +90,7 @@ const CSV: (&str, &str) = ("Content-Type", "text/csv");
 
 #[test]
 fn slow_and_unfinished_bodies_get_408_in_json_and_the_connection_closes() {
-    let s = Server::start(trained(), &["--body-timeout-secs", "1"]);
+    let s = Server::start(trained_all(), &["--body-timeout-secs", "1"]);
     let started = Instant::now();
     // declared 100 bytes, sent 10, then nothing
     let stalled = open(&s.addr, &post_head(&s.addr, 100, ""), &ROW.as_bytes()[..10]);
@@ -143,7 +126,7 @@ fn above_the_soft_connection_cap_invocations_are_shed_and_ping_answers() {
         "--head-timeout-secs",
         "60",
     ];
-    let s = Server::start(trained(), &flags);
+    let s = Server::start(trained_all(), &flags);
     let idle: Vec<TcpStream> = (0..13)
         .map(|_| TcpStream::connect(&s.addr).unwrap())
         .collect();
@@ -165,7 +148,7 @@ fn above_the_soft_connection_cap_invocations_are_shed_and_ping_answers() {
 
 #[test]
 fn bodies_beyond_the_in_flight_budget_are_shed_with_503() {
-    let s = Server::start(trained(), &["--max-in-flight-bytes", "100000"]);
+    let s = Server::start(trained_all(), &["--max-in-flight-bytes", "100000"]);
     // 80,000 declared bytes held, then 30,000 more do not fit; a holder
     // that lost the race to a 30,000-byte request is shed itself: again
     let big = ROW.repeat(30_000 / ROW.len());
@@ -198,7 +181,7 @@ fn bodies_beyond_the_in_flight_budget_are_shed_with_503() {
 /// actix-http offers no hook there; see README, Limits).
 #[test]
 fn malformed_framing_gets_400_and_the_connection_closes() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     for framing in [
         "Content-Length: abc\r\n",
         "Content-Length: -1\r\n",
@@ -226,7 +209,7 @@ fn malformed_framing_gets_400_and_the_connection_closes() {
 
 #[test]
 fn compressed_bodies_get_415_not_a_utf8_error() {
-    let s = Server::start(trained(), &[]);
+    let s = Server::start(trained_all(), &[]);
     let gz = [
         0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     ];
@@ -260,7 +243,7 @@ fn compressed_bodies_get_415_not_a_utf8_error() {
 fn sagemaker_max_payload_in_mb_sets_the_body_limit() {
     let mut cmd = ccfraud();
     cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--ml-root"])
-        .arg(trained())
+        .arg(trained_all())
         .env("SAGEMAKER_MAX_PAYLOAD_IN_MB", "8")
         .env("CCFRAUD_LOG", "info");
     let s = Server::spawn(cmd);
@@ -273,7 +256,7 @@ fn sagemaker_max_payload_in_mb_sets_the_body_limit() {
     let (status, _, _) = s.request("POST", "/invocations", &[CSV], &vec![b'x'; (8 << 20) + 1]);
     assert_eq!(status, 413);
     // below 1 MiB: reported as 1, the least batch transform takes
-    let s = Server::start(trained(), &["--max-body-bytes", "100000"]);
+    let s = Server::start(trained_all(), &["--max-body-bytes", "100000"]);
     let (_, _, body) = s.request("GET", "/execution-parameters", &[], b"");
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["MaxPayloadInMB"], 1);
@@ -281,7 +264,7 @@ fn sagemaker_max_payload_in_mb_sets_the_body_limit() {
 
 #[test]
 fn sigterm_answers_every_client_already_connected() {
-    let mut s = Server::start(trained(), &[]);
+    let mut s = Server::start(trained_all(), &[]);
     let body = ROW.repeat(2);
     let clients: Vec<TcpStream> = (0..32)
         .map(|_| {
