@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod s3;
 pub mod sagemaker;
+pub mod schema;
 pub mod serve;
 pub mod train;
 

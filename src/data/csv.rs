@@ -1,14 +1,24 @@
 //! The one CSV reader of ccfraud: training files, `prepare` and request
-//! bodies all go through [`Layout`] (which input column becomes what) and
-//! [`records`] (the `csv` crate's record splitter, numbers by `fast-float2`,
-//! each checked by [`check_number`] to be finite as the models' f32).
+//! bodies all go through [`Layout`] (which input column becomes what under
+//! a [`Schema`]) and [`records`] (the `csv` crate's record splitter, numbers
+//! by `fast-float2`, each checked by [`check_number`] to be finite as the
+//! models' f32). Rows come out encoded under the schema (see
+//! [`crate::schema`]): a missing value (an empty field or `NaN`) is `NaN`, a
+//! category its code.
 //!
 //! Layouts users have:
 //! * the lab's `train_data.csv` / `test_data.csv`: no header, 29 features
 //!   (`V1`..`V28`, standardized `Amount`) then the label;
 //! * Kaggle's `creditcard.csv`: a header (`"Time","V1",…,"Amount","Class"`),
 //!   `Time` dropped, the raw `Amount` standardized the lab's way;
-//! * request bodies: no header, the 29 features, no label.
+//! * any CSV with a header: columns by name ([`Spec::from_header`]);
+//! * SageMaker's built-in algorithms' CSV: no header, the label first;
+//! * request bodies: the schema's columns in order, no label, optionally
+//!   under a header line naming them.
+//!
+//! A training channel is read in two passes when it has categorical
+//! columns: the first counts their values (the vocabulary), the second
+//! parses with it.
 //!
 //! Files may be gzip-compressed (`.csv.gz`, detected by magic bytes): those
 //! are decompressed and parsed a bounded block of lines at a time. Large
@@ -21,30 +31,46 @@
 //! or polars, so it did not earn its lines; `scripts/bench-train.sh` prints
 //! what this reader costs beside pandas and polars on the real files.
 
-use super::{standardize_amount, DataError, Dataset, Result, FEATURE_NAMES, N_FEATURES};
+use super::{standardize_amount, ChannelProblem, DataError, Dataset, Result};
+use crate::schema::{FormChoice, Schema, SchemaError, Spec, LAB_COLUMNS, LAB_NAMES};
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Index of the last lab column, the standardized `Amount`.
+const LAB_AMOUNT: usize = LAB_COLUMNS - 1;
 
 /// What one input column becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// Model feature at this index, used as is.
+    /// Numeric model column at this index, used as is.
     Feature(usize),
-    /// Kaggle's raw `Amount`, standardized into the last feature.
+    /// Categorical model column at this index: the value's code.
+    Category(usize),
+    /// Kaggle's raw `Amount`, standardized into the lab's last column.
     RawAmount,
     /// The 0/1 label.
     Label,
-    /// A column read past (`Time`).
+    /// A column read past (`Time`, or one the hyperparameters ignore).
     Skip,
 }
 
-/// The column plan of a CSV body: one [`Role`] per input column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The column plan of a CSV body: one [`Role`] per input column, under a
+/// schema.
+#[derive(Debug, Clone)]
 pub struct Layout {
     roles: Vec<Role>,
     /// True when the first line is a header.
     header: bool,
+    schema: Arc<Schema>,
+}
+
+impl PartialEq for Layout {
+    fn eq(&self, o: &Layout) -> bool {
+        self.roles == o.roles && self.header == o.header && *self.schema == *o.schema
+    }
 }
 
 /// Why a header, a row or a field was refused. Columns are 1-based.
@@ -52,6 +78,9 @@ pub struct Layout {
 pub enum Problem {
     #[error("not a number: {0}")]
     NotANumber(Shown),
+    /// A string in a numeric column of a schema that has categorical ones.
+    #[error("not a number: {0} (a category? list the column in the hyperparameter categorical)")]
+    NotANumberHint(Shown),
     #[error("value {0} is not finite")]
     NotFinite(Shown),
     /// Finite as f64 but infinite as f32, the type the models compute in.
@@ -65,10 +94,13 @@ pub enum Problem {
     Label(Shown),
     #[error("unknown column {0} (expected Time, V1..V28, Amount or Amount_std, Class)")]
     UnknownColumn(Shown),
+    /// A request header names a column the model does not have.
+    #[error("unknown column {0} (the model's columns: {1})")]
+    NotInSchema(Shown, String),
     #[error("column {0} appears twice")]
     Duplicate(Shown),
     #[error("header has no '{0}' column")]
-    MissingColumn(&'static str),
+    MissingColumn(String),
     #[error("not valid UTF-8")]
     Utf8,
     #[error("malformed CSV: {0}")]
@@ -113,28 +145,53 @@ pub struct RowError {
 impl Layout {
     /// The lab's files: 29 features then the label, no header.
     pub fn lab() -> Layout {
-        let mut roles: Vec<Role> = (0..N_FEATURES).map(Role::Feature).collect();
+        let mut roles: Vec<Role> = (0..LAB_COLUMNS).map(Role::Feature).collect();
         roles.push(Role::Label);
         Layout {
             roles,
             header: false,
+            schema: Arc::new(Schema::lab()),
         }
     }
 
-    /// Request bodies: the 29 features, no label, no header.
-    pub fn features() -> Layout {
+    /// Request bodies: the schema's columns in order, no label, no header.
+    pub fn features(schema: &Arc<Schema>) -> Layout {
         Layout {
-            roles: (0..N_FEATURES).map(Role::Feature).collect(),
+            roles: column_roles(schema).collect(),
             header: false,
+            schema: schema.clone(),
         }
     }
 
-    /// The plan a header line gives; every feature and the label must appear
-    /// exactly once (`Amount` raw, or `Amount_std` standardized).
+    /// SageMaker's built-in algorithms' files: the label, then the
+    /// schema's columns in order, no header.
+    pub fn label_first(schema: &Arc<Schema>) -> Layout {
+        Layout {
+            roles: std::iter::once(Role::Label)
+                .chain(column_roles(schema))
+                .collect(),
+            header: false,
+            schema: schema.clone(),
+        }
+    }
+
+    /// The plan Kaggle's header gives under the lab's schema; every feature
+    /// and the label must appear exactly once (`Amount` raw, or
+    /// `Amount_std` standardized).
     pub fn from_header(header: &csv::ByteRecord) -> std::result::Result<Layout, (usize, Problem)> {
+        Layout::lab_header(header, true)
+    }
+
+    /// [`Layout::from_header`]; without `label` (a request), `Class` may be
+    /// there and is read past.
+    fn lab_header(
+        header: &csv::ByteRecord,
+        label: bool,
+    ) -> std::result::Result<Layout, (usize, Problem)> {
         let at = |column: usize, problem| (column, problem);
         let mut roles = Vec::with_capacity(header.len());
-        let mut seen = [false; N_FEATURES + 1];
+        let mut seen = [false; LAB_COLUMNS + 1];
+        seen[LAB_COLUMNS] = !label;
         for (i, raw) in header.iter().enumerate() {
             let name = std::str::from_utf8(raw)
                 .map_err(|_| at(i + 1, Problem::Utf8))?
@@ -143,9 +200,10 @@ impl Layout {
                 .trim();
             let (role, slot) = match name {
                 "Time" => (Role::Skip, None),
-                "Amount" => (Role::RawAmount, Some(N_FEATURES - 1)),
-                "Amount_std" => (Role::Feature(N_FEATURES - 1), Some(N_FEATURES - 1)),
-                "Class" => (Role::Label, Some(N_FEATURES)),
+                "Amount" => (Role::RawAmount, Some(LAB_AMOUNT)),
+                "Amount_std" => (Role::Feature(LAB_AMOUNT), Some(LAB_AMOUNT)),
+                "Class" if label => (Role::Label, Some(LAB_COLUMNS)),
+                "Class" => (Role::Skip, None),
                 _ => match feature_index(name) {
                     Some(j) => (Role::Feature(j), Some(j)),
                     None => return Err(at(i + 1, Problem::UnknownColumn(Shown::new(raw)))),
@@ -159,39 +217,86 @@ impl Layout {
             roles.push(role);
         }
         if let Some(missing) = seen.iter().position(|s| !s) {
-            let name = FEATURE_NAMES.get(missing).copied().unwrap_or("Class");
-            return Err(at(1, Problem::MissingColumn(name)));
+            let name = LAB_NAMES.get(missing).copied().unwrap_or("Class");
+            return Err(at(1, Problem::MissingColumn(name.into())));
         }
         Ok(Layout {
             roles,
             header: true,
+            schema: Arc::new(Schema::lab()),
         })
     }
 
-    /// The layout of a labelled file: a header when the first field is a
-    /// column name we know, else the lab's layout (so a stray word in a lab
-    /// file is reported as "not a number").
-    pub fn detect(bytes: &[u8]) -> std::result::Result<Layout, RowError> {
-        let mut rdr = reader(bytes);
-        let mut first = csv::ByteRecord::new();
-        let read = rdr.read_byte_record(&mut first).map_err(|e| RowError {
-            line: 1,
-            column: 1,
-            problem: Problem::Malformed(e.to_string()),
-        })?;
-        let name = first.get(0).filter(|_| read).unwrap_or_default();
-        let name = String::from_utf8_lossy(name);
-        let name = name.trim().trim_matches('"').trim();
-        let known = matches!(name, "Time" | "Amount" | "Amount_std" | "Class")
-            || feature_index(name).is_some();
-        if known {
-            Layout::from_header(&first).map_err(|(column, problem)| RowError {
-                line: 1,
-                column,
-                problem,
-            })
-        } else {
-            Ok(Layout::lab())
+    /// The plan of a header under a schema read from a header: each of the
+    /// schema's columns and, when `label`, its label exactly once, mapped by
+    /// name; any other column is read past (the ones the hyperparameters
+    /// ignore) or, when `strict`, refused (a request naming a column the
+    /// model does not have).
+    pub fn by_names(
+        schema: &Arc<Schema>,
+        header: &csv::ByteRecord,
+        label: bool,
+        strict: bool,
+    ) -> std::result::Result<Layout, (usize, Problem)> {
+        let n = schema.n_columns();
+        let mut seen = vec![false; n + 1];
+        let mut roles = Vec::with_capacity(header.len());
+        for (i, raw) in header.iter().enumerate() {
+            let name = header_name(raw).map_err(|p| (i + 1, p))?;
+            let (role, slot) = if label && name == schema.label() {
+                (Role::Label, Some(n))
+            } else if let Some(j) = schema.position(name) {
+                (column_role(schema, j), Some(j))
+            } else if strict && name != schema.label() {
+                let known = schema.names().collect::<Vec<_>>().join(", ");
+                return Err((i + 1, Problem::NotInSchema(Shown::new(raw), known)));
+            } else {
+                (Role::Skip, None)
+            };
+            if let Some(s) = slot {
+                if std::mem::replace(&mut seen[s], true) {
+                    return Err((i + 1, Problem::Duplicate(Shown::new(raw))));
+                }
+            }
+            roles.push(role);
+        }
+        seen[n] |= !label;
+        if let Some(missing) = seen.iter().position(|s| !s) {
+            let name = schema.names().nth(missing).unwrap_or(schema.label());
+            return Err((1, Problem::MissingColumn(name.to_owned())));
+        }
+        Ok(Layout {
+            roles,
+            header: true,
+            schema: schema.clone(),
+        })
+    }
+
+    /// The layout of a labelled file under a schema known already, from its
+    /// first record: the lab's schema takes the lab's layout or Kaggle's
+    /// header (decided by the first field, so a stray word in a lab file is
+    /// "not a number"); a header schema takes a header holding its columns
+    /// and label; a label-first schema its headerless layout.
+    pub fn for_file(
+        schema: &Arc<Schema>,
+        first: &csv::ByteRecord,
+    ) -> std::result::Result<Layout, (usize, Problem)> {
+        use crate::schema::Form;
+        match schema.form() {
+            Form::Lab => {
+                let name = first.get(0).map(header_name).and_then(|r| r.ok());
+                let known = name.is_some_and(|name| {
+                    matches!(name, "Time" | "Amount" | "Amount_std" | "Class")
+                        || feature_index(name).is_some()
+                });
+                if known {
+                    Layout::from_header(first)
+                } else {
+                    Ok(Layout::lab())
+                }
+            }
+            Form::Header => Layout::by_names(schema, first, true, false),
+            Form::LabelFirst => Ok(Layout::label_first(schema)),
         }
     }
 
@@ -200,16 +305,40 @@ impl Layout {
         &self.roles
     }
 
+    /// The schema the rows are encoded under.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
     fn has_label(&self) -> bool {
         self.roles.contains(&Role::Label)
     }
 }
 
+/// A header field as a column name: trimmed, one level of quotes removed.
+fn header_name(raw: &[u8]) -> std::result::Result<&str, Problem> {
+    Ok(std::str::from_utf8(raw)
+        .map_err(|_| Problem::Utf8)?
+        .trim()
+        .trim_matches('"')
+        .trim())
+}
+
+fn column_role(schema: &Schema, j: usize) -> Role {
+    if schema.is_categorical(j) {
+        Role::Category(j)
+    } else {
+        Role::Feature(j)
+    }
+}
+
+fn column_roles(schema: &Schema) -> impl Iterator<Item = Role> + '_ {
+    (0..schema.n_columns()).map(|j| column_role(schema, j))
+}
+
 /// Index of `V1`..`V28` by name.
 fn feature_index(name: &str) -> Option<usize> {
-    FEATURE_NAMES[..N_FEATURES - 1]
-        .iter()
-        .position(|n| *n == name)
+    LAB_NAMES[..LAB_AMOUNT].iter().position(|n| *n == name)
 }
 
 fn reader(bytes: &[u8]) -> csv::Reader<&[u8]> {
@@ -319,30 +448,72 @@ pub(crate) fn column_count(
     ))
 }
 
+/// A model input value: a number the models can compute with, or a
+/// missing value (`NaN`): an empty field or the word `NaN`.
+#[inline]
+pub fn parse_value(field: &[u8]) -> std::result::Result<f32, Problem> {
+    match parse_number(field) {
+        Ok(v) => Ok(v as f32),
+        Err(Problem::Empty) => Ok(f32::NAN),
+        Err(Problem::NotFinite(_)) if is_nan_word(field) => Ok(f32::NAN),
+        Err(p) => Err(p),
+    }
+}
+
+fn is_nan_word(field: &[u8]) -> bool {
+    let f = field.trim_ascii();
+    let f = match f {
+        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
+        _ => f,
+    };
+    f.eq_ignore_ascii_case(b"nan")
+}
+
+/// The code of a categorical field under the layout's schema (missing:
+/// `NaN`; a value outside the vocabulary: "other").
+fn category(schema: &Schema, j: usize, field: &[u8]) -> std::result::Result<f32, Problem> {
+    let v = header_name(field)?;
+    if v.is_empty() {
+        return Ok(f32::NAN);
+    }
+    Ok(schema.code(j, v).unwrap_or(f32::NAN))
+}
+
 /// One record → one row, appended to `out`.
 fn push_row(
     layout: &Layout,
     rec: &csv::ByteRecord,
     out: &mut Rows,
 ) -> std::result::Result<(), (usize, Problem)> {
-    let mut row = [0f32; N_FEATURES];
+    let start = out.features.len();
+    out.features
+        .resize(start + layout.schema.n_columns(), f32::NAN);
+    let row = &mut out.features[start..];
     for (col, (role, field)) in layout.roles.iter().zip(rec.iter()).enumerate() {
-        if *role == Role::Skip {
-            continue;
-        }
-        let v = parse_number(field).map_err(|p| (col + 1, p))?;
+        let at = |p| (col + 1, p);
         match *role {
-            Role::Feature(j) => row[j] = v as f32,
-            Role::RawAmount => row[N_FEATURES - 1] = standardize_amount(v) as f32,
-            Role::Label if v == 0.0 => out.labels.push(0),
-            Role::Label if v == 1.0 => out.labels.push(1),
-            Role::Label => return Err((col + 1, Problem::Label(Shown::new(field)))),
             Role::Skip => {}
+            Role::Feature(j) => {
+                row[j] = parse_value(field).map_err(|p| match p {
+                    Problem::NotANumber(s) if !layout.schema.is_lab() => {
+                        at(Problem::NotANumberHint(s))
+                    }
+                    p => at(p),
+                })?
+            }
+            Role::Category(j) => row[j] = category(&layout.schema, j, field).map_err(at)?,
+            Role::RawAmount => {
+                row[LAB_AMOUNT] =
+                    standardize_amount(f64::from(parse_value(field).map_err(at)?)) as f32
+            }
+            Role::Label => match parse_number(field).map_err(at)? {
+                v if v == 0.0 => out.labels.push(0),
+                v if v == 1.0 => out.labels.push(1),
+                _ => return Err(at(Problem::Label(Shown::new(field)))),
+            },
         }
     }
-    column_count(layout.roles.len(), rec.len())?;
-    out.features.extend_from_slice(&row);
-    Ok(())
+    column_count(layout.roles.len(), rec.len())
 }
 
 /// Parses a headerless body under `layout`, in parallel for large bodies;
@@ -370,7 +541,7 @@ fn parse_rows(layout: &Layout, body: &[u8]) -> std::result::Result<Rows, RowErro
         .sum();
     let mut all = Rows {
         features: Vec::with_capacity(total),
-        labels: Vec::with_capacity(total / N_FEATURES),
+        labels: Vec::with_capacity(total / layout.schema.n_columns()),
     };
     for (k, r) in parsed.into_iter().enumerate() {
         match r {
@@ -388,10 +559,69 @@ fn parse_rows(layout: &Layout, body: &[u8]) -> std::result::Result<Rows, RowErro
     Ok(all)
 }
 
-/// Parses a request body (29 features a line, no header, no label) into
-/// row-major features.
-pub fn parse_features(body: &[u8]) -> std::result::Result<Vec<f32>, RowError> {
-    parse_rows(&Layout::features(), body).map(|r| r.features)
+/// Parses a request body (the schema's columns a line, no label) into
+/// encoded rows. A first line that names the schema's columns (all of them,
+/// in any order; the label and, for the lab, `Time` may be there too and
+/// are read past) is a header and maps the columns by name; a name the
+/// model does not have is refused.
+pub fn parse_features(
+    body: &[u8],
+    schema: &Arc<Schema>,
+) -> std::result::Result<Vec<f32>, RowError> {
+    let (layout, start) = request_layout(body, schema)?;
+    let lines_before = usize::from(start > 0);
+    parse_rows(&layout, &body[start..])
+        .map(|r| r.features)
+        .map_err(|mut e| {
+            e.line += lines_before;
+            e
+        })
+}
+
+/// The layout of a request body and where its rows start: a header line
+/// when its first field is not a number and not empty (nor `NaN`), and —
+/// for a schema with categorical columns, whose values are words too — when
+/// that field is a column name.
+fn request_layout(
+    body: &[u8],
+    schema: &Arc<Schema>,
+) -> std::result::Result<(Layout, usize), RowError> {
+    let plain = Layout::features(schema);
+    let line_end = body
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(body.len(), |p| p + 1);
+    let mut rdr = reader(&body[..line_end]);
+    let mut first = csv::ByteRecord::new();
+    if !matches!(rdr.read_byte_record(&mut first), Ok(true)) {
+        return Ok((plain, 0));
+    }
+    let Some(f) = first.get(0) else {
+        return Ok((plain, 0));
+    };
+    let word = parse_value(f).is_err();
+    let named = header_name(f).is_ok_and(|n| {
+        schema.position(n).is_some() || n == schema.label() || (schema.is_lab() && n == "Time")
+    });
+    let header = if schema.is_lab() || schema.all_numeric() {
+        word
+    } else {
+        named
+    };
+    if !header {
+        return Ok((plain, 0));
+    }
+    let layout = if schema.is_lab() {
+        Layout::lab_header(&first, false)
+    } else {
+        Layout::by_names(schema, &first, false, true)
+    };
+    let layout = layout.map_err(|(column, problem)| RowError {
+        line: 1,
+        column,
+        problem,
+    })?;
+    Ok((layout, line_end))
 }
 
 fn count_lines(chunk: &[u8]) -> usize {
@@ -419,9 +649,37 @@ pub(crate) fn split_chunks(body: &[u8], n: usize, min: usize) -> Vec<&[u8]> {
     out
 }
 
-/// Where the data rows of a labelled body start, and their layout.
-pub(crate) fn layout_of(path: &Path, bytes: &[u8]) -> Result<(Layout, usize)> {
-    let layout = Layout::detect(bytes).map_err(|e| row_error(path, e))?;
+/// The first record of a text (a header or a first row), if any.
+fn first_record(bytes: &[u8]) -> std::result::Result<Option<csv::ByteRecord>, RowError> {
+    let mut rdr = reader(bytes);
+    let mut first = csv::ByteRecord::new();
+    match rdr.read_byte_record(&mut first) {
+        Ok(true) => Ok(Some(first)),
+        Ok(false) => Ok(None),
+        Err(e) => Err(RowError {
+            line: 1,
+            column: 1,
+            problem: Problem::Malformed(e.to_string()),
+        }),
+    }
+}
+
+/// Where the data rows of a labelled body start, and their layout under
+/// `schema`, decided by its first record.
+pub(crate) fn layout_of(
+    path: &Path,
+    bytes: &[u8],
+    schema: &Arc<Schema>,
+) -> Result<(Layout, usize)> {
+    let Some(first) = first_record(bytes).map_err(|e| row_error(path, e))? else {
+        return Ok((Layout::for_empty(schema), 0));
+    };
+    let layout = Layout::for_file(schema, &first).map_err(|(column, problem)| DataError::Row {
+        path: path.to_owned(),
+        line: 1,
+        column,
+        problem,
+    })?;
     let start = if layout.header {
         bytes
             .iter()
@@ -433,6 +691,15 @@ pub(crate) fn layout_of(path: &Path, bytes: &[u8]) -> Result<(Layout, usize)> {
     Ok((layout, start))
 }
 
+impl Layout {
+    /// The layout of a file with no records (it adds no rows).
+    fn for_empty(schema: &Arc<Schema>) -> Layout {
+        let mut l = Layout::features(schema);
+        l.roles.push(Role::Label);
+        l
+    }
+}
+
 fn row_error(path: &Path, e: RowError) -> DataError {
     DataError::Row {
         path: path.to_owned(),
@@ -442,28 +709,29 @@ fn row_error(path: &Path, e: RowError) -> DataError {
     }
 }
 
-/// Parses labelled CSV bytes (lab or Kaggle layout); `path` names the file
-/// in errors.
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<Dataset> {
-    let mut out = Dataset::default();
-    parse_block(path, bytes, &mut None, 0, &mut out)?;
+/// Parses labelled CSV bytes under `schema`; `path` names the file in
+/// errors.
+pub fn parse(path: &Path, bytes: &[u8], schema: &Arc<Schema>) -> Result<Dataset> {
+    let mut out = Dataset::new(schema.n_columns());
+    parse_block(path, bytes, &mut None, schema, 0, &mut out)?;
     Ok(out)
 }
 
 /// Parses whole lines of one labelled file into `out`. The file's first
-/// block (`layout` still None) detects the layout and skips the header;
+/// block (`layout` still None) decides the layout and skips the header;
 /// `lines_before` counts the file's lines before `block`, so errors name the
 /// file's line.
 fn parse_block(
     path: &Path,
     block: &[u8],
     layout: &mut Option<Layout>,
+    schema: &Arc<Schema>,
     lines_before: usize,
     out: &mut Dataset,
 ) -> Result<()> {
     let (l, start) = match layout.take() {
         Some(l) => (l, 0),
-        None => layout_of(path, block)?,
+        None => layout_of(path, block, schema)?,
     };
     debug_assert!(l.has_label());
     let first = lines_before + usize::from(start > 0);
@@ -476,6 +744,7 @@ fn parse_block(
     out.extend(Dataset {
         features: rows.features,
         labels: rows.labels,
+        width: schema.n_columns(),
     });
     Ok(())
 }
@@ -488,32 +757,178 @@ pub(crate) const GZ_BLOCK: usize = 8 << 20;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Reads one file (`.csv`, or gzip-compressed: detected by magic bytes) into
-/// a data set.
-pub fn read_file(path: &Path) -> Result<Dataset> {
+/// a data set under `schema`.
+pub fn read_file(path: &Path, schema: &Arc<Schema>) -> Result<Dataset> {
+    parse_file(path, &read_parallel(path)?, schema)
+}
+
+/// Parses one file's bytes (plain or gzip-compressed) under `schema`.
+fn parse_file(path: &Path, raw: &[u8], schema: &Arc<Schema>) -> Result<Dataset> {
     let t = std::time::Instant::now();
-    let raw = read_parallel(path)?;
-    let d = if raw.starts_with(&GZIP_MAGIC) {
-        parse_gz(path, &raw, GZ_BLOCK)?
-    } else {
-        parse(path, &raw)?
-    };
+    let mut out = Dataset::new(schema.n_columns());
+    let mut layout = None;
+    text_blocks(path, raw, GZ_BLOCK, |block, lines| {
+        parse_block(path, block, &mut layout, schema, lines, &mut out)
+    })?;
     tracing::debug!(
         "{}: {} bytes, {} rows, read and parsed in {:.3} s",
         path.display(),
         raw.len(),
-        d.len(),
+        out.len(),
         t.elapsed().as_secs_f64()
     );
-    Ok(d)
+    Ok(out)
 }
 
-/// Parses gzip-compressed CSV a block at a time (see [`text_blocks`]).
-fn parse_gz(path: &Path, gz: &[u8], block_size: usize) -> Result<Dataset> {
-    let (mut layout, mut out) = (None, Dataset::default());
-    text_blocks(path, gz, block_size, |block, lines| {
-        parse_block(path, block, &mut layout, lines, &mut out)
-    })?;
-    Ok(out)
+/// The first line of a file's text (decompressed when gzip-compressed):
+/// at most `GZ_BLOCK` bytes are decompressed to find it.
+fn first_line(path: &Path, raw: &[u8]) -> Result<Vec<u8>> {
+    let mut text = Vec::new();
+    if raw.starts_with(&GZIP_MAGIC) {
+        flate2::read::MultiGzDecoder::new(raw)
+            .take(GZ_BLOCK as u64)
+            .read_to_end(&mut text)
+            .map_err(|source| DataError::Gzip {
+                path: path.to_owned(),
+                source,
+            })?;
+    } else {
+        text.extend_from_slice(&raw[..raw.len().min(GZ_BLOCK)]);
+    }
+    if let Some(p) = text.iter().position(|&b| b == b'\n') {
+        text.truncate(p + 1);
+    }
+    Ok(text)
+}
+
+/// The header of a file (its first line, as names) when `schema` reads
+/// files with a header, for the check that a channel's files share one.
+fn header_of(path: &Path, raw: &[u8], schema: &Schema) -> Result<Option<Vec<String>>> {
+    if schema.form() != crate::schema::Form::Header {
+        return Ok(None);
+    }
+    let line = first_line(path, raw)?;
+    let first = first_record(&line).map_err(|e| row_error(path, e))?;
+    Ok(first.map(|r| {
+        r.iter()
+            .map(|f| header_name(f).unwrap_or("").to_owned())
+            .collect()
+    }))
+}
+
+/// The schema a training file's first line and the hyperparameters give,
+/// vocabularies still empty: the lab's for the lab's and Kaggle's files
+/// (unless a hyperparameter names columns), a header's names, or the
+/// built-in algorithms' label-first layout.
+fn draft_schema(spec: &Spec, path: &Path, raw: &[u8]) -> Result<Schema> {
+    let line = first_line(path, raw)?;
+    let Some(first) = first_record(&line).map_err(|e| row_error(path, e))? else {
+        return Err(DataError::NoRows {
+            path: path.to_owned(),
+        });
+    };
+    let schema_err = |source| DataError::Schema {
+        path: path.to_owned(),
+        source,
+    };
+    let names = || -> Result<Vec<String>> {
+        first
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                header_name(f)
+                    .map(str::to_owned)
+                    .map_err(|problem| DataError::Row {
+                        path: path.to_owned(),
+                        line: 1,
+                        column: i + 1,
+                        problem,
+                    })
+            })
+            .collect()
+    };
+    match spec.form {
+        FormChoice::Lab => Ok(Schema::lab()),
+        FormChoice::LabelFirst => spec
+            .label_first(first.len().saturating_sub(1))
+            .map_err(schema_err),
+        FormChoice::Header => spec.from_header(&names()?).map_err(schema_err),
+        FormChoice::Auto => {
+            let is_header = first.iter().any(|f| parse_value(f).is_err());
+            if !is_header {
+                return if first.len() == LAB_COLUMNS + 1 && !spec.names_columns() {
+                    Ok(Schema::lab())
+                } else {
+                    Err(DataError::Headerless {
+                        path: path.to_owned(),
+                        columns: first.len(),
+                    })
+                };
+            }
+            if !spec.names_columns() && Layout::from_header(&first).is_ok() {
+                return Ok(Schema::lab());
+            }
+            spec.from_header(&names()?).map_err(schema_err)
+        }
+    }
+}
+
+/// Counts the values of each categorical column of one file (keyed by
+/// column index), in parallel over the file's blocks and chunks.
+fn count_categories(
+    path: &Path,
+    raw: &[u8],
+    schema: &Arc<Schema>,
+    counts: &mut [HashMap<String, u64>],
+) -> Result<()> {
+    let mut layout: Option<Layout> = None;
+    text_blocks(path, raw, GZ_BLOCK, |block, lines_before| {
+        let (l, start) = match layout.take() {
+            Some(l) => (l, 0),
+            None => layout_of(path, block, schema)?,
+        };
+        let body = &block[start..];
+        let cats: Vec<(usize, usize)> = l
+            .roles
+            .iter()
+            .enumerate()
+            .filter_map(|(col, r)| match r {
+                Role::Category(j) => Some((col, *j)),
+                _ => None,
+            })
+            .collect();
+        let chunks = split_chunks(body, rayon::current_num_threads() * 2, 1 << 20);
+        let parts: Vec<std::result::Result<HashMap<(usize, String), u64>, RowError>> = chunks
+            .par_iter()
+            .map(|chunk| {
+                let mut m: HashMap<(usize, String), u64> = HashMap::new();
+                records(chunk, |rec| {
+                    for &(col, j) in &cats {
+                        let f = rec.get(col).unwrap_or_default();
+                        let v = header_name(f).map_err(|p| (col + 1, p))?;
+                        if !v.is_empty() {
+                            *m.entry((j, v.to_owned())).or_default() += 1;
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok(m)
+            })
+            .collect();
+        for (k, part) in parts.into_iter().enumerate() {
+            let part = part.map_err(|mut e| {
+                e.line += lines_before
+                    + usize::from(start > 0)
+                    + chunks[..k].iter().map(|c| count_lines(c)).sum::<usize>();
+                row_error(path, e)
+            })?;
+            for ((j, v), n) in part {
+                *counts[j].entry(v).or_default() += n;
+            }
+        }
+        layout = Some(l);
+        Ok(())
+    })
 }
 
 /// Hands a file's text to `each` in blocks of whole lines, with the count of
@@ -655,31 +1070,117 @@ pub fn channel_files(channel: &str, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads every file of a channel into one data set. An empty channel or one
-/// without both classes is an error (a value beyond f32 already is one, in
-/// [`parse_number`]).
-pub fn read_channel(channel: &str, dir: &Path) -> Result<Dataset> {
+/// Reads the train channel: its schema from the first file's first line
+/// and the hyperparameters, the vocabularies of categorical columns from
+/// all its files (a first pass), then its rows (see [`read_channel`]). A
+/// column with no value in any row is refused.
+pub fn read_train_channel(
+    channel: &str,
+    dir: &Path,
+    spec: &Spec,
+) -> Result<(Dataset, Arc<Schema>)> {
     let files = channel_files(channel, dir)?;
     let refuse = |why| DataError::Channel {
         channel: channel.to_owned(),
         path: dir.to_owned(),
         why,
     };
-    if files.is_empty() {
-        return Err(refuse(super::ChannelProblem::NoFiles));
+    let Some(first) = files.first() else {
+        return Err(refuse(ChannelProblem::NoFiles));
+    };
+    let draft = Arc::new(draft_schema(spec, first, &read_parallel(first)?)?);
+    let schema = if draft.all_numeric() {
+        draft
+    } else {
+        let mut counts = vec![HashMap::new(); draft.n_columns()];
+        for f in &files {
+            count_categories(f, &read_parallel(f)?, &draft, &mut counts)?;
+        }
+        let vocabularies = draft
+            .columns()
+            .iter()
+            .zip(counts)
+            .map(|(c, counts)| {
+                c.categories()
+                    .map(|_| {
+                        crate::schema::vocabulary(
+                            &c.name,
+                            counts,
+                            spec.min_category_count,
+                            spec.max_categories,
+                        )
+                    })
+                    .transpose()
+            })
+            .collect::<std::result::Result<Vec<_>, SchemaError>>()
+            .map_err(|source| DataError::Schema {
+                path: first.clone(),
+                source,
+            })?;
+        let schema = draft
+            .with_vocabularies(vocabularies)
+            .map_err(|source| DataError::Schema {
+                path: first.clone(),
+                source,
+            })?;
+        Arc::new(schema)
+    };
+    let data = read_files(channel, dir, &files, &schema)?;
+    if let Some(j) = (0..schema.n_columns()).find(|&j| data.column_all_missing(j)) {
+        let column = schema.names().nth(j).unwrap_or_default().to_owned();
+        return Err(refuse(ChannelProblem::AllMissing { column }));
     }
-    let mut all = Dataset::default();
-    for f in &files {
-        all.extend(read_file(f)?);
+    Ok((data, schema))
+}
+
+/// Reads every file of a channel into one data set under `schema`. An empty
+/// channel or one without both classes is an error (a value beyond f32
+/// already is one, in [`parse_number`]); so are files whose headers differ.
+pub fn read_channel(channel: &str, dir: &Path, schema: &Arc<Schema>) -> Result<Dataset> {
+    let files = channel_files(channel, dir)?;
+    read_files(channel, dir, &files, schema)
+}
+
+fn read_files(
+    channel: &str,
+    dir: &Path,
+    files: &[PathBuf],
+    schema: &Arc<Schema>,
+) -> Result<Dataset> {
+    let refuse = |why| DataError::Channel {
+        channel: channel.to_owned(),
+        path: dir.to_owned(),
+        why,
+    };
+    if files.is_empty() {
+        return Err(refuse(ChannelProblem::NoFiles));
+    }
+    let mut all = Dataset::new(schema.n_columns());
+    let mut header: Option<(&PathBuf, Vec<String>)> = None;
+    for f in files {
+        let raw = read_parallel(f)?;
+        if let Some(h) = header_of(f, &raw, schema)? {
+            match &header {
+                None => header = Some((f, h)),
+                Some((first, names)) if *names != h => {
+                    return Err(DataError::HeaderMismatch {
+                        first: (*first).clone(),
+                        path: f.clone(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        all.extend(parse_file(f, &raw, schema)?);
     }
     if all.is_empty() {
-        return Err(refuse(super::ChannelProblem::NoRows { files: files.len() }));
+        return Err(refuse(ChannelProblem::NoRows { files: files.len() }));
     }
     if all.n_fraud() == 0 {
-        return Err(refuse(super::ChannelProblem::NoFraud { rows: all.len() }));
+        return Err(refuse(ChannelProblem::NoFraud { rows: all.len() }));
     }
     if all.n_fraud() == all.len() {
-        return Err(refuse(super::ChannelProblem::NoNormal { rows: all.len() }));
+        return Err(refuse(ChannelProblem::NoNormal { rows: all.len() }));
     }
     Ok(all)
 }

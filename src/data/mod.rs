@@ -1,6 +1,6 @@
-//! Transactions in, arrays out: the 29-feature schema of the lab, the lab's
-//! `Amount` scaling constants, and [`Dataset`], the validated in-memory form
-//! every model trains and evaluates on.
+//! Transactions in, rows out: the lab's `Amount` scaling constants, and
+//! [`Dataset`], the validated in-memory form every model trains and
+//! evaluates on: rows encoded under a [`crate::schema::Schema`].
 //!
 //! Readers live in [`csv`]; the time-ordered split and the stratified
 //! validation holdout in [`split`].
@@ -11,8 +11,7 @@ pub mod split;
 
 use std::path::PathBuf;
 
-/// Number of model inputs: `V1`..`V28` and the standardized `Amount`.
-pub const N_FEATURES: usize = 29;
+pub use crate::schema::{LAB_COLUMNS as N_FEATURES, LAB_NAMES as FEATURE_NAMES};
 
 /// Mean of `Amount` over the full Kaggle data set (the lab's `StandardScaler`).
 pub const AMOUNT_MEAN: f64 = 88.349_619_250_931_34;
@@ -25,23 +24,29 @@ pub fn standardize_amount(amount: f64) -> f64 {
     (amount - AMOUNT_MEAN) / AMOUNT_STD
 }
 
-/// Feature names in model-input order (`Amount` is the standardized amount).
-pub const FEATURE_NAMES: [&str; N_FEATURES] = [
-    "V1", "V2", "V3", "V4", "V5", "V6", "V7", "V8", "V9", "V10", "V11", "V12", "V13", "V14", "V15",
-    "V16", "V17", "V18", "V19", "V20", "V21", "V22", "V23", "V24", "V25", "V26", "V27", "V28",
-    "Amount",
-];
-
-/// Labelled transactions: a row-major `n x 29` feature matrix and 0/1 labels.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Labelled transactions: a row-major `n x width` matrix of rows encoded
+/// under a schema (see [`crate::schema`]: `NaN` is a missing value) and 0/1
+/// labels.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Row-major features, `len() == labels.len() * N_FEATURES`.
+    /// Row-major rows, `len() == labels.len() * width`.
     pub features: Vec<f32>,
     /// 1 = fraud, 0 = normal.
     pub labels: Vec<u8>,
+    /// Values a row has: the schema's columns.
+    pub width: usize,
 }
 
 impl Dataset {
+    /// No rows of `width` values.
+    pub fn new(width: usize) -> Dataset {
+        Dataset {
+            features: Vec::new(),
+            labels: Vec::new(),
+            width,
+        }
+    }
+
     /// Number of transactions.
     pub fn len(&self) -> usize {
         self.labels.len()
@@ -60,16 +65,19 @@ impl Dataset {
     /// Features of row `i`.
     #[inline]
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.features[i * N_FEATURES..(i + 1) * N_FEATURES]
+        &self.features[i * self.width..(i + 1) * self.width]
     }
 
-    /// The feature matrix as an ndarray view (`n x 29`).
-    pub fn view(&self) -> ndarray::ArrayView2<'_, f32> {
-        ndarray::ArrayView2::from_shape((self.len(), N_FEATURES), &self.features)
-            .expect("features length is a multiple of N_FEATURES by construction")
+    /// True when column `j` is missing (`NaN`) in every row.
+    pub fn column_all_missing(&self, j: usize) -> bool {
+        self.features
+            .iter()
+            .skip(j)
+            .step_by(self.width.max(1))
+            .all(|v| v.is_nan())
     }
 
-    /// Appends another data set's rows.
+    /// Appends another data set's rows (of the same width).
     pub fn extend(&mut self, other: Dataset) {
         if self.is_empty() {
             *self = other;
@@ -82,8 +90,9 @@ impl Dataset {
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let mut out = Dataset {
-            features: Vec::with_capacity(indices.len() * N_FEATURES),
+            features: Vec::with_capacity(indices.len() * self.width),
             labels: Vec::with_capacity(indices.len()),
+            width: self.width,
         };
         for &i in indices {
             out.features.extend_from_slice(self.row(i));
@@ -119,6 +128,16 @@ pub enum DataError {
     },
     #[error("{path}: no data rows after the header")]
     NoRows { path: PathBuf },
+    #[error("{path}: {source}")]
+    Schema {
+        path: PathBuf,
+        #[source]
+        source: crate::schema::SchemaError,
+    },
+    #[error("{path}: no header and {columns} columns: a headerless file is the lab's layout (29 features then Class: 30 columns) or, with the hyperparameter label_column=first (or the channel's content type text/csv;label_size=1), the built-in algorithms' layout with the label first; otherwise add a header line naming the columns")]
+    Headerless { path: PathBuf, columns: usize },
+    #[error("{path}: its header differs from {first}'s: every file of a channel must have the same header")]
+    HeaderMismatch { first: PathBuf, path: PathBuf },
     #[error("{path}:{line}: line longer than {limit} bytes (not a CSV of transactions?)")]
     LongLine {
         path: PathBuf,
@@ -155,6 +174,8 @@ pub enum ChannelProblem {
         "{rows} transactions, all fraud (Class=1): no normal one to learn from or evaluate against"
     )]
     NoNormal { rows: usize },
+    #[error("column '{column}' has no value in any row (all missing): drop it, or list it in the hyperparameter ignore")]
+    AllMissing { column: String },
     #[error("folder {path} is {first} again (a symlink loop or alias): each folder is read once")]
     FolderTwice { path: PathBuf, first: PathBuf },
 }

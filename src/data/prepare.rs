@@ -103,12 +103,13 @@ fn lab_row(
             }
             Role::Label if v == 0.0 || v == 1.0 => label = Some(u8::from(v == 1.0)),
             Role::Label => return Err((col + 1, Problem::Label(Shown::new(field)))),
-            Role::Skip => {}
+            // Kaggle's header has no categorical column.
+            Role::Skip | Role::Category(_) => {}
         }
     }
     column_count(roles.len(), rec.len())?;
     // from_header guarantees every feature and the label appear once.
-    let label = label.ok_or((roles.len(), Problem::MissingColumn("Class")))?;
+    let label = label.ok_or((roles.len(), Problem::MissingColumn("Class".into())))?;
     let mut out = Vec::with_capacity(rec.as_slice().len() + 32);
     for f in fields.iter().flatten() {
         out.extend_from_slice(f);

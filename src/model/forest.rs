@@ -8,7 +8,6 @@
 //! forest's score is the mean leaf probability: real probabilities, not votes.
 
 use super::{Defect, ModelError, ModelKind, Place, Rule};
-use crate::data::N_FEATURES;
 use crate::Rng;
 use rand::{Rng as _, SeedableRng};
 use rayon::prelude::*;
@@ -148,14 +147,6 @@ impl TryFrom<ForestRepr> for Forest {
                         nodes,
                     });
                 }
-                if usize::from(n.feature) >= N_FEATURES {
-                    let feature = n.feature;
-                    return Err(Defect::Feature {
-                        tree,
-                        node,
-                        feature,
-                    });
-                }
                 Rule::Finite.check(&[n.threshold], |_| Place::Split { tree, node })?;
                 flat.push(Flat {
                     thr: round_down(n.threshold),
@@ -208,6 +199,25 @@ impl super::Model for Forest {
 }
 
 impl Forest {
+    /// Every split reads one of the schema's `columns` (checked when the
+    /// forest meets its schema: in the model, on load and after fitting).
+    pub(crate) fn check_features(&self, columns: usize) -> Result<(), Defect> {
+        for (tree, t) in self.trees.iter().enumerate() {
+            for (node, n) in t.nodes.iter().enumerate() {
+                if n.left != 0 && usize::from(n.feature) >= columns {
+                    let feature = n.feature;
+                    return Err(Defect::Feature {
+                        tree,
+                        node,
+                        feature,
+                        columns,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Builds a forest from trees, checked as when loaded.
     pub fn new(trees: Vec<Tree>) -> Result<Forest, ModelError> {
         Forest::try_from(ForestRepr { trees }).map_err(|defect| ModelError::Invalid {
@@ -329,9 +339,16 @@ fn fit_group(
     let rows: Vec<usize> = (0..y.len())
         .filter(|&i| y[i] == 1 || rng.random::<f64>() < p.normal_fraction)
         .collect();
+    // A missing value (`NaN`) is grown on as the lowest number there is, so
+    // it goes left at every split; the walk sends `NaN` left too (`NaN >
+    // thr` is false): the same rule at fit and at predict.
     let mut values = Vec::with_capacity(rows.len() * d);
     for &i in &rows {
-        values.extend_from_slice(&x[i * d..(i + 1) * d]);
+        values.extend(
+            x[i * d..(i + 1) * d]
+                .iter()
+                .map(|&v| if v.is_nan() { f32::MIN } else { v }),
+        );
     }
     let labels: Vec<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
     let fail = |source: Box<dyn std::error::Error + Send + Sync>| ModelError::Fit {

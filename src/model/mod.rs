@@ -25,19 +25,24 @@ pub mod forest;
 pub mod logistic;
 pub mod scaler;
 
-use crate::data::{AMOUNT_MEAN, AMOUNT_STD, FEATURE_NAMES, N_FEATURES};
+use crate::data::{AMOUNT_MEAN, AMOUNT_STD};
 use crate::metrics::Report;
+use crate::schema::Schema;
 use rayon::prelude::*;
 use scaler::Scaler;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Artifact file name inside the model folder.
 pub const ARTIFACT_FILE: &str = "ccfraud-model.json";
 /// Value of the header's `format` field.
 pub const FORMAT: &str = "ccfraud-model";
 /// Artifact format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest artifact format version this build still reads (version 1:
+/// the lab's schema, implied).
+pub const OLDEST_VERSION: u32 = 1;
 
 /// The kinds of model ccfraud trains; their names in hyperparameters, flags
 /// and the artifact are the lowercase variant names.
@@ -117,7 +122,7 @@ pub enum ModelError {
     },
     #[error("{path}: corrupt or tampered model artifact: {problem}")]
     Corrupt { path: PathBuf, problem: Corruption },
-    #[error("{path}: artifact format version {found}, this build reads version {FORMAT_VERSION}; retrain or use a matching ccfraud")]
+    #[error("{path}: artifact format version {found}, this build reads versions {OLDEST_VERSION} to {FORMAT_VERSION}; retrain or use a matching ccfraud")]
     Version { path: PathBuf, found: u32 },
     #[error(
         "{path}: {bytes} bytes, more than the {MAX_ARTIFACT_BYTES} bytes a model artifact may have"
@@ -181,8 +186,14 @@ pub enum Corruption {
     Crc { found: String, expected: String },
     #[error("bad payload: {0}")]
     Payload(#[source] serde_json::Error),
-    #[error("feature names {0:?} differ from this build's schema")]
+    #[error("feature names {0:?} differ from the lab's schema (a version-1 artifact)")]
     Features(Vec<String>),
+    #[error("{0} is only for the lab's schema")]
+    Stray(&'static str),
+    #[error("model '{0}' reads other columns than the artifact's schema")]
+    MixedSchemas(ModelKind),
+    #[error("a version-{version} artifact without {what}")]
+    Missing { version: u32, what: &'static str },
     #[error("Amount scaling (mean {mean}, std {std}) differs from this build's (mean {AMOUNT_MEAN}, std {AMOUNT_STD})")]
     AmountScaling { mean: f64, std: f64 },
     #[error("no models")]
@@ -212,8 +223,8 @@ pub enum Defect {
     },
     #[error("{at} is {value}: {rule}")]
     Value { at: Place, value: f64, rule: Rule },
-    #[error("the estimator takes {found} inputs, the schema has {N_FEATURES}")]
-    Inputs { found: usize },
+    #[error("the estimator takes {found} inputs, the schema gives {expected}")]
+    Inputs { found: usize, expected: usize },
     #[error("no layers")]
     NoLayers,
     #[error("layer {layer} takes {found} inputs, the layer before gives {expected}")]
@@ -243,11 +254,14 @@ pub enum Defect {
         right: u32,
         nodes: usize,
     },
-    #[error("tree {tree} node {node} splits on feature {feature}, the schema has {N_FEATURES}")]
+    #[error(
+        "tree {tree} node {node} splits on feature {feature}, the schema has {columns} columns"
+    )]
     Feature {
         tree: usize,
         node: usize,
         feature: u16,
+        columns: usize,
     },
 }
 
@@ -446,6 +460,9 @@ pub struct TrainedModel {
     estimator: Estimator,
     #[serde(flatten)]
     provenance: Provenance,
+    /// The columns its rows have (stored once, in the artifact).
+    #[serde(skip)]
+    schema: Arc<Schema>,
 }
 
 /// Stored form of [`TrainedModel`].
@@ -466,6 +483,7 @@ impl TrainedModel {
         scaler: Option<Scaler>,
         estimator: Estimator,
         provenance: Provenance,
+        schema: Arc<Schema>,
     ) -> Result<TrainedModel, ModelError> {
         let m = TrainedModel {
             kind: estimator.kind(),
@@ -473,12 +491,13 @@ impl TrainedModel {
             scaler,
             estimator,
             provenance,
+            schema,
         };
         m.checked()
     }
 
     /// The model a stored form describes, every part checked.
-    fn from_repr(r: TrainedModelRepr) -> Result<TrainedModel, Defect> {
+    fn from_repr(r: TrainedModelRepr, schema: &Arc<Schema>) -> Result<TrainedModel, Defect> {
         let estimator = match r.estimator {
             EstimatorRepr::Dnn(m) => Estimator::Dnn(m.try_into()?),
             EstimatorRepr::Logistic(m) => Estimator::Logistic(m.try_into()?),
@@ -490,6 +509,7 @@ impl TrainedModel {
             scaler: r.scaler.map(Scaler::try_from).transpose()?,
             estimator,
             provenance: r.provenance,
+            schema: schema.clone(),
         };
         m.check()?;
         Ok(m)
@@ -527,6 +547,16 @@ impl TrainedModel {
         &self.provenance
     }
 
+    /// The columns of the rows it scores.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The schema, shared.
+    pub fn schema_arc(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
     /// Fraud probability of one raw row, without allocating.
     #[inline]
     pub fn score_row(&self, row: &[f32]) -> f32 {
@@ -550,9 +580,10 @@ impl TrainedModel {
     }
 
     /// What the parts cannot check alone: the estimator is of the model's
-    /// kind, takes the schema's features, has a scaler exactly when its kind
-    /// uses one (every kind but the forest, which splits raw features and
-    /// checks its own feature indices), and the threshold is a probability.
+    /// kind and has a scaler exactly when its kind uses one (every kind but
+    /// the forest, which splits the schema's columns as they are); a scaled
+    /// estimator takes the schema's design row (scaler included), a forest
+    /// splits only the schema's columns; the threshold is a probability.
     fn check(&self) -> Result<(), Defect> {
         let estimator = self.estimator.kind();
         if self.kind != estimator {
@@ -560,43 +591,59 @@ impl TrainedModel {
         }
         Rule::Probability.check(&[self.threshold], |_| Place::Threshold)?;
         let scaled = estimator != ModelKind::Forest;
+        let width = self.schema.design_width();
         if let Some(s) = &self.scaler {
-            check_len(Vector::ScalerMean, s.len(), N_FEATURES)?;
+            check_len(Vector::ScalerMean, s.len(), width)?;
         }
         if self.scaler.is_some() != scaled {
             return Err(Defect::Scaler { has: !scaled });
         }
         let found = self.estimator.model().n_features();
-        if scaled && found != N_FEATURES {
-            return Err(Defect::Inputs { found });
+        if scaled && found != width {
+            return Err(Defect::Inputs {
+                found,
+                expected: width,
+            });
+        }
+        if let Estimator::Forest(f) = &self.estimator {
+            f.check_features(self.schema.n_columns())?;
         }
         Ok(())
     }
 
-    /// Scales (when the model has a scaler) and scores rows on this thread.
+    /// Scores rows under the schema on this thread: the forest splits them
+    /// as they are; the other kinds see each row's design row (categories
+    /// one-hot), standardized, a missing value at the training mean.
     fn predict_serial(&self, rows: &[f32], out: &mut [f32]) {
         let est = self.estimator.model();
         let Some(s) = &self.scaler else {
             return est.predict_proba(rows, out);
         };
-        // One row (the common request) scales on the stack; batches a
-        // bounded chunk at a time.
+        let d = self.schema.n_columns();
+        let w = self.schema.design_width();
+        let expand = !self.schema.all_numeric();
+        // One row (the common request) scales on the stack when it fits;
+        // batches a bounded chunk at a time.
         const CHUNK: usize = 1024;
-        let mut one = [0f32; N_FEATURES];
+        const STACK: usize = 64;
+        let mut one = [0f32; STACK];
         let mut chunk = Vec::new();
-        let buf: &mut [f32] = if out.len() == 1 {
-            &mut one
+        let buf: &mut [f32] = if out.len() == 1 && w <= STACK {
+            &mut one[..w]
         } else {
-            chunk.resize(CHUNK.min(out.len()) * N_FEATURES, 0.0);
+            chunk.resize(CHUNK.min(out.len()) * w, 0.0);
             &mut chunk
         };
-        for (rc, oc) in rows.chunks(CHUNK * N_FEATURES).zip(out.chunks_mut(CHUNK)) {
-            let b = &mut buf[..rc.len()];
-            for (r, o) in rc
-                .chunks_exact(N_FEATURES)
-                .zip(b.chunks_exact_mut(N_FEATURES))
-            {
-                s.transform_row(r, o);
+        let mut design = vec![0f32; if expand { w } else { 0 }];
+        for (rc, oc) in rows.chunks(CHUNK * d).zip(out.chunks_mut(CHUNK)) {
+            let b = &mut buf[..oc.len() * w];
+            for (r, o) in rc.chunks_exact(d).zip(b.chunks_exact_mut(w)) {
+                if expand {
+                    self.schema.expand(r, &mut design);
+                    s.transform_row(&design, o);
+                } else {
+                    s.transform_row(r, o);
+                }
             }
             est.predict_proba(b, oc);
         }
@@ -604,8 +651,9 @@ impl TrainedModel {
 }
 
 impl Model for TrainedModel {
+    /// Values a row has: the schema's columns.
     fn n_features(&self) -> usize {
-        N_FEATURES
+        self.schema.n_columns()
     }
 
     /// Large batches are split over rayon's pool; small ones stay on the
@@ -616,7 +664,7 @@ impl Model for TrainedModel {
             return self.predict_serial(rows, out);
         }
         let per = out.len().div_ceil(rayon::current_num_threads());
-        rows.par_chunks(per * N_FEATURES)
+        rows.par_chunks(per * self.schema.n_columns())
             .zip(out.par_chunks_mut(per))
             .for_each(|(rc, oc)| self.predict_serial(rc, oc));
     }
@@ -631,44 +679,73 @@ pub struct AmountScaling {
 
 /// Everything `train` writes for `serve`: the payload of the artifact file.
 /// Built only by [`Artifact::new`] or [`Artifact::from_bytes`], both checked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Artifact {
     /// ccfraud version that wrote it.
     created_by: String,
-    /// Model inputs in order.
-    feature_names: Vec<String>,
-    amount_scaling: AmountScaling,
+    /// The columns every model reads (the lab's for a version-1 file).
+    schema: Arc<Schema>,
+    /// The lab's `Amount` constants, for the lab's schema only.
+    amount_scaling: Option<AmountScaling>,
     /// The model served by default (best validation AUPRC).
     default_model: ModelKind,
     models: Vec<TrainedModel>,
 }
 
-/// Stored form of [`Artifact`].
+/// The payload as written (format version 2).
+#[derive(Serialize)]
+struct ArtifactOut<'a> {
+    created_by: &'a str,
+    schema: &'a Schema,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount_scaling: Option<&'a AmountScaling>,
+    default_model: ModelKind,
+    models: &'a [TrainedModel],
+}
+
+/// Stored form of [`Artifact`], either version: version 1 has
+/// `feature_names` (the lab's) and no schema; version 2 has a schema.
 #[derive(Deserialize)]
 struct ArtifactRepr {
     created_by: String,
-    feature_names: Vec<String>,
-    amount_scaling: AmountScaling,
+    #[serde(default)]
+    feature_names: Option<Vec<String>>,
+    #[serde(default)]
+    schema: Option<Schema>,
+    #[serde(default)]
+    amount_scaling: Option<AmountScaling>,
     default_model: ModelKind,
     models: Vec<TrainedModelRepr>,
 }
 
-impl TryFrom<ArtifactRepr> for Artifact {
-    type Error = Corruption;
-    fn try_from(r: ArtifactRepr) -> Result<Artifact, Corruption> {
-        let models = r
+impl ArtifactRepr {
+    /// The artifact a stored form of `version` describes, checked.
+    fn into_artifact(self, version: u32) -> Result<Artifact, Corruption> {
+        let missing = |what| Corruption::Missing { version, what };
+        let schema = if version == 1 {
+            let names = self.feature_names.ok_or(missing("feature_names"))?;
+            if names != crate::schema::LAB_NAMES {
+                return Err(Corruption::Features(names));
+            }
+            Schema::lab()
+        } else {
+            self.schema.ok_or(missing("a schema"))?
+        };
+        let schema = Arc::new(schema);
+        let models = self
             .models
             .into_iter()
             .map(|m| {
                 let model = m.name;
-                TrainedModel::from_repr(m).map_err(|defect| Corruption::Model { model, defect })
+                TrainedModel::from_repr(m, &schema)
+                    .map_err(|defect| Corruption::Model { model, defect })
             })
             .collect::<Result<_, _>>()?;
         let a = Artifact {
-            created_by: r.created_by,
-            feature_names: r.feature_names,
-            amount_scaling: r.amount_scaling,
-            default_model: r.default_model,
+            created_by: self.created_by,
+            schema,
+            amount_scaling: self.amount_scaling,
+            default_model: self.default_model,
             models,
         };
         a.check()?;
@@ -685,18 +762,23 @@ struct Header {
 }
 
 impl Artifact {
-    /// A checked artifact over `models` with `default_model` as the default.
+    /// A checked artifact over `models` (which share one schema) with
+    /// `default_model` as the default.
     pub fn new(
         models: Vec<TrainedModel>,
         default_model: ModelKind,
     ) -> Result<Artifact, ModelError> {
+        let schema = models
+            .first()
+            .map(|m| m.schema.clone())
+            .ok_or(ModelError::Artifact(Corruption::NoModels))?;
         let a = Artifact {
             created_by: format!("ccfraud {}", env!("CARGO_PKG_VERSION")),
-            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-            amount_scaling: AmountScaling {
+            amount_scaling: schema.is_lab().then_some(AmountScaling {
                 mean: AMOUNT_MEAN,
                 std: AMOUNT_STD,
-            },
+            }),
+            schema,
             default_model,
             models,
         };
@@ -707,6 +789,11 @@ impl Artifact {
     /// The ccfraud version that wrote it.
     pub fn created_by(&self) -> &str {
         &self.created_by
+    }
+
+    /// The columns every model reads.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// The model served by default.
@@ -742,8 +829,15 @@ impl Artifact {
 
     /// Serializes to the file format (header line + payload).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let out = ArtifactOut {
+            created_by: &self.created_by,
+            schema: &self.schema,
+            amount_scaling: self.amount_scaling.as_ref(),
+            default_model: self.default_model,
+            models: &self.models,
+        };
         let payload =
-            serde_json::to_vec(self).expect("artifact serializes: no maps with non-string keys");
+            serde_json::to_vec(&out).expect("artifact serializes: no maps with non-string keys");
         let header = Header {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -771,7 +865,7 @@ impl Artifact {
         if header.format != FORMAT {
             return Err(corrupt(Corruption::Format(header.format)));
         }
-        if header.format_version != FORMAT_VERSION {
+        if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&header.format_version) {
             return Err(ModelError::Version {
                 path: path.to_owned(),
                 found: header.format_version,
@@ -793,7 +887,7 @@ impl Artifact {
         }
         let stored: ArtifactRepr =
             serde_json::from_slice(payload).map_err(|e| corrupt(Corruption::Payload(e)))?;
-        Artifact::try_from(stored).map_err(corrupt)
+        stored.into_artifact(header.format_version).map_err(corrupt)
     }
 
     /// Reads and verifies `dir/ccfraud-model.json`: a regular file (a FIFO
@@ -819,17 +913,30 @@ impl Artifact {
     }
 
     /// What the models cannot check alone (each is checked when built):
-    /// this build's schema, each kind at most once, the default present.
+    /// one schema for all, the lab's `Amount` constants exactly for the
+    /// lab's schema, each kind at most once, the default present.
     fn check(&self) -> Result<(), Corruption> {
-        if self.feature_names != FEATURE_NAMES {
-            return Err(Corruption::Features(self.feature_names.clone()));
-        }
-        let AmountScaling { mean, std } = self.amount_scaling;
-        if (mean, std) != (AMOUNT_MEAN, AMOUNT_STD) {
-            return Err(Corruption::AmountScaling { mean, std });
+        match (&self.amount_scaling, self.schema.is_lab()) {
+            (Some(a), true) => {
+                let (mean, std) = (a.mean, a.std);
+                if (mean, std) != (AMOUNT_MEAN, AMOUNT_STD) {
+                    return Err(Corruption::AmountScaling { mean, std });
+                }
+            }
+            (None, false) => {}
+            (Some(_), false) => return Err(Corruption::Stray("amount_scaling")),
+            (None, true) => {
+                return Err(Corruption::Missing {
+                    version: FORMAT_VERSION,
+                    what: "amount_scaling",
+                })
+            }
         }
         if self.models.is_empty() {
             return Err(Corruption::NoModels);
+        }
+        if let Some(m) = self.models.iter().find(|m| *m.schema != *self.schema) {
+            return Err(Corruption::MixedSchemas(m.kind));
         }
         for (i, m) in self.models.iter().enumerate() {
             if self.models[..i].iter().any(|o| o.kind == m.kind) {

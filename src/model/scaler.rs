@@ -32,28 +32,35 @@ impl TryFrom<ScalerRepr> for Scaler {
 }
 
 impl Scaler {
-    /// Fits on a row-major `n x d` matrix. Constant features get std 1.
+    /// Fits on a row-major `n x d` matrix, skipping missing values (`NaN`).
+    /// Constant features (and features never present) get std 1.
     pub fn fit(features: &[f32], d: usize) -> Scaler {
-        let n = features.len() / d;
+        let mut n = vec![0u64; d];
         let mut mean = vec![0f64; d];
         let mut m2 = vec![0f64; d];
         for row in features.chunks_exact(d) {
             for (j, &v) in row.iter().enumerate() {
-                mean[j] += f64::from(v);
+                if !v.is_nan() {
+                    mean[j] += f64::from(v);
+                    n[j] += 1;
+                }
             }
         }
-        for m in &mut mean {
+        for (m, &n) in mean.iter_mut().zip(&n) {
             *m /= n.max(1) as f64;
         }
         for row in features.chunks_exact(d) {
             for (j, &v) in row.iter().enumerate() {
-                let c = f64::from(v) - mean[j];
-                m2[j] += c * c;
+                if !v.is_nan() {
+                    let c = f64::from(v) - mean[j];
+                    m2[j] += c * c;
+                }
             }
         }
         let std = m2
             .iter()
-            .map(|&s| {
+            .zip(&n)
+            .map(|(&s, &n)| {
                 let sd = (s / n.max(1) as f64).sqrt();
                 if sd > 1e-12 {
                     sd as f32
@@ -96,11 +103,13 @@ impl Scaler {
         self.mean.is_empty()
     }
 
-    /// Scales one row into `out`.
+    /// Scales one row into `out`; a missing value (`NaN`) becomes 0, the
+    /// training mean: the imputation the DNN and logistic regression use.
     #[inline]
     pub fn transform_row(&self, row: &[f32], out: &mut [f32]) {
         for (((o, &v), &m), &s) in out.iter_mut().zip(row).zip(&self.mean).zip(&self.std) {
-            *o = (v - m) / s;
+            let z = (v - m) / s;
+            *o = if z.is_nan() { 0.0 } else { z };
         }
     }
 
@@ -129,5 +138,16 @@ mod tests {
         let t = s.transform(&x);
         assert!((t[0] + t[2] + t[4]).abs() < 1e-6);
         assert_eq!(t[1], 0.0);
+    }
+
+    #[test]
+    fn missing_values_are_skipped_at_fit_and_imputed_at_the_mean() {
+        let x = [1.0f32, f32::NAN, 3.0, 2.0, f32::NAN, 4.0];
+        let s = Scaler::fit(&x, 2);
+        assert_eq!(s.mean, vec![2.0, 3.0]);
+        assert_eq!(s.std, vec![1.0, 1.0]);
+        let mut out = [9.0; 2];
+        s.transform_row(&[f32::NAN, 4.0], &mut out);
+        assert_eq!(out, [0.0, 1.0]);
     }
 }

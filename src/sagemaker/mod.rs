@@ -129,6 +129,30 @@ pub enum InputMode {
 struct ChannelConfig {
     #[serde(rename = "TrainingInputMode", default)]
     mode: Option<String>,
+    #[serde(rename = "ContentType", default)]
+    content_type: Option<String>,
+}
+
+/// True when `inputdataconfig.json` gives `channel` the content type of the
+/// built-in algorithms' label-first CSV: `text/csv;label_size=1`.
+pub fn label_first(root: &MlRoot, channel: &str) -> Result<bool, ConfigError> {
+    let path = root.input_data_config();
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let channels: std::collections::BTreeMap<String, ChannelConfig> =
+        serde_json::from_str(&text).map_err(|source| ConfigError::Json { path, source })?;
+    let Some(ct) = channels
+        .get(channel)
+        .and_then(|c| c.content_type.as_deref())
+    else {
+        return Ok(false);
+    };
+    let mut parts = ct.split(';').map(|p| p.trim().to_ascii_lowercase());
+    let csv = parts.next().is_some_and(|m| m == "text/csv");
+    Ok(csv && parts.any(|p| p.replace(' ', "") == "label_size=1"))
 }
 
 /// Reads `inputdataconfig.json` when present: channel name → input mode.
@@ -194,5 +218,23 @@ mod tests {
         let modes = input_modes(&r).unwrap();
         assert!(modes.contains(&("train".into(), InputMode::Pipe)));
         assert!(modes.contains(&("test".into(), InputMode::File)));
+        assert!(!label_first(&r, "train").unwrap());
+    }
+
+    #[test]
+    fn a_label_size_of_one_means_label_first_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = MlRoot::new(dir.path());
+        assert!(!label_first(&r, "train").unwrap());
+        std::fs::create_dir_all(dir.path().join("input/config")).unwrap();
+        std::fs::write(
+            r.input_data_config(),
+            r#"{"train": {"ContentType": "text/csv; label_size=1"}, "test": {"ContentType": "text/csv"}, "v": {"ContentType": "application/x-parquet;label_size=1"}}"#,
+        )
+        .unwrap();
+        assert!(label_first(&r, "train").unwrap());
+        assert!(!label_first(&r, "test").unwrap());
+        assert!(!label_first(&r, "v").unwrap());
+        assert!(!label_first(&r, "none").unwrap());
     }
 }

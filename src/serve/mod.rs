@@ -239,7 +239,7 @@ pub fn load(dir: &Path, kind: Option<ModelKind>) -> Result<Loaded, ServeError> {
     let created_by = artifact.created_by().to_string();
     let model = artifact.into_model(kind).map_err(err)?;
     let mut warm = [0f32; 1];
-    model.predict_proba(&[0f32; crate::data::N_FEATURES], &mut warm);
+    model.predict_proba(&vec![0f32; model.schema().n_columns()], &mut warm);
     Ok(Loaded { model, created_by })
 }
 
@@ -547,8 +547,8 @@ pub fn score(
     answer: ResponseFormat,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    let rows = request::parse(format, body)?;
-    let mut raw = vec![0f32; rows.len() / crate::data::N_FEATURES];
+    let rows = request::parse(format, body, model.schema_arc())?;
+    let mut raw = vec![0f32; rows.len() / model.schema().n_columns()];
     model.predict_proba(&rows, &mut raw);
     let scores = response::scores(&raw)?;
     response::render(answer, &scores, model.threshold())

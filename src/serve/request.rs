@@ -63,7 +63,11 @@ impl Format {
 }
 
 /// Parses a body into row-major features (`rows * 29` values).
-pub fn parse(format: Format, body: &[u8]) -> Result<Vec<f32>, ApiError> {
+pub fn parse(
+    format: Format,
+    body: &[u8],
+    schema: &std::sync::Arc<crate::schema::Schema>,
+) -> Result<Vec<f32>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::bad(
             format!("body is not valid UTF-8 (byte {})", e.valid_up_to()),
@@ -81,12 +85,12 @@ pub fn parse(format: Format, body: &[u8]) -> Result<Vec<f32>, ApiError> {
     }
     let rows = match format {
         Format::Json => parse_json(text)?,
-        Format::Csv => parse_csv(text)?,
+        Format::Csv => parse_csv(text, schema)?,
         Format::JsonLines => parse_jsonl(text)?,
         Format::Detect => {
             let t = text.trim_start();
             if !(t.starts_with('[') || t.starts_with('{')) {
-                parse_csv(text)?
+                parse_csv(text, schema)?
             } else if is_json_lines(t) {
                 parse_jsonl(text)?
             } else {
@@ -792,8 +796,11 @@ fn object<'de, A: MapAccess<'de>>(
 
 /// CSV bodies go through the one CSV reader of [`crate::data::csv`]
 /// (parallel for large bodies); errors name the body's line and the field.
-fn parse_csv(text: &str) -> Result<Vec<f32>, ApiError> {
-    crate::data::csv::parse_features(text.as_bytes()).map_err(|e| {
+fn parse_csv(
+    text: &str,
+    schema: &std::sync::Arc<crate::schema::Schema>,
+) -> Result<Vec<f32>, ApiError> {
+    crate::data::csv::parse_features(text.as_bytes(), schema).map_err(|e| {
         let line = e.line;
         match e.problem {
             Problem::Columns { expected, found } => {

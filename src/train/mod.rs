@@ -12,7 +12,7 @@
 
 pub mod params;
 
-use crate::data::{self, split::stratified_holdout, DataError, Dataset, N_FEATURES};
+use crate::data::{self, split::stratified_holdout, DataError, Dataset};
 use crate::metrics::{best_f1_threshold, Report};
 use crate::model::dnn::{self, DnnParams};
 use crate::model::forest::Forest;
@@ -24,9 +24,13 @@ use crate::model::{
 };
 use crate::s3::{S3Uri, S3};
 use crate::sagemaker::archive::{self, ArchiveError};
-use crate::sagemaker::{input_modes, metric_line, ConfigError, Exit, InputMode, MlRoot};
+use crate::sagemaker::{
+    input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
+};
+use crate::schema::Schema;
 use params::{ClassWeight, ParamError, Threshold, TrainParams};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 pub use tokio_util::sync::CancellationToken;
 
@@ -167,22 +171,26 @@ fn channel_dir(root: &MlRoot, names: &[&str]) -> Option<(String, PathBuf)> {
         .find(|(_, p)| p.is_dir())
 }
 
-fn load_channel(name: &str, dir: &Path) -> Result<Dataset, TrainError> {
+fn load_channel(name: &str, dir: &Path, schema: &Arc<Schema>) -> Result<Dataset, TrainError> {
     let t = Instant::now();
-    let d = data::csv::read_channel(name, dir)?;
+    let d = data::csv::read_channel(name, dir, schema)?;
+    log_channel(name, &d, t);
+    Ok(d)
+}
+
+fn log_channel(name: &str, d: &Dataset, t: Instant) {
     tracing::info!(
         "channel {name}: {} transactions, {} frauds, read in {:.2} s",
         d.len(),
         d.n_fraud(),
         t.elapsed().as_secs_f64()
     );
-    Ok(d)
 }
 
 /// Reads config and channels of an ml-root and fits; writes nothing.
 /// Metric lines go to stdout; progress to the log.
 fn train_on(root: &MlRoot, cancel: &CancellationToken) -> Result<Outcome, TrainError> {
-    let params = load_params(root)?;
+    let mut params = load_params(root)?;
     for (channel, mode) in input_modes(root)? {
         if mode == InputMode::Pipe {
             return Err(TrainError::PipeMode { channel });
@@ -190,15 +198,21 @@ fn train_on(root: &MlRoot, cancel: &CancellationToken) -> Result<Outcome, TrainE
     }
     let (train_name, train_dir) = channel_dir(root, &["train", "training"])
         .ok_or_else(|| TrainError::NoTrainChannel(root.channel("train")))?;
-    let train = load_channel(&train_name, &train_dir)?;
+    if label_first(root, &train_name)? {
+        params = params.with_label_first();
+    }
+    let t = Instant::now();
+    let (train, schema) = data::csv::read_train_channel(&train_name, &train_dir, params.schema())?;
+    log_channel(&train_name, &train, t);
+    tracing::info!("schema: {}", describe(&schema));
     let optional = |name: &str| -> Result<Option<Dataset>, TrainError> {
         channel_dir(root, &[name])
-            .map(|(n, d)| load_channel(&n, &d))
+            .map(|(n, d)| load_channel(&n, &d, &schema))
             .transpose()
     };
     let test = optional("test")?;
     let validation = optional("validation")?;
-    fit_all(&params, train, validation, test, cancel)
+    fit_all(&params, &schema, train, validation, test, cancel)
 }
 
 /// Trains with channels on S3: downloads them into a temporary ml-root,
@@ -259,9 +273,48 @@ fn serialized(o: &Outcome) -> Result<(Vec<u8>, Vec<u8>), TrainError> {
     Ok((artifact, metrics))
 }
 
+/// One log line on a schema: its layout, columns and label.
+fn describe(s: &Schema) -> String {
+    let cats = s
+        .columns()
+        .iter()
+        .filter_map(|c| {
+            c.categories()
+                .map(|v| format!("{} ({} categories)", c.name, v.len()))
+        })
+        .collect::<Vec<_>>();
+    format!(
+        "{:?} layout, {} columns ({} categorical{}{}), label '{}'{}",
+        s.form(),
+        s.n_columns(),
+        cats.len(),
+        if cats.is_empty() { "" } else { ": " },
+        cats.join(", "),
+        s.label(),
+        s.amount()
+            .map(|a| format!(", amount '{a}'"))
+            .unwrap_or_default()
+    )
+}
+
+/// The design rows of encoded rows (see [`Schema::expand`]): the rows
+/// themselves when every column is numeric.
+fn design<'a>(schema: &Schema, rows: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+    if schema.all_numeric() {
+        return std::borrow::Cow::Borrowed(rows);
+    }
+    let (d, w) = (schema.n_columns(), schema.design_width());
+    let mut out = vec![0f32; rows.len() / d * w];
+    for (r, o) in rows.chunks_exact(d).zip(out.chunks_exact_mut(w)) {
+        schema.expand(r, o);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Fits and evaluates every requested model; pure computation, no files.
 pub fn fit_all(
     params: &TrainParams,
+    schema: &Arc<Schema>,
     train: Dataset,
     validation: Option<Dataset>,
     test: Option<Dataset>,
@@ -294,9 +347,14 @@ pub fn fit_all(
         Some(t) => (t, EvaluatedOn::Test),
         None => (&valid, EvaluatedOn::Validation),
     };
-    let scaler = Scaler::fit(&fit_set.features, N_FEATURES);
-    let x_fit = scaler.transform(&fit_set.features);
-    let x_val = scaler.transform(&valid.features);
+    let width = schema.design_width();
+    let (d_fit, d_val) = (
+        design(schema, &fit_set.features),
+        design(schema, &valid.features),
+    );
+    let scaler = Scaler::fit(&d_fit, width);
+    let x_fit = scaler.transform(&d_fit);
+    let x_val = scaler.transform(&d_val);
 
     let mut models = Vec::new();
     for kind in params.model().kinds() {
@@ -337,7 +395,7 @@ pub fn fit_all(
                     &p,
                     &x_fit,
                     &fit_set.labels,
-                    N_FEATURES,
+                    width,
                     Some((&x_val, &valid.labels)),
                     &mut on_epoch,
                     &stopped,
@@ -350,7 +408,7 @@ pub fn fit_all(
                     params.logistic(),
                     &x_fit,
                     &fit_set.labels,
-                    N_FEATURES,
+                    width,
                 )?),
                 Some(scaler.clone()),
             ),
@@ -360,7 +418,7 @@ pub fn fit_all(
                         params.forest(),
                         &fit_set.features,
                         &fit_set.labels,
-                        N_FEATURES,
+                        schema.n_columns(),
                         &stopped,
                     )
                     .map_err(stopped_in)?,
@@ -376,6 +434,7 @@ pub fn fit_all(
             model_scaler,
             estimator,
             provenance_stub(params, kind, evaluated_on),
+            schema.clone(),
         )?;
         let val_scores = scores(&model, &valid);
         let threshold = match params.threshold() {

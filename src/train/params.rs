@@ -7,6 +7,7 @@ use crate::model::dnn::{DnnParams, Optimizer, MAX_WIDTH};
 use crate::model::forest::ForestParams;
 use crate::model::logistic::LogisticParams;
 use crate::model::ModelKind;
+use crate::schema::{FormChoice, Spec};
 use std::collections::BTreeMap;
 
 /// Which models to train.
@@ -55,6 +56,7 @@ pub struct TrainParams {
     threshold: Threshold,
     validation_fraction: f64,
     seed: u64,
+    schema: Spec,
 }
 
 /// One hyperparameter: key, default, what is allowed. The README table is
@@ -77,6 +79,13 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("seed", "42", "whole number >= 0"),
     ("threshold", "0.5", "number in [0, 1] or auto (maximise F1 on the validation holdout)"),
     ("validation_fraction", "0.2", "number in (0, 0.5]: stratified holdout carved from train when there is no validation channel"),
+    ("label", "Class", "name of the 0/1 label column (files with a header)"),
+    ("label_column", "auto", "auto | first: first = SageMaker's built-in algorithms' CSV, no header and the label first (also chosen by the channel's content type text/csv;label_size=1)"),
+    ("ignore", "", "comma-separated columns to drop (an id, Time)"),
+    ("categorical", "", "comma-separated columns holding categories (strings allowed; a vocabulary is learned)"),
+    ("amount", "", "the column holding the transaction amount"),
+    ("max_categories", "1000", "whole number 1..=100000: more distinct values in a categorical column is an error"),
+    ("min_category_count", "10", "whole number >= 1: categories seen fewer times in training go to the other bucket"),
 ];
 
 /// A bad hyperparameter: names the key, the value and what is allowed.
@@ -146,6 +155,18 @@ impl TrainParams {
 
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// What the hyperparameters say about the columns.
+    pub fn schema(&self) -> &Spec {
+        &self.schema
+    }
+
+    /// The same parameters reading label-first files (the channel's content
+    /// type said `label_size=1`).
+    pub fn with_label_first(mut self) -> TrainParams {
+        self.schema.form = FormChoice::LabelFirst;
+        self
     }
 
     /// Parses `key=value` pairs (tests and examples; SageMaker sends JSON).
@@ -299,6 +320,40 @@ impl TrainParams {
         };
         let seed = uint("seed", 0, u64::MAX)?;
         let l2 = float("l2", &|v| v >= 0.0)?;
+        let names = |key: &str| -> Result<Vec<String>, ParamError> {
+            let g = get(key);
+            let t = g.1.trim();
+            let list: Vec<String> = if t.starts_with('[') {
+                serde_json::from_str::<Vec<String>>(t).map_err(|_| invalid(g.clone()))?
+            } else {
+                t.split(',').map(str::to_owned).collect()
+            };
+            let list: Vec<String> = list
+                .iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            Ok(list)
+        };
+        let name = |key: &str| -> Option<String> {
+            let v = get(key).1;
+            (!v.trim().is_empty()).then(|| v.trim().to_owned())
+        };
+        let schema = Spec {
+            form: match word("label_column", &["auto", "first"])?.as_str() {
+                "first" => FormChoice::LabelFirst,
+                _ => FormChoice::Auto,
+            },
+            label: raw.contains_key("label").then(|| name("label")).flatten(),
+            ignore: names("ignore")?,
+            categorical: names("categorical")?,
+            amount: name("amount"),
+            max_categories: uint("max_categories", 1, 100_000)? as usize,
+            min_category_count: uint("min_category_count", 1, u64::MAX)? as usize,
+        };
+        if raw.contains_key("label") && schema.label.is_none() {
+            return Err(invalid(get("label")));
+        }
         Ok(TrainParams {
             model,
             dnn: DnnParams {
@@ -327,6 +382,7 @@ impl TrainParams {
             threshold,
             validation_fraction: float("validation_fraction", &|v| v > 0.0 && v <= 0.5)?,
             seed,
+            schema,
         })
     }
 
