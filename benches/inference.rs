@@ -40,7 +40,14 @@ fn model(estimator: Estimator, scaler: Option<Scaler>) -> TrainedModel {
         evaluation: Report::new(&[], &[], 0.5),
         evaluated_on: EvaluatedOn::Test,
     };
-    TrainedModel::new(0.5, scaler, estimator, provenance).expect("a valid model")
+    TrainedModel::new(
+        0.5,
+        scaler,
+        estimator,
+        provenance,
+        std::sync::Arc::new(ccfraud::schema::Schema::lab()),
+    )
+    .expect("a valid model")
 }
 
 fn dnn_params(epochs: usize) -> DnnParams {
@@ -125,13 +132,14 @@ fn parsing(c: &mut Criterion) {
     };
     let single = format!("[{}]", row(0));
     let csv: String = (0..10_000).map(|i| row(i) + "\n").collect();
+    let lab = std::sync::Arc::new(ccfraud::schema::Schema::lab());
     let mut g = c.benchmark_group("parse");
     g.bench_function("json_single", |b| {
-        b.iter(|| parse(Format::Json, black_box(single.as_bytes())).unwrap())
+        b.iter(|| parse(Format::Json, black_box(single.as_bytes()), &lab).unwrap())
     });
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("csv_10000", |b| {
-        b.iter(|| parse(Format::Csv, black_box(csv.as_bytes())).unwrap())
+        b.iter(|| parse(Format::Csv, black_box(csv.as_bytes()), &lab).unwrap())
     });
     g.finish();
 }

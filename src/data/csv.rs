@@ -764,11 +764,17 @@ pub fn read_file(path: &Path, schema: &Arc<Schema>) -> Result<Dataset> {
 
 /// Parses one file's bytes (plain or gzip-compressed) under `schema`.
 fn parse_file(path: &Path, raw: &[u8], schema: &Arc<Schema>) -> Result<Dataset> {
+    parse_blocks(path, raw, schema, GZ_BLOCK)
+}
+
+/// [`parse_file`], a gzip-compressed file decompressed `block` bytes at a
+/// time.
+fn parse_blocks(path: &Path, raw: &[u8], schema: &Arc<Schema>, block: usize) -> Result<Dataset> {
     let t = std::time::Instant::now();
     let mut out = Dataset::new(schema.n_columns());
     let mut layout = None;
-    text_blocks(path, raw, GZ_BLOCK, |block, lines| {
-        parse_block(path, block, &mut layout, schema, lines, &mut out)
+    text_blocks(path, raw, block, |text, lines| {
+        parse_block(path, text, &mut layout, schema, lines, &mut out)
     })?;
     tracing::debug!(
         "{}: {} bytes, {} rows, read and parsed in {:.3} s",
@@ -1188,7 +1194,20 @@ fn read_files(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::data::ChannelProblem;
+    use crate::data::N_FEATURES;
+
+    /// The lab's schema, shared.
+    pub(crate) fn lab() -> Arc<Schema> {
+        Arc::new(Schema::lab())
+    }
+
+    fn parse_gz(p: &Path, gz: &[u8], block: usize) -> Result<Dataset> {
+        parse_blocks(p, gz, &lab(), block)
+    }
+
+    fn read_channel(channel: &str, dir: &Path) -> Result<Dataset> {
+        read_train_channel(channel, dir, &Spec::default()).map(|(d, _)| d)
+    }
 
     fn lab_line(label: &str) -> String {
         let mut v: Vec<String> = (0..N_FEATURES).map(|i| format!("{}.5", i)).collect();
@@ -1197,7 +1216,7 @@ pub(crate) mod tests {
     }
 
     fn err(bytes: &str) -> (usize, usize, Problem) {
-        let result = parse(Path::new("f.csv"), bytes.as_bytes());
+        let result = parse(Path::new("f.csv"), bytes.as_bytes(), &lab());
         let Err(DataError::Row {
             line,
             column,
@@ -1213,7 +1232,7 @@ pub(crate) mod tests {
     #[test]
     fn reads_lab_format() {
         let text = format!("{}\n{}\r\n\n   \n", lab_line("0"), lab_line("1"));
-        let d = parse(Path::new("f.csv"), text.as_bytes()).unwrap();
+        let d = parse(Path::new("f.csv"), text.as_bytes(), &lab()).unwrap();
         assert_eq!(d.labels, vec![0, 1]);
         assert_eq!(d.row(1)[3], 3.5);
         assert_eq!(d.row(1)[28], 28.5);
@@ -1230,7 +1249,7 @@ pub(crate) mod tests {
         row.push("1.00".into());
         row.push("\"1\"".into());
         let text = format!("{}\n{}\n", header.join(","), row.join(","));
-        let d = parse(Path::new("k.csv"), text.as_bytes()).unwrap();
+        let d = parse(Path::new("k.csv"), text.as_bytes(), &lab()).unwrap();
         assert_eq!(d.labels, vec![1]);
         assert_eq!(d.row(0)[0], 1.0);
         assert_eq!(d.row(0)[27], 28.0);
@@ -1260,7 +1279,7 @@ pub(crate) mod tests {
         assert_eq!((line, col), (1, 29));
         assert_eq!(problem.to_string(), "expected 30 columns, found 28");
 
-        for bad in ["NaN", "inf", "-inf"] {
+        for bad in ["inf", "-inf"] {
             let (_, col, problem) = err(&good.replacen("0.5", bad, 1));
             assert_eq!(col, 1);
             assert!(matches!(problem, Problem::NotFinite(_)), "{problem}");
@@ -1269,9 +1288,19 @@ pub(crate) mod tests {
         let (_, col, problem) = err(&lab_line("2"));
         assert_eq!(col, 30);
         assert_eq!(problem.to_string(), "label must be 0 or 1, found '2'");
-
-        let (_, col, problem) = err(&good.replacen("1.5", "", 1));
-        assert_eq!((col, problem), (2, Problem::Empty));
+        // a missing label is an error, a missing feature a missing value
+        let (_, col, problem) = err(&lab_line(""));
+        assert_eq!((col, problem), (30, Problem::Empty));
+        for missing in ["", "NaN", " nan ", "\"NaN\""] {
+            let d = parse(
+                Path::new("f.csv"),
+                good.replacen("1.5", missing, 1).as_bytes(),
+                &lab(),
+            )
+            .unwrap();
+            assert!(d.features[1].is_nan(), "{missing:?}");
+            assert_eq!(d.features[2], 2.5);
+        }
     }
 
     #[test]
@@ -1335,7 +1364,7 @@ pub(crate) mod tests {
         assert_eq!((l2, c2), (1, 1));
         assert_eq!(p2.to_string(), "not a number: 'foo'");
         let (_, _, p3) = err("V1,V2,Class\n1,2,0\n");
-        assert_eq!(p3, Problem::MissingColumn("V3"));
+        assert_eq!(p3, Problem::MissingColumn("V3".into()));
         let (_, col, p4) = err("V1,V1\n");
         assert_eq!(
             (col, p4.to_string()),
@@ -1356,8 +1385,8 @@ pub(crate) mod tests {
                     + "\n"
             })
             .collect();
-        let a = parse(Path::new("a.csv"), plain.as_bytes()).unwrap();
-        let b = parse(Path::new("b.csv"), careful.as_bytes()).unwrap();
+        let a = parse(Path::new("a.csv"), plain.as_bytes(), &lab()).unwrap();
+        let b = parse(Path::new("b.csv"), careful.as_bytes(), &lab()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 2);
     }
@@ -1366,10 +1395,10 @@ pub(crate) mod tests {
     fn request_bodies_have_no_label() {
         let row: Vec<String> = (0..N_FEATURES).map(|i| format!("{i}")).collect();
         let row = row.join(",");
-        let v = parse_features(format!("{row}\n\n{row}").as_bytes()).unwrap();
+        let v = parse_features(format!("{row}\n\n{row}").as_bytes(), &lab()).unwrap();
         assert_eq!(v.len(), 2 * N_FEATURES);
         assert_eq!(v[N_FEATURES + 5], 5.0);
-        let e = parse_features(format!("{row}\n{row},0").as_bytes()).unwrap_err();
+        let e = parse_features(format!("{row}\n{row},0").as_bytes(), &lab()).unwrap_err();
         assert_eq!((e.line, e.column), (2, 30));
     }
 
@@ -1462,7 +1491,7 @@ pub(crate) mod tests {
             text.push_str(&lab_line(if i % 9 == 0 { "1" } else { "0" }));
             text.push_str("\n\n");
         }
-        let plain = parse(p, text.as_bytes()).unwrap();
+        let plain = parse(p, text.as_bytes(), &lab()).unwrap();
         assert_eq!(plain.len(), 50);
         assert_eq!(parse_gz(p, &gzip(text.as_bytes()), 1000).unwrap(), plain);
         // two members in a row read as one text
@@ -1522,7 +1551,7 @@ pub(crate) mod tests {
             "{e}"
         );
         assert!(matches!(
-            read_file(&d.join("s.csv")),
+            read_file(&d.join("s.csv"), &lab()),
             Err(DataError::NotAFile { .. })
         ));
     }
@@ -1574,6 +1603,6 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv.gz");
         std::fs::write(&p, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
-        assert!(matches!(read_file(&p), Err(DataError::Gzip { .. })));
+        assert!(matches!(read_file(&p, &lab()), Err(DataError::Gzip { .. })));
     }
 }

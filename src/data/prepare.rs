@@ -178,7 +178,8 @@ mod tests {
         assert!(first.starts_with("-13.25,-12.25,"), "{first}");
         assert!(first.ends_with(",-0.3492313067728856,1"), "{first}");
         // the output reads back through the lab reader
-        let d = super::super::csv::read_file(&p.train_path).unwrap();
+        let d =
+            super::super::csv::read_file(&p.train_path, &super::super::csv::tests::lab()).unwrap();
         assert_eq!(d.len(), 8);
         let again = prepare(&input, &dir.path().join("out2")).unwrap();
         assert_eq!(std::fs::read(&again.train_path).unwrap(), train.as_bytes());

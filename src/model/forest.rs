@@ -572,12 +572,18 @@ mod tests {
                 "{d}"
             );
         }
+        let wide = Forest::new(vec![Tree {
+            nodes: vec![split(29, 0.5, 1, 2), leaf(0.1), leaf(0.9)],
+        }])
+        .unwrap();
+        assert_eq!(wide.check_features(30), Ok(()));
         assert_eq!(
-            defect(vec![split(29, 0.5, 1, 2), leaf(0.1), leaf(0.9)]),
+            wide.check_features(29).unwrap_err(),
             Defect::Feature {
                 tree: 0,
                 node: 0,
-                feature: 29
+                feature: 29,
+                columns: 29
             }
         );
         let splits = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY].map(|t| {

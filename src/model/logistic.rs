@@ -208,6 +208,7 @@ mod tests {
             m.scaler().cloned(),
             crate::model::Estimator::Logistic(diverged),
             m.provenance().clone(),
+            m.schema_arc().clone(),
         )
         .unwrap_err();
         assert!(

@@ -692,6 +692,20 @@ pub struct Artifact {
     models: Vec<TrainedModel>,
 }
 
+impl Serialize for Artifact {
+    /// The payload as written (format version 2).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ArtifactOut {
+            created_by: &self.created_by,
+            schema: &self.schema,
+            amount_scaling: self.amount_scaling.as_ref(),
+            default_model: self.default_model,
+            models: &self.models,
+        }
+        .serialize(s)
+    }
+}
+
 /// The payload as written (format version 2).
 #[derive(Serialize)]
 struct ArtifactOut<'a> {
@@ -829,15 +843,8 @@ impl Artifact {
 
     /// Serializes to the file format (header line + payload).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let out = ArtifactOut {
-            created_by: &self.created_by,
-            schema: &self.schema,
-            amount_scaling: self.amount_scaling.as_ref(),
-            default_model: self.default_model,
-            models: &self.models,
-        };
         let payload =
-            serde_json::to_vec(&out).expect("artifact serializes: no maps with non-string keys");
+            serde_json::to_vec(self).expect("artifact serializes: no maps with non-string keys");
         let header = Header {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -953,7 +960,13 @@ impl Artifact {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::data::N_FEATURES;
     use crate::Rng;
+
+    /// The lab's schema, shared.
+    pub(crate) fn lab() -> Arc<Schema> {
+        Arc::new(Schema::lab())
+    }
     use rand::{Rng as _, SeedableRng};
 
     pub(crate) fn sample_artifact() -> Artifact {
@@ -974,6 +987,7 @@ pub(crate) mod tests {
             Some(Scaler::fit(&x, N_FEATURES)),
             Estimator::Dnn(dnn::Mlp::init(N_FEATURES, &[10, 20, 10], &mut rng)),
             provenance.clone(),
+            lab(),
         )
         .unwrap();
         let logistic = TrainedModel::new(
@@ -981,6 +995,7 @@ pub(crate) mod tests {
             Some(Scaler::fit(&x, N_FEATURES)),
             Estimator::Logistic(logistic::Logistic::new(vec![0.1; N_FEATURES], -3.0).unwrap()),
             provenance,
+            lab(),
         )
         .unwrap();
         Artifact::new(vec![dnn, logistic], ModelKind::Dnn).unwrap()
@@ -1014,7 +1029,7 @@ pub(crate) mod tests {
         let m = a.model(None).unwrap();
         let (est, prov) = (m.estimator.clone(), m.provenance.clone());
         let narrow = Scaler::fit(&[1.0, 2.0, 3.0, 4.0], 2);
-        let e = TrainedModel::new(0.5, Some(narrow), est.clone(), prov.clone()).unwrap_err();
+        let e = TrainedModel::new(0.5, Some(narrow), est.clone(), prov.clone(), lab()).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -1029,12 +1044,13 @@ pub(crate) mod tests {
             ),
             "{e}"
         );
-        let e = TrainedModel::new(1.5, m.scaler.clone(), est.clone(), prov.clone()).unwrap_err();
+        let e =
+            TrainedModel::new(1.5, m.scaler.clone(), est.clone(), prov.clone(), lab()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "model 'dnn' refused: the decision threshold is 1.5: must be in [0, 1]"
         );
-        let e = TrainedModel::new(0.5, None, est, prov).unwrap_err();
+        let e = TrainedModel::new(0.5, None, est, prov, lab()).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -1054,12 +1070,21 @@ pub(crate) mod tests {
         a: &Artifact,
         tamper: impl FnOnce(&mut serde_json::Value),
     ) -> Result<Artifact, ModelError> {
+        resigned_as(a, FORMAT_VERSION, tamper)
+    }
+
+    /// [`resigned`] under the header's format version `version`.
+    fn resigned_as(
+        a: &Artifact,
+        version: u32,
+        tamper: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<Artifact, ModelError> {
         let mut v = serde_json::to_value(a).unwrap();
         tamper(&mut v);
         let payload = serde_json::to_vec(&v).unwrap();
         let header = Header {
             format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
+            format_version: version,
             payload_bytes: payload.len(),
             payload_crc32: format!("{:08x}", crc32fast::hash(&payload)),
         };
@@ -1067,6 +1092,125 @@ pub(crate) mod tests {
         bytes.push(b'\n');
         bytes.extend_from_slice(&payload);
         Artifact::from_bytes(Path::new("m/ccfraud-model.json"), &bytes)
+    }
+
+    #[test]
+    fn version_1_artifacts_load_as_the_lab_schema() {
+        let a = sample_artifact();
+        let v1 = |v: &mut serde_json::Value| {
+            let o = v.as_object_mut().unwrap();
+            o.remove("schema");
+            o.insert("feature_names".into(), serde_json::json!(crate::schema::LAB_NAMES));
+        };
+        let back = resigned_as(&a, 1, v1).unwrap();
+        assert_eq!(back, a);
+        assert!(back.schema().is_lab());
+        let row: Vec<f32> = (0..N_FEATURES).map(|i| i as f32 / 7.0).collect();
+        for m in a.models() {
+            let b = back.model(Some(m.kind())).unwrap();
+            assert_eq!(m.score_row(&row), b.score_row(&row));
+        }
+        // version 1 names the lab's features, in order, or nothing loads
+        let p = resigned_as(&a, 1, |v| {
+            v1(v);
+            v["feature_names"][0] = serde_json::json!("Time");
+        });
+        assert!(
+            matches!(
+                p,
+                Err(ModelError::Corrupt {
+                    problem: Corruption::Features(_),
+                    ..
+                })
+            ),
+            "{p:?}"
+        );
+        let p = resigned_as(&a, 1, |v| {
+            v.as_object_mut().unwrap().remove("schema");
+        });
+        assert!(
+            matches!(
+                p,
+                Err(ModelError::Corrupt {
+                    problem: Corruption::Missing { version: 1, .. },
+                    ..
+                })
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn user_schemas_travel_in_the_artifact_and_drive_the_design() {
+        use crate::schema::{Column, Form, Kind};
+        let schema = Arc::new(
+            Schema::new(
+                Form::Header,
+                vec![
+                    Column::numeric("amt"),
+                    Column {
+                        name: "mcc".into(),
+                        kind: Kind::Categorical {
+                            categories: vec!["5411".into(), "5812".into()],
+                        },
+                    },
+                ],
+                "y".into(),
+                Some("amt".into()),
+            )
+            .unwrap(),
+        );
+        // design rows: amt, mcc=5411, mcc=5812, mcc=(other)
+        let x = [1.0f32, 1.0, 0.0, 0.0, 3.0, 0.0, 1.0, 0.0];
+        let weights = vec![0.5, 1.0, -1.0, 2.0];
+        let prov = sample_artifact().models()[0].provenance.clone();
+        let m = TrainedModel::new(
+            0.5,
+            Some(Scaler::fit(&x, 4)),
+            Estimator::Logistic(logistic::Logistic::new(weights.clone(), 0.0).unwrap()),
+            prov.clone(),
+            schema.clone(),
+        )
+        .unwrap();
+        let a = Artifact::new(vec![m], ModelKind::Logistic).unwrap();
+        let back = Artifact::from_bytes(Path::new("m"), &a.to_bytes()).unwrap();
+        assert_eq!(back, a);
+        assert_eq!(*back.schema(), *schema);
+        assert!(serde_json::to_value(&a)
+            .unwrap()
+            .get("amount_scaling")
+            .is_none());
+        let m = back.model(None).unwrap();
+        // by hand: standardize the design row (missing at the mean: 0), dot
+        let s = m.scaler().unwrap();
+        let by_hand = |design: [f32; 4]| {
+            let z: f32 = design
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| {
+                    let t = (v - s.mean()[j]) / s.std()[j];
+                    weights[j] * if t.is_nan() { 0.0 } else { t }
+                })
+                .sum();
+            1.0 / (1.0 + (-z).exp())
+        };
+        let close = |a: f32, b: f32| assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        close(m.score_row(&[2.0, 1.0]), by_hand([2.0, 0.0, 1.0, 0.0]));
+        close(m.score_row(&[2.0, 2.0]), by_hand([2.0, 0.0, 0.0, 1.0]));
+        close(
+            m.score_row(&[f32::NAN, f32::NAN]),
+            by_hand([f32::NAN, 0.0, 0.0, 0.0]),
+        );
+        // a scaler over the encoded row (2 values), not the design (4), is refused
+        let e = TrainedModel::new(
+            0.5,
+            Some(Scaler::fit(&[1.0, 2.0], 2)),
+            Estimator::Logistic(logistic::Logistic::new(weights, 0.0).unwrap()),
+            prov,
+            schema,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("expected 4"), "{e}");
     }
 
     /// The defect found in the model `model` of a re-signed artifact.
@@ -1181,14 +1325,29 @@ pub(crate) mod tests {
             l[0]["weights"].as_array_mut().unwrap().truncate(28 * 10);
             v["models"][0]["estimator"]["layers"] = l;
         });
-        assert_eq!(d, Defect::Inputs { found: 28 });
+        assert_eq!(
+            d,
+            Defect::Inputs {
+                found: 28,
+                expected: 29
+            }
+        );
         let (m, d) = defect(&a, |v| {
             v["models"][1]["estimator"]["weights"]
                 .as_array_mut()
                 .unwrap()
                 .pop();
         });
-        assert_eq!((m, d), (ModelKind::Logistic, Defect::Inputs { found: 28 }));
+        assert_eq!(
+            (m, d),
+            (
+                ModelKind::Logistic,
+                Defect::Inputs {
+                    found: 28,
+                    expected: 29
+                }
+            )
+        );
         // JSON holds no infinity; serde_json refuses one past f32's range
         let p = resigned(&a, |v| v["models"][1]["scaler"]["mean"][5] = json!(-1e39));
         assert!(
@@ -1245,10 +1404,19 @@ pub(crate) mod tests {
         assert!(matches!(p, Corruption::NoDefault(ModelKind::Forest)), "{p}");
         let p = problem(&|v| v["models"] = json!([]));
         assert!(matches!(p, Corruption::NoModels), "{p}");
-        let p = problem(&|v| v["feature_names"][0] = json!("Time"));
-        assert!(matches!(p, Corruption::Features(_)), "{p}");
+        let p = problem(&|v| v["schema"]["columns"][0]["name"] = json!("Time"));
+        assert!(matches!(p, Corruption::Payload(_)), "{p}");
+        assert!(p.to_string().contains("lab's schema"), "{p}");
         let p = problem(&|v| v["amount_scaling"]["std"] = json!(1.0));
         assert!(matches!(p, Corruption::AmountScaling { .. }), "{p}");
+        let p = problem(&|v| {
+            v.as_object_mut().unwrap().remove("amount_scaling");
+        });
+        assert!(matches!(p, Corruption::Missing { .. }), "{p}");
+        let p = problem(&|v| {
+            v.as_object_mut().unwrap().remove("schema");
+        });
+        assert!(matches!(p, Corruption::Missing { version: 2, .. }), "{p}");
         let p = problem(&|v| v["models"][0]["estimator"]["layers"][0]["weights"] = json!("x"));
         assert!(matches!(p, Corruption::Payload(_)), "{p}");
         // unchanged, it loads
@@ -1274,10 +1442,10 @@ pub(crate) mod tests {
     fn rejects_wrong_version_truncation_and_corruption() {
         let bytes = sample_artifact().to_bytes();
         let text = String::from_utf8(bytes.clone()).unwrap();
-        let v2 = text.replacen("\"format_version\":1", "\"format_version\":2", 1);
+        let v3 = text.replacen("\"format_version\":2", "\"format_version\":3", 1);
         assert!(matches!(
-            Artifact::from_bytes(Path::new("m"), v2.as_bytes()),
-            Err(ModelError::Version { found: 2, .. })
+            Artifact::from_bytes(Path::new("m"), v3.as_bytes()),
+            Err(ModelError::Version { found: 3, .. })
         ));
         let cut = &bytes[..bytes.len() - 10];
         let e = Artifact::from_bytes(Path::new("m"), cut)

@@ -598,13 +598,18 @@ fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::N_FEATURES;
     use crate::Rng;
+
+    fn lab() -> Arc<Schema> {
+        Arc::new(Schema::lab())
+    }
     use rand::{Rng as _, SeedableRng};
 
     /// Synthetic transactions: frauds shifted on a few features.
     pub(crate) fn synthetic(n: usize, seed: u64) -> Dataset {
         let mut rng = Rng::seed_from_u64(seed);
-        let mut d = Dataset::default();
+        let mut d = Dataset::new(N_FEATURES);
         for _ in 0..n {
             let fraud = rng.random::<f64>() < 0.03;
             for j in 0..N_FEATURES {
@@ -628,6 +633,7 @@ mod tests {
         .unwrap();
         let o = fit_all(
             &p,
+            &lab(),
             synthetic(4000, 1),
             None,
             Some(synthetic(1000, 2)),
@@ -662,7 +668,7 @@ mod tests {
         let cancel = CancellationToken::new();
         cancel.cancel();
         let p = TrainParams::default();
-        let e = fit_all(&p, synthetic(500, 4), None, None, &cancel).unwrap_err();
+        let e = fit_all(&p, &lab(), synthetic(500, 4), None, None, &cancel).unwrap_err();
         assert!(matches!(e, TrainError::Interrupted), "{e}");
         assert_eq!(e.exit(), Exit::Stopped);
 
@@ -670,7 +676,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = MlRoot::new(dir.path());
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
-        let o = fit_all(&p, synthetic(500, 5), None, None, &CancellationToken::new()).unwrap();
+        let o = fit_all(
+            &p,
+            &lab(),
+            synthetic(500, 5),
+            None,
+            None,
+            &CancellationToken::new(),
+        )
+        .unwrap();
         assert!(matches!(
             commit(&root, &o, &cancel),
             Err(TrainError::Interrupted)
@@ -724,7 +738,7 @@ mod tests {
         d.labels.fill(1);
         d.labels[0] = 0;
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
-        let e = fit_all(&p, d, None, None, &CancellationToken::new()).unwrap_err();
+        let e = fit_all(&p, &lab(), d, None, None, &CancellationToken::new()).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -744,7 +758,15 @@ mod tests {
     #[test]
     fn an_artifact_that_would_not_load_is_not_written() {
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
-        let o = fit_all(&p, synthetic(500, 5), None, None, &CancellationToken::new()).unwrap();
+        let o = fit_all(
+            &p,
+            &lab(),
+            synthetic(500, 5),
+            None,
+            None,
+            &CancellationToken::new(),
+        )
+        .unwrap();
         let m = &o.artifact.models()[0];
         let mut x = synthetic(10, 1).features;
         x[3] = f32::INFINITY;
@@ -753,6 +775,7 @@ mod tests {
             Some(Scaler::fit(&x, N_FEATURES)),
             m.estimator().clone(),
             m.provenance().clone(),
+            lab(),
         );
         let bad = match bad.and_then(|b| Artifact::new(vec![b], ModelKind::Logistic)) {
             Ok(a) => a,
@@ -814,6 +837,7 @@ mod tests {
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
         let o = fit_all(
             &p,
+            &lab(),
             synthetic(3000, 3),
             None,
             None,
