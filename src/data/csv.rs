@@ -506,11 +506,13 @@ fn push_row(
                 row[LAB_AMOUNT] =
                     standardize_amount(f64::from(parse_value(field).map_err(at)?)) as f32
             }
-            Role::Label => match parse_number(field).map_err(at)? {
-                v if v == 0.0 => out.labels.push(0),
-                v if v == 1.0 => out.labels.push(1),
-                _ => return Err(at(Problem::Label(Shown::new(field)))),
-            },
+            Role::Label => {
+                let v = parse_number(field).map_err(at)?;
+                if v != 0.0 && v != 1.0 {
+                    return Err(at(Problem::Label(Shown::new(field))));
+                }
+                out.labels.push(u8::from(v == 1.0));
+            }
         }
     }
     column_count(layout.roles.len(), rec.len())
@@ -822,6 +824,31 @@ fn header_of(path: &Path, raw: &[u8], schema: &Schema) -> Result<Option<Vec<Stri
     }))
 }
 
+/// The check that every file of a channel has the first one's header.
+#[derive(Default)]
+struct SameHeader {
+    first: Option<(PathBuf, Vec<String>)>,
+}
+
+impl SameHeader {
+    fn check(&mut self, path: &Path, raw: &[u8], schema: &Schema) -> Result<()> {
+        let Some(h) = header_of(path, raw, schema)? else {
+            return Ok(());
+        };
+        match &self.first {
+            None => self.first = Some((path.to_owned(), h)),
+            Some((first, names)) if *names != h => {
+                return Err(DataError::HeaderMismatch {
+                    first: first.clone(),
+                    path: path.to_owned(),
+                })
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
 /// The schema a training file's first line and the hyperparameters give,
 /// vocabularies still empty: the lab's for the lab's and Kaggle's files
 /// (unless a hyperparameter names columns), a header's names, or the
@@ -879,6 +906,9 @@ fn draft_schema(spec: &Spec, path: &Path, raw: &[u8]) -> Result<Schema> {
     }
 }
 
+/// How often each (column, value) occurs.
+type Counts = HashMap<(usize, String), u64>;
+
 /// Counts the values of each categorical column of one file (keyed by
 /// column index), in parallel over the file's blocks and chunks.
 fn count_categories(
@@ -904,10 +934,10 @@ fn count_categories(
             })
             .collect();
         let chunks = split_chunks(body, rayon::current_num_threads() * 2, 1 << 20);
-        let parts: Vec<std::result::Result<HashMap<(usize, String), u64>, RowError>> = chunks
+        let parts: Vec<std::result::Result<Counts, RowError>> = chunks
             .par_iter()
             .map(|chunk| {
-                let mut m: HashMap<(usize, String), u64> = HashMap::new();
+                let mut m = Counts::new();
                 records(chunk, |rec| {
                     for &(col, j) in &cats {
                         let f = rec.get(col).unwrap_or_default();
@@ -1099,8 +1129,11 @@ pub fn read_train_channel(
         draft
     } else {
         let mut counts = vec![HashMap::new(); draft.n_columns()];
+        let mut headers = SameHeader::default();
         for f in &files {
-            count_categories(f, &read_parallel(f)?, &draft, &mut counts)?;
+            let raw = read_parallel(f)?;
+            headers.check(f, &raw, &draft)?;
+            count_categories(f, &raw, &draft, &mut counts)?;
         }
         let vocabularies = draft
             .columns()
@@ -1162,21 +1195,10 @@ fn read_files(
         return Err(refuse(ChannelProblem::NoFiles));
     }
     let mut all = Dataset::new(schema.n_columns());
-    let mut header: Option<(&PathBuf, Vec<String>)> = None;
+    let mut headers = SameHeader::default();
     for f in files {
         let raw = read_parallel(f)?;
-        if let Some(h) = header_of(f, &raw, schema)? {
-            match &header {
-                None => header = Some((f, h)),
-                Some((first, names)) if *names != h => {
-                    return Err(DataError::HeaderMismatch {
-                        first: (*first).clone(),
-                        path: f.clone(),
-                    })
-                }
-                Some(_) => {}
-            }
-        }
+        headers.check(f, &raw, schema)?;
         all.extend(parse_file(f, &raw, schema)?);
     }
     if all.is_empty() {
@@ -1469,6 +1491,281 @@ pub(crate) mod tests {
         std::fs::write(dir.path().join(".hidden"), "garbage").unwrap();
         let d = read_channel("train", dir.path()).unwrap();
         assert_eq!(d.labels, vec![0, 1]);
+    }
+
+    /// A channel folder holding `files` (name, text).
+    fn channel(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn train_with(spec: &Spec, files: &[(&str, &str)]) -> Result<(Dataset, Arc<Schema>)> {
+        let dir = channel(files);
+        read_train_channel("train", dir.path(), spec)
+    }
+
+    /// A header CSV: id, amount, country (categorical), hour, is_fraud;
+    /// `n` rows, every fifth a fraud, country US twice as often as GB, one
+    /// rare FR, some amounts missing.
+    fn user_csv(n: usize) -> String {
+        let mut t = String::from("id,amount,country,hour,is_fraud\n");
+        for i in 0..n {
+            let country = if i == 7 {
+                "FR"
+            } else if i % 3 == 0 {
+                "GB"
+            } else {
+                "US"
+            };
+            let amount = if i % 11 == 0 {
+                String::new()
+            } else {
+                format!("{}.25", i % 40)
+            };
+            t.push_str(&format!(
+                "{i},{amount},{country},{},{}\n",
+                i % 24,
+                u8::from(i % 5 == 0)
+            ));
+        }
+        t
+    }
+
+    fn user_spec() -> Spec {
+        Spec {
+            label: Some("is_fraud".into()),
+            ignore: vec!["id".into()],
+            categorical: vec!["country".into()],
+            amount: Some("amount".into()),
+            ..Spec::default()
+        }
+    }
+
+    #[test]
+    fn a_header_csv_trains_under_its_own_schema() {
+        let (d, schema) = train_with(&user_spec(), &[("a.csv", &user_csv(100))]).unwrap();
+        assert_eq!(schema.form(), crate::schema::Form::Header);
+        assert_eq!(
+            schema.names().collect::<Vec<_>>(),
+            ["amount", "country", "hour"]
+        );
+        // US 67, GB 32, FR 1 (< min_category_count 10: other)
+        assert_eq!(schema.columns()[1].categories().unwrap(), ["US", "GB"]);
+        assert_eq!((d.len(), d.width, d.n_fraud()), (100, 3, 20));
+        assert!(d.row(0)[0].is_nan(), "an empty amount is missing");
+        assert_eq!(d.row(1), [1.25, 0.0, 1.0]);
+        assert_eq!(d.row(3)[1], 1.0, "GB");
+        assert_eq!(d.row(7)[1], 2.0, "FR is rare: other");
+        // the same header in a second file, gzip-compressed: read alike
+        let text = user_csv(100);
+        let dir = channel(&[("a.csv", &text)]);
+        std::fs::write(dir.path().join("b.csv.gz"), gzip(text.as_bytes())).unwrap();
+        let (d2, s2) = read_train_channel("train", dir.path(), &user_spec()).unwrap();
+        assert_eq!(*s2, *schema);
+        assert_eq!(d2.len(), 200);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&d2.features[..300]), bits(&d.features));
+        assert_eq!(bits(&d2.features[300..]), bits(&d.features));
+        // validation and test channels read under the train's schema: an
+        // unseen category is other, the columns are found by name
+        let reordered = "hour,is_fraud,country,amount,id\n3,1,DE,2.5,9\n4,0,US,,10\n";
+        let dir = channel(&[("t.csv", reordered)]);
+        let t = super::read_channel("test", dir.path(), &schema).unwrap();
+        assert_eq!(t.row(0), [2.5, 2.0, 3.0]);
+        assert!(t.row(1)[0].is_nan());
+        assert_eq!(t.row(1)[1], 0.0);
+        assert_eq!(t.labels, [1, 0]);
+    }
+
+    #[test]
+    fn schema_errors_name_the_file_and_the_column() {
+        let spec = user_spec();
+        let text = user_csv(50);
+        // a file whose header differs
+        let other = text.replacen("hour", "hours", 1);
+        let e = train_with(&spec, &[("a.csv", &text), ("b.csv", &other)]).unwrap_err();
+        assert!(matches!(e, DataError::HeaderMismatch { .. }), "{e}");
+        assert!(
+            e.to_string().contains("b.csv: its header differs from")
+                && e.to_string().contains("a.csv"),
+            "{e}"
+        );
+        // no label column: the columns found are listed
+        let e = train_with(&Spec::default(), &[("a.csv", &text)]).unwrap_err();
+        assert!(
+            e.to_string().contains("no label column 'Class'")
+                && e.to_string().contains("'is_fraud'"),
+            "{e}"
+        );
+        // a word in a numeric column: hint at categorical
+        let e = train_with(
+            &Spec {
+                categorical: vec![],
+                ..spec.clone()
+            },
+            &[("a.csv", &text)],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::Row {
+                    line: 2,
+                    column: 3,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("list the column in the hyperparameter categorical"),
+            "{e}"
+        );
+        // a label that is not 0/1
+        let bad = text.replacen(",0\n", ",2\n", 1);
+        let e = train_with(&spec, &[("a.csv", &bad)]).unwrap_err();
+        assert!(
+            e.to_string().contains("label must be 0 or 1, found '2'"),
+            "{e}"
+        );
+        // a column with no value at all
+        let blank: String = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                if i > 0 {
+                    f[3] = "";
+                }
+                f.join(",") + "\n"
+            })
+            .collect();
+        let e = train_with(&spec, &[("a.csv", &blank)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("column 'hour' has no value in any row"),
+            "{e}"
+        );
+        // too many categories
+        let e = train_with(
+            &Spec {
+                max_categories: 2,
+                ..spec.clone()
+            },
+            &[("a.csv", &text)],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("'country' has 3 distinct values, more than max_categories=2"),
+            "{e}"
+        );
+        // a headerless file that is not the lab's
+        let e = train_with(&Spec::default(), &[("a.csv", "1,2,3\n0,1,2\n")]).unwrap_err();
+        assert!(matches!(e, DataError::Headerless { columns: 3, .. }), "{e}");
+        assert!(e.to_string().contains("label_column=first"), "{e}");
+        // a hyperparameter naming a column the file does not have
+        let e = train_with(
+            &Spec {
+                ignore: vec!["nope".into()],
+                ..spec
+            },
+            &[("a.csv", &text)],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a.csv: hyperparameter ignore names column 'nope'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn label_first_files_are_the_built_in_algorithms_layout() {
+        let spec = Spec {
+            form: FormChoice::LabelFirst,
+            ..Spec::default()
+        };
+        let text = "1,0.5,,3\n0,1.5,2,NaN\n0,2.5,1,1\n";
+        let (d, schema) = train_with(&spec, &[("a.csv", text)]).unwrap();
+        assert_eq!(schema.form(), crate::schema::Form::LabelFirst);
+        assert_eq!(schema.names().collect::<Vec<_>>(), ["f0", "f1", "f2"]);
+        assert_eq!(d.labels, [1, 0, 0]);
+        assert_eq!(d.row(2), [2.5, 1.0, 1.0]);
+        assert!(d.row(0)[1].is_nan() && d.row(1)[2].is_nan());
+        // the lab's files still are the lab's schema by default
+        let (lab_d, lab_s) = train_with(
+            &Spec::default(),
+            &[("a.csv", &format!("{}\n{}\n", lab_line("0"), lab_line("1")))],
+        )
+        .unwrap();
+        assert!(lab_s.is_lab());
+        assert_eq!(lab_d.width, N_FEATURES);
+        // and Kaggle's header names columns generically once a column
+        // hyperparameter is set: Time kept, Amount raw
+        let mut kaggle = String::from("Time,");
+        kaggle += &(1..=28)
+            .map(|i| format!("V{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        kaggle += ",Amount,Class\n";
+        for (i, y) in [(0, 0), (1, 1)] {
+            kaggle += &format!("{i},{},{}.5,{y}\n", vec!["0.1"; 28].join(","), 100 + i);
+        }
+        let (k, ks) = train_with(
+            &Spec {
+                amount: Some("Amount".into()),
+                ..Spec::default()
+            },
+            &[("k.csv", &kaggle)],
+        )
+        .unwrap();
+        assert_eq!(ks.n_columns(), 30);
+        assert_eq!(ks.names().next(), Some("Time"));
+        assert_eq!(k.row(1)[29], 101.5, "the raw Amount");
+        let (_, ks) = train_with(&Spec::default(), &[("k.csv", &kaggle)]).unwrap();
+        assert!(ks.is_lab());
+    }
+
+    #[test]
+    fn request_bodies_may_carry_a_header() {
+        let (_, schema) = train_with(&user_spec(), &[("a.csv", &user_csv(60))]).unwrap();
+        let v = parse_features(b"country,hour,amount\nGB,3,1.5\nXX,4,\n", &schema).unwrap();
+        assert_eq!(&v[..3], [1.5, 1.0, 3.0]);
+        assert_eq!(v[4], 2.0, "an unknown category is other");
+        assert!(v[3].is_nan());
+        let v = parse_features(b"1.5,GB,3\n", &schema).unwrap();
+        assert_eq!(v, [1.5, 1.0, 3.0]);
+        let e = parse_features(b"country,hour,amount,zip\nGB,3,1.5,1\n", &schema).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 4));
+        assert!(
+            e.problem.to_string().contains("unknown column 'zip'"),
+            "{}",
+            e.problem
+        );
+        let e = parse_features(b"country,hour\nGB,3\n", &schema).unwrap_err();
+        assert_eq!(e.problem, Problem::MissingColumn("amount".into()));
+        let e = parse_features(b"GB,3,1.5\n", &schema).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1));
+        // the lab's: Kaggle's names, Class and Time read past, Amount raw
+        let lab = lab();
+        let mut head = String::from("Time,");
+        head += &(1..=28)
+            .map(|i| format!("V{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let row = vec!["0.5"; 28].join(",");
+        let v = parse_features(
+            format!("{head},Amount\n7,{row},{}\n", crate::data::AMOUNT_MEAN).as_bytes(),
+            &lab,
+        )
+        .unwrap();
+        assert_eq!(v.len(), 29);
+        assert!(v[28].abs() < 1e-6);
     }
 
     /// `text` gzip-compressed (also for `prepare`'s tests).

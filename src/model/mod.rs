@@ -1100,7 +1100,10 @@ pub(crate) mod tests {
         let v1 = |v: &mut serde_json::Value| {
             let o = v.as_object_mut().unwrap();
             o.remove("schema");
-            o.insert("feature_names".into(), serde_json::json!(crate::schema::LAB_NAMES));
+            o.insert(
+                "feature_names".into(),
+                serde_json::json!(crate::schema::LAB_NAMES),
+            );
         };
         let back = resigned_as(&a, 1, v1).unwrap();
         assert_eq!(back, a);
@@ -1138,6 +1141,50 @@ pub(crate) mod tests {
             ),
             "{p:?}"
         );
+    }
+
+    /// A version-1 artifact written by ccfraud before schemas (commit
+    /// 27576c7: dnn, logistic and a small forest on synthetic lab rows) and
+    /// the fraud scores that build served for six rows: this build loads it
+    /// as the lab's schema and gives the same scores.
+    #[test]
+    fn a_real_version_1_artifact_serves_as_before() {
+        let bytes = include_bytes!("../../tests/fixtures/artifact-v1/ccfraud-model.json");
+        let expected: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/artifact-v1/expected.json"
+        ))
+        .unwrap();
+        assert!(bytes.starts_with(br#"{"format":"ccfraud-model","format_version":1,"#));
+        let a = Artifact::from_bytes(Path::new("v1"), bytes).unwrap();
+        assert!(a.schema().is_lab());
+        let rows: Vec<f32> = expected["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+            })
+            .collect();
+        for kind in ModelKind::ALL {
+            let m = a.model(Some(kind)).unwrap();
+            let mut out = vec![0f32; rows.len() / N_FEATURES];
+            m.predict_proba(&rows, &mut out);
+            let want = expected[kind.name()].as_array().unwrap();
+            assert_eq!(out.len(), want.len());
+            for (got, want) in out.iter().zip(want) {
+                let want = want.as_f64().unwrap() as f32;
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1e-30),
+                    "{kind}: {got} vs {want}"
+                );
+            }
+        }
+        // and written again, it is version 2 with the lab's schema
+        let again = Artifact::from_bytes(Path::new("v2"), &a.to_bytes()).unwrap();
+        assert_eq!(again, a);
     }
 
     #[test]
