@@ -55,7 +55,7 @@ fn resigned(tamper: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
     let payload = serde_json::to_vec(&payload).unwrap();
     let header = serde_json::json!({
         "format": "ccfraud-model",
-        "format_version": 1,
+        "format_version": 2,
         "payload_bytes": payload.len(),
         "payload_crc32": format!("{:08x}", crc32fast::hash(&payload)),
     });
@@ -118,7 +118,7 @@ fn resigned_artifacts_that_do_not_fit_the_schema_are_refused() {
                     .unwrap()
                     .pop();
             },
-            &["model 'logistic'", "takes 28 inputs, the schema has 29"],
+            &["model 'logistic'", "takes 28 inputs, the schema gives 29"],
         ),
         (
             |v| {
