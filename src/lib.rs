@@ -11,8 +11,11 @@
 //!   the failure file, the exit-code policy ([`sagemaker::Exit`]), metric
 //!   lines, `model.tar.gz` ([`sagemaker::archive`]).
 //! - [`s3`]: S3 transport only (get, put, multipart, download a prefix).
-//! - [`data`]: transactions in, rows out: the 29-feature schema, the one CSV
-//!   reader for files, `prepare` and request bodies, splits.
+//! - [`schema`]: the columns a model reads (names, kinds, vocabularies,
+//!   label, amount), derived from the data and hyperparameters; the lab's
+//!   29 columns are one value of it.
+//! - [`data`]: transactions in, rows out under a schema: the one CSV reader
+//!   for files, `prepare` and request bodies, splits.
 //! - [`model`]: pure math: [`model::ModelKind`], the [`model::Model`] trait
 //!   (every estimator implements it), the DNN, logistic regression, random
 //!   forest, the versioned artifact.

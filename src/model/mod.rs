@@ -2,13 +2,17 @@
 //! serving calls, and the model artifact (versioned, checksummed, atomically
 //! written by training, verified on load).
 //!
-//! # Artifact format (`ccfraud-model.json`, format version 1)
+//! # Artifact format (`ccfraud-model.json`, format version 2)
 //! Two parts separated by the first newline:
-//! 1. a header, one JSON line: `{"format":"ccfraud-model","format_version":1,
+//! 1. a header, one JSON line: `{"format":"ccfraud-model","format_version":2,
 //!    "payload_bytes":N,"payload_crc32":"8 hex digits"}`;
-//! 2. the payload, JSON of [`Artifact`]: feature names and order, the lab's
-//!    `Amount` scaling constants, the name of the default model, and every
+//! 2. the payload, JSON of [`Artifact`]: the schema (columns, kinds, order,
+//!    vocabularies, label, amount column), the lab's `Amount` scaling
+//!    constants (lab schema only), the name of the default model, and every
 //!    trained model with its kind, scaler, threshold, weights and metrics.
+//!
+//! Version 1 (before schemas: `feature_names`, always the lab's) still
+//! loads, as the lab's schema.
 //!
 //! Loading refuses a file that is not regular or is over
 //! [`MAX_ARTIFACT_BYTES`], another format or version, a size or CRC-32

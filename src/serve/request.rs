@@ -834,6 +834,9 @@ fn parse_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+    fn parse_lab(f: Format, b: &[u8]) -> Result<Vec<f32>, ApiError> {
+        parse(f, b, &std::sync::Arc::new(crate::schema::Schema::lab()))
+    }
     use proptest::prelude::*;
 
     fn row_text(sep: &str) -> String {
@@ -846,14 +849,14 @@ mod tests {
     #[test]
     fn every_json_shape() {
         let r = row_text(",");
-        let one = parse(Format::Json, format!("[{r}]").as_bytes()).unwrap();
+        let one = parse_lab(Format::Json, format!("[{r}]").as_bytes()).unwrap();
         assert_eq!(one.len(), N_FEATURES);
         for body in [
             format!("[[{r}],[{r}]]"),
             format!("{{\"instances\": [[{r}],[{r}]]}}"),
             format!("{{\"inputs\": [[{r}],[{r}]]}}"),
         ] {
-            let v = parse(Format::Json, body.as_bytes()).unwrap();
+            let v = parse_lab(Format::Json, body.as_bytes()).unwrap();
             assert_eq!(v.len(), 2 * N_FEATURES, "{body}");
             assert_eq!(&v[..N_FEATURES], &one[..]);
         }
@@ -861,10 +864,10 @@ mod tests {
             .map(|i| format!("\"V{i}\": {i}, "))
             .collect::<String>()
             + "\"Amount\": 1.0, \"Time\": 5";
-        let v = parse(Format::Json, format!("{{{named}}}").as_bytes()).unwrap();
+        let v = parse_lab(Format::Json, format!("{{{named}}}").as_bytes()).unwrap();
         assert_eq!(v[0], 1.0);
         assert!((v[28] - -0.349_231_3).abs() < 1e-6);
-        let v = parse(
+        let v = parse_lab(
             Format::Json,
             format!("[{{{named}}}, {{{named}}}]").as_bytes(),
         )
@@ -877,24 +880,24 @@ mod tests {
         let r = row_text(",");
         let csv = format!("{r}\n\n{r}\r\n");
         assert_eq!(
-            parse(Format::Csv, csv.as_bytes()).unwrap().len(),
+            parse_lab(Format::Csv, csv.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         assert_eq!(
-            parse(Format::Detect, csv.as_bytes()).unwrap().len(),
+            parse_lab(Format::Detect, csv.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         let jl = format!("[{r}]\n[{r}]\n");
         assert_eq!(
-            parse(Format::JsonLines, jl.as_bytes()).unwrap().len(),
+            parse_lab(Format::JsonLines, jl.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         assert_eq!(
-            parse(Format::Detect, jl.as_bytes()).unwrap().len(),
+            parse_lab(Format::Detect, jl.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         assert_eq!(
-            parse(Format::Detect, format!("[{r}]").as_bytes())
+            parse_lab(Format::Detect, format!("[{r}]").as_bytes())
                 .unwrap()
                 .len(),
             N_FEATURES
@@ -915,7 +918,7 @@ mod tests {
     }
 
     fn bad(format: Format, body: &str) -> (String, Option<usize>, Option<String>) {
-        match parse(format, body.as_bytes()) {
+        match parse_lab(format, body.as_bytes()) {
             Err(ApiError::BadInput {
                 message,
                 row,
@@ -961,7 +964,7 @@ mod tests {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let (m, _, _) = bad(Format::Json, &deep);
         assert!(m.contains("malformed JSON"), "{m}");
-        match parse(Format::Json, b"[\xff]") {
+        match parse_lab(Format::Json, b"[\xff]") {
             Err(ApiError::BadInput { message, .. }) => assert!(message.contains("UTF-8")),
             other => panic!("{other:?}"),
         }
@@ -1024,9 +1027,9 @@ mod tests {
             .replacen("0.5", "3.4e38", 1)
             .replacen("1.5", "1e-50", 1)
             .replacen("2.5", "-0", 1);
-        let v = parse(Format::Json, format!("[{edge}]").as_bytes()).unwrap();
+        let v = parse_lab(Format::Json, format!("[{edge}]").as_bytes()).unwrap();
         assert_eq!((v[0], v[1], v[2]), (3.4e38, 0.0, 0.0));
-        assert!(parse(Format::Json, named("3e38").as_bytes()).is_ok());
+        assert!(parse_lab(Format::Json, named("3e38").as_bytes()).is_ok());
     }
 
     #[test]
@@ -1095,7 +1098,7 @@ mod tests {
     #[test]
     fn a_leading_byte_order_mark_is_ignored() {
         let r = row_text(",");
-        let want = parse(Format::Csv, r.as_bytes()).unwrap();
+        let want = parse_lab(Format::Csv, r.as_bytes()).unwrap();
         for (format, body) in [
             (Format::Json, format!("\u{feff}[{r}]")),
             (Format::Detect, format!("\u{feff}[{r}]")),
@@ -1103,7 +1106,7 @@ mod tests {
             (Format::Detect, format!("\u{feff}{r}")),
             (Format::JsonLines, format!("\u{feff}[{r}]")),
         ] {
-            assert_eq!(parse(format, body.as_bytes()).unwrap(), want, "{body}");
+            assert_eq!(parse_lab(format, body.as_bytes()).unwrap(), want, "{body}");
         }
     }
 
@@ -1132,7 +1135,7 @@ mod tests {
         let body = format!("[{}]", vec![row; n].join(","));
         let rows_kb = (n * N_FEATURES * 4 / 1024) as u64;
         let parse_kb = peak_kb(|| {
-            let v = parse(Format::Json, body.as_bytes()).unwrap();
+            let v = parse_lab(Format::Json, body.as_bytes()).unwrap();
             assert_eq!(v.len(), n * N_FEATURES);
             std::hint::black_box(&v);
         });
@@ -1152,7 +1155,7 @@ mod tests {
             body.push('\n');
         }
         assert!(body.len() > 2 << 20, "must span several chunks");
-        let v = parse(Format::Csv, body.as_bytes()).unwrap();
+        let v = parse_lab(Format::Csv, body.as_bytes()).unwrap();
         assert_eq!(v.len(), 30_000 * N_FEATURES);
         assert_eq!(&v[..N_FEATURES], &v[29_999 * N_FEATURES..]);
         body.push_str(&r.replacen("4.5", "oops", 1));
@@ -1165,7 +1168,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400)) {
             for f in [Format::Json, Format::Csv, Format::JsonLines, Format::Detect] {
-                if let Ok(rows) = parse(f, &body) {
+                if let Ok(rows) = parse_lab(f, &body) {
                     prop_assert!(!rows.is_empty() && rows.len() % N_FEATURES == 0);
                     prop_assert!(rows.iter().all(|v| v.is_finite()));
                 }
@@ -1178,8 +1181,8 @@ mod tests {
         ) {
             let body = vals.join(",");
             for f in [Format::Json, Format::Csv, Format::Detect] {
-                let _ = parse(f, body.as_bytes());
-                let _ = parse(f, format!("[{body}]").as_bytes());
+                let _ = parse_lab(f, body.as_bytes());
+                let _ = parse_lab(f, format!("[{body}]").as_bytes());
             }
         }
     }
