@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Real-browser test of the demo: installs Debian's chromium + chromium-driver
 # and Selenium (in a venv cached under ~/.cache/ccfraud), trains a model on the
-# real data if none is given, then runs tests/browser/demo_browser.py.
+# real data if none is given, then runs tests/browser/demo_browser.py: the
+# page on that lab model, on a model of another schema (a header and a
+# categorical column; the test makes its small CSV and trains it with $BIN),
+# and its fallbacks to the lab's list. BIN: CCFRAUD_BIN, else
+# $CARGO_TARGET_DIR/release/ccfraud.
 # Screenshots land in $CCFRAUD_ARTIFACTS (default ~/.cache/ccfraud/artifacts).
 #
 #   scripts/test-demo.sh [ML_ROOT_WITH_MODEL]

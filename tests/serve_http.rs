@@ -623,6 +623,7 @@ fn demo_serves_the_page_and_sends_alerts_to_the_log_and_the_webhook() {
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["apiUrl"], "http://127.0.0.1:8080/invocations");
+    assert_eq!(v["schemaUrl"], "http://127.0.0.1:8080/schema");
     assert_eq!(v["threshold"], 0.9);
     let (status, head, _) = http(&addr, "GET", "/", &[], b"");
     assert_eq!(status, 200);

@@ -4,11 +4,12 @@ The lab's `endpoint_invoker` Lambda (LAB.md, "Create a Lambda function" and
 the SNS appendix), made fit for production. Runs on the AWS Lambda Python
 runtime with its bundled boto3: standard library + boto3 only.
 
-The model container validates transactions (feature count, finite numbers,
-named features, batch shape) and answers a bad one with a 400
-{"error", "error_type", "row", "field"}; this function does not repeat that.
-It checks only what the container cannot see: the HTTP method, CORS, the
-body's size and its base64 encoding.
+The model container knows the model's columns (its schema: GET /schema) and
+validates transactions against them (column count and names, numbers,
+categories, batch shape); it answers a bad one with a 400
+{"error", "error_type", "row", "field"}. This function repeats none of that
+and assumes no schema: it checks only what the container cannot see: the
+HTTP method, CORS, the body's size and its base64 encoding.
 
 Environment:
   ENDPOINT_NAME         SageMaker endpoint to invoke (required)
@@ -19,13 +20,16 @@ Environment:
   LOG_LEVEL             logging level (default INFO)
 
 Request (API Gateway proxy integration, REST v1 or HTTP API v2 payload): a
-JSON body in any form the container accepts - the lab's list of 29 numbers
-(V1..V28, standardized Amount), a list of such lists, named-feature objects,
-{"instances": ...}. It is forwarded byte for byte as application/json. The
-body may be base64-encoded (isBase64Encoded). OPTIONS is a CORS preflight.
+JSON body in any form the container accepts for its model - a list of values
+in the schema's column order (for the lab's model: V1..V28 and the
+standardized Amount), a list of such lists, objects keyed by column name
+(categorical values as strings, null for a missing value), {"instances": ...}.
+It is forwarded byte for byte as application/json. The body may be
+base64-encoded (isBase64Encoded). OPTIONS is a CORS preflight.
 
 Answers (always JSON, always with CORS headers):
-  200  the endpoint's JSON, passed through unchanged:
+  200  the endpoint's JSON, passed through unchanged: one classification per
+       transaction, however many the body holds,
        {"result": {"classifications": [{"classes": [{"label": "0", "score": p0},
                                                     {"label": "1", "score": p1}]}, ..]}}
   4xx  the container refused the request: its status and its JSON
@@ -293,7 +297,9 @@ def _invoke(endpoint, body):
 
 
 def fraud_scores(answer):
-    """The class-"1" score of each transaction from the endpoint's JSON."""
+    """The class-"1" score of each transaction from the endpoint's JSON: one per
+    classification, as many as the request had rows (the second class when no
+    class is labelled "1")."""
     try:
         classifications = answer["result"]["classifications"]
         if not isinstance(classifications, list) or not classifications:

@@ -5,7 +5,10 @@ endpoint_url is a `ccfraud serve` started here (session fixture) on port 0
 (the port is read from its start-up line), serving a trained model: CCFRAUD_ML_ROOT_TRAINED when set
 (an ml-root with model/ccfraud-model.json), else a small forest trained here
 on the prepared data (CCFRAUD_PREPARED_DIR, /tmp/prep or
-~/.cache/ccfraud/prepared: train_data.csv and test_data.csv). SNS is a real
+~/.cache/ccfraud/prepared: train_data.csv and test_data.csv). A second
+server serves a model of another schema (a CSV with a header and a
+categorical column, made here with a seeded generator and trained by
+`ccfraud train`), so the function is seen to assume no columns. SNS is a real
 boto3 client under botocore's Stubber, so every publish is checked against
 the SNS API model. The binary: CCFRAUD_BIN, else
 $CARGO_TARGET_DIR/release/ccfraud (default ~/.cache/ccfraud/target).
@@ -27,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import queue
+import random
 import sys
 import threading
 import time
@@ -136,8 +140,13 @@ def ml_root(ccfraud_bin, tmp_path_factory):
     for channel, name in (("train", "train_data.csv"), ("test", "test_data.csv")):
         (root / "input/data" / channel).mkdir(parents=True)
         (root / "input/data" / channel / name).symlink_to(prep / name)
+    return _train(ccfraud_bin, root, {"model": "forest", "n_trees": "20"})
+
+
+def _train(ccfraud_bin, root, hyperparameters):
+    """`ccfraud train` on the ml-root's channels with these hyperparameters."""
     (root / "input/config").mkdir(parents=True)
-    (root / "input/config/hyperparameters.json").write_text(json.dumps({"model": "forest", "n_trees": "20"}))
+    (root / "input/config/hyperparameters.json").write_text(json.dumps(hyperparameters))
     run = subprocess.run(
         [str(ccfraud_bin), "train", "--ml-root", str(root)], capture_output=True, text=True, timeout=600
     )
@@ -147,7 +156,13 @@ def ml_root(ccfraud_bin, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server_url(ccfraud_bin, ml_root, tmp_path_factory):
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with _serving(ccfraud_bin, ml_root, tmp_path_factory.mktemp("serve") / "serve.log") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serving(ccfraud_bin, ml_root, log_path):
+    """A real `ccfraud serve` of `ml_root` on a free loopback port: its URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CCFRAUD_", "SAGEMAKER_", "AWS_"))}
     env["CCFRAUD_LOG"] = "info"
     proc = subprocess.Popen(
@@ -498,6 +513,113 @@ def test_http_api_v2_event(wired, transactions):
         "body": json.dumps(transactions["normal"]), "isBase64Encoded": False,
     }
     ok_scores(handler.lambda_handler(ev, None), 1)
+
+
+# ---- a model of another schema ---------------------------------------------------------
+#
+# Nothing above is the function's own assumption about columns: the lab's
+# model reads the lab's 29 values. Here the same function fronts a model
+# trained on a CSV with a header, a categorical column and another label:
+# rows of three values, one of them a string.
+
+OTHER_COLUMNS = ["amount", "country", "hour"]
+OTHER_COUNTRIES = ["US", "US", "GB", "FR"]  # drawn with these weights
+
+
+def _other_schema_csv(path, rows=3000, seed=11):
+    """Seeded transactions: fraud exactly when the country is FR and the amount 400 or more."""
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        f.write("amount,country,hour,is_fraud\n")
+        for _ in range(rows):
+            amount, country, hour = round(rng.uniform(1, 1000), 2), rng.choice(OTHER_COUNTRIES), rng.randrange(24)
+            f.write(f"{amount},{country},{hour},{int(country == 'FR' and amount >= 400)}\n")
+
+
+@pytest.fixture(scope="session")
+def other_server_url(ccfraud_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ml-other")
+    (root / "input/data/train").mkdir(parents=True)
+    _other_schema_csv(root / "input/data/train/transactions.csv")
+    _train(ccfraud_bin, root, {"model": "forest", "n_trees": "20", "label": "is_fraud",
+                               "categorical": "country", "amount": "amount"})
+    with _serving(ccfraud_bin, root, tmp_path_factory.mktemp("serve-other") / "serve.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def other_sm_client(other_server_url):
+    return _sagemaker_client(other_server_url)
+
+
+@pytest.fixture
+def other_wired(other_sm_client, sns):
+    """The handler in front of the other schema's server, SNS stubbed."""
+    handler.set_clients(sagemaker_runtime=other_sm_client, sns=sns.client)
+    return sns
+
+
+@pytest.fixture
+def invoked_other(other_sm_client):
+    rec = Recorder(other_sm_client, "provide-client-params.sagemaker-runtime.InvokeEndpoint")
+    yield rec.calls
+    rec.close()
+
+
+def test_other_schema_is_served(other_server_url):
+    with urllib.request.urlopen(other_server_url + "/schema", timeout=30) as r:
+        schema = json.loads(r.read())
+    assert [c["name"] for c in schema["columns"]] == OTHER_COLUMNS
+    country = schema["columns"][1]
+    assert country["kind"] == "categorical" and sorted(country["categories"]) == ["FR", "GB", "US"]
+    assert schema["label"] == "is_fraud" and schema["form"] != "lab"
+
+
+def test_other_schema_named_rows_alert_per_row(other_wired, other_server_url):
+    batch = [
+        {"amount": 900.0, "country": "FR", "hour": 3},
+        {"amount": 12.5, "country": "US", "hour": 14},
+        {"amount": 950.0, "country": "FR", "hour": None},  # a missing value
+        {"amount": None, "country": "ZZ", "hour": 2},  # a country outside the vocabulary
+    ]
+    direct = _scores(_post(other_server_url, batch))
+    assert direct[0] >= THRESHOLD and direct[1] < THRESHOLD, direct
+    flagged = [i for i, s in enumerate(direct) if s >= THRESHOLD]
+    expect_publish(other_wired, len(flagged))
+    resp = handler.lambda_handler(event(batch, request_id="other-4"), None)
+    scores = ok_scores(resp, 4)
+    assert json.loads(resp["body"]) == _post(other_server_url, batch)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    other_wired.assert_no_pending_responses()
+    refs = [re.search(r"reference: (\S+)", m["Message"]).group(1) for m in other_wired.published]
+    assert refs == [f"other-4#{i}" for i in flagged]
+    for m in other_wired.published:  # no values, no column names
+        assert not any(v in m["Message"] for v in ("FR", "900.0", "950.0", "amount", "country"))
+
+
+def test_other_schema_rows_in_column_order_and_big_batches(other_wired):
+    (by_name,) = ok_scores(handler.lambda_handler(event({"amount": 900.0, "country": "FR", "hour": 3}), None), 1)
+    (in_order,) = ok_scores(handler.lambda_handler(event([900.0, "FR", 3]), None), 1)
+    assert math.isclose(by_name, in_order, abs_tol=1e-6)
+    rng = random.Random(5)
+    rows = [[round(rng.uniform(1, 300), 2), rng.choice(["US", "GB"]), rng.randrange(24)] for _ in range(500)]
+    scores = ok_scores(handler.lambda_handler(event({"instances": rows}), None), 500)
+    assert max(scores) < THRESHOLD  # no FR, no alert
+    assert other_wired.published == []
+
+
+def test_other_schema_refusals_pass_through(other_wired, invoked_other, other_server_url):
+    for body, column in (({"amount": 1.0, "country": "US"}, "hour"),
+                         ({"amount": 1.0, "country": "US", "hour": 1, "colour": "red"}, "colour"),
+                         (LAB_FRAUD, None)):
+        resp = handler.lambda_handler(event(body), None)
+        direct_status, direct = _post_raw(other_server_url, json.dumps(body).encode())
+        assert direct_status == 400 and resp["statusCode"] == 400, resp
+        assert json.loads(resp["body"]) == direct
+        if column:
+            assert column in direct["error"], direct
+    assert len(invoked_other) == 3
+    assert other_wired.published == []
 
 
 # Bodies the container refuses. The function does not look inside a body: each

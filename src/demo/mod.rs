@@ -4,6 +4,14 @@
 //! the normal and fraud probabilities as bars, and raises an alert banner at
 //! or above the threshold (0.9, as the lab's SNS alert).
 //!
+//! The page builds its form from the model's columns: `/config.json` gives
+//! it the serving container's `GET /schema` beside the API URL
+//! ([`schema_url`]). A model of another schema gets one input per numeric
+//! column and a `<select>` per categorical one, and is sent a JSON object
+//! keyed by column name; the lab's model (`"form":"lab"`), and an API whose
+//! schema cannot be read (an API Gateway stage), get the lab's paste-a-list
+//! mode with its 16 labelled examples.
+//!
 //! Without SNS, alerts go to a local sink: one JSON line per alert appended to
 //! a file, and optionally a POST of the same JSON to an `http://` webhook.
 //! An alert carries time, score, threshold and a reference (the example's id),
@@ -304,8 +312,26 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
 async fn config_json(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "apiUrl": state.config.api_url.as_str(),
+        "schemaUrl": schema_url(&state.config.api_url).map(String::from),
         "threshold": state.config.threshold,
     }))
+}
+
+/// Where the prediction API's server describes its model's columns: for a
+/// `ccfraud serve` URL (a path ending in `/invocations`, as
+/// `/endpoints/NAME/invocations` does too) its `GET /schema`, on the same
+/// origin; None for any other API (an API Gateway stage in front of the
+/// Lambda has no such route), for which the page keeps the lab's
+/// paste-a-list mode and says why.
+pub fn schema_url(api_url: &Url) -> Option<Url> {
+    if api_url.path_segments()?.next_back()? != "invocations" {
+        return None;
+    }
+    let mut url = api_url.clone();
+    url.set_path("/schema");
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url)
 }
 
 #[derive(Deserialize)]
@@ -495,6 +521,30 @@ mod tests {
             e.to_string(),
             "--alert-webhook 'https://hook': only http:// webhooks are supported"
         );
+    }
+
+    #[test]
+    fn the_schema_is_read_beside_invocations_only() {
+        let schema = |api: &str| schema_url(&Url::parse(api).unwrap()).map(String::from);
+        let local = Some("http://127.0.0.1:8080/schema".to_string());
+        assert_eq!(schema("http://127.0.0.1:8080/invocations"), local);
+        assert_eq!(schema("http://127.0.0.1:8080/invocations?x=1#y"), local);
+        assert_eq!(
+            schema("http://127.0.0.1:8080/endpoints/fraud/invocations"),
+            local
+        );
+        assert_eq!(
+            schema("https://[::1]:9/invocations"),
+            Some("https://[::1]:9/schema".into())
+        );
+        for other in [
+            "https://abc.execute-api.eu-west-1.amazonaws.com/prod/predict",
+            "http://127.0.0.1:8080/",
+            "http://127.0.0.1:8080/invocations/",
+            "http://127.0.0.1:8080/my-invocations",
+        ] {
+            assert_eq!(schema(other), None, "{other}");
+        }
     }
 
     /// A one-request HTTP listener on 127.0.0.1:0 that answers `status` and
