@@ -31,8 +31,9 @@ pub enum Command {
         #[command(flatten)]
         remote: RemoteTrainArgs,
     },
-    /// Upload the prepared train_data.csv / test_data.csv to
-    /// s3://bucket/prefix/{train,test}/ (the lab's first step).
+    /// Upload the prepared train_data.csv / test_data.csv (any columns, as
+    /// `prepare` wrote them) to s3://bucket/prefix/{train,test}/ (the lab's
+    /// first step).
     UploadData {
         /// Folder holding train_data.csv (and test_data.csv).
         #[arg(long = "from", env = "CCFRAUD_UPLOAD_FROM")]
@@ -40,21 +41,72 @@ pub enum Command {
         /// Destination prefix, e.g. s3://my-bucket/ccfraud/
         destination: String,
     },
-    /// Convert Kaggle's creditcard.csv into the lab's train_data.csv and
-    /// test_data.csv (standard time-ordered split).
-    Prepare {
-        /// Kaggle-format CSV (header, Time..Amount,Class), may be gzip-compressed.
-        #[arg(long, env = "CCFRAUD_PREPARE_INPUT")]
-        input: PathBuf,
-        /// Folder for train_data.csv and test_data.csv.
-        #[arg(long, env = "CCFRAUD_PREPARE_OUT")]
-        out: PathBuf,
-    },
+    /// Split a CSV into train_data.csv and test_data.csv: Kaggle's
+    /// creditcard.csv into the lab's files (standard time-ordered split), or
+    /// any CSV with a header, header and rows copied as they are.
+    Prepare(PrepareArgs),
     /// Serve <ml-root>/model over HTTP: GET /ping, POST /invocations.
     Serve(ServeArgs),
     /// The lab's web app: a page that calls the prediction API and raises
     /// alerts at or above the threshold.
     Demo(DemoArgs),
+}
+
+/// Flags of `ccfraud prepare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PrepareArgs {
+    /// CSV with a header, may be gzip-compressed: Kaggle's creditcard.csv
+    /// (Time, V1..V28, Amount, Class), or any columns with a 0/1 label.
+    #[arg(long, env = "CCFRAUD_PREPARE_INPUT")]
+    pub input: PathBuf,
+    /// Folder for train_data.csv and test_data.csv.
+    #[arg(long, env = "CCFRAUD_PREPARE_OUT")]
+    pub out: PathBuf,
+    /// Name of the 0/1 label column [default: Class]. With it (or any
+    /// option below, or a header that is not Kaggle's), both files keep the
+    /// header and every row byte for byte instead of becoming the lab's.
+    #[arg(long, env = "CCFRAUD_PREPARE_LABEL")]
+    pub label: Option<String>,
+    /// time: rows in file order, the last --test-fraction is test; random:
+    /// rows drawn with --seed, stratified by label [default: time].
+    #[arg(long, env = "CCFRAUD_PREPARE_SPLIT", value_enum)]
+    pub split: Option<SplitKind>,
+    /// Share of rows in test_data.csv, above 0 and below 1 [default: 0.2].
+    #[arg(long, env = "CCFRAUD_PREPARE_TEST_FRACTION")]
+    pub test_fraction: Option<f64>,
+    /// Seed of --split random [default: 42].
+    #[arg(long, env = "CCFRAUD_PREPARE_SEED")]
+    pub seed: Option<u64>,
+}
+
+/// Values of `prepare --split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitKind {
+    Time,
+    Random,
+}
+
+impl PrepareArgs {
+    /// The options of `prepare`; `--seed` without `--split random` is
+    /// refused (it would choose nothing).
+    pub fn options(
+        &self,
+    ) -> Result<crate::data::prepare::Options, crate::data::prepare::PrepareError> {
+        use crate::data::prepare::{Options, PrepareError, Split, DEFAULT_SEED};
+        let split = match (self.split, self.seed) {
+            (Some(SplitKind::Random), seed) => Some(Split::Random {
+                seed: seed.unwrap_or(DEFAULT_SEED),
+            }),
+            (_, Some(_)) => return Err(PrepareError::SeedWithoutRandom),
+            (Some(SplitKind::Time), None) => Some(Split::Time),
+            (None, None) => None,
+        };
+        Ok(Options {
+            label: self.label.clone(),
+            split,
+            test_fraction: self.test_fraction,
+        })
+    }
 }
 
 /// Flags of `ccfraud demo`.
@@ -395,6 +447,58 @@ mod tests {
             let e = serve(&[flag, "0"]).unwrap().into_config().unwrap_err();
             assert_eq!(e.to_string(), format!("{flag} must be at least 1"));
         }
+    }
+
+    fn prepare(args: &[&str]) -> Result<crate::data::prepare::Options, String> {
+        let base = ["ccfraud", "prepare", "--input", "x.csv", "--out", "o"];
+        let c = Cli::try_parse_from(base.iter().chain(args)).map_err(|e| e.to_string())?;
+        match c.command {
+            Command::Prepare(a) => a.options().map_err(|e| e.to_string()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn prepare_flags_become_options() {
+        use crate::data::prepare::{Options, Split};
+        let none = ["CCFRAUD_PREPARE_LABEL", "CCFRAUD_PREPARE_SPLIT"]
+            .iter()
+            .chain(&["CCFRAUD_PREPARE_TEST_FRACTION", "CCFRAUD_PREPARE_SEED"])
+            .all(|v| std::env::var_os(v).is_none());
+        if none {
+            assert_eq!(prepare(&[]), Ok(Options::default()));
+        }
+        let o = prepare(&[
+            "--label",
+            "is_fraud",
+            "--split",
+            "random",
+            "--test-fraction",
+            "0.3",
+        ]);
+        assert_eq!(
+            o,
+            Ok(Options {
+                label: Some("is_fraud".into()),
+                split: Some(Split::Random { seed: 42 }),
+                test_fraction: Some(0.3),
+            })
+        );
+        let o = prepare(&["--split", "random", "--seed", "7"]).unwrap();
+        assert_eq!(o.split, Some(Split::Random { seed: 7 }));
+        assert_eq!(
+            prepare(&["--split", "time"]).unwrap().split,
+            Some(Split::Time)
+        );
+        for args in [&["--seed", "7"][..], &["--split", "time", "--seed", "7"]] {
+            let e = prepare(args).unwrap_err();
+            assert!(
+                e.contains("--seed only chooses the rows of --split random"),
+                "{e}"
+            );
+        }
+        let e = prepare(&["--split", "shuffled"]).unwrap_err();
+        assert!(e.contains("possible values: time, random"), "{e}");
     }
 
     #[test]

@@ -38,24 +38,29 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Prepare { input, out } => match ccfraud::data::prepare::prepare(&input, &out) {
-            Ok(p) => {
-                println!(
-                    "wrote {} ({} rows, {} frauds) and {} ({} rows, {} frauds)",
-                    p.train_path.display(),
-                    p.train_rows,
-                    p.train_frauds,
-                    p.test_path.display(),
-                    p.test_rows,
-                    p.test_frauds
-                );
-                ExitCode::SUCCESS
+        Command::Prepare(args) => {
+            let run = args.options().and_then(|options| {
+                ccfraud::data::prepare::prepare_with(&args.input, &args.out, &options)
+            });
+            match run {
+                Ok(p) => {
+                    println!(
+                        "wrote {} ({} rows, {} frauds) and {} ({} rows, {} frauds)",
+                        p.train_path.display(),
+                        p.train_rows,
+                        p.train_frauds,
+                        p.test_path.display(),
+                        p.test_rows,
+                        p.test_frauds
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit())
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(Exit::BadInput)
-            }
-        },
+        }
         Command::Demo(args) => {
             let run = args.into_config().and_then(|config| {
                 let listener = config.listen()?;

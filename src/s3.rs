@@ -428,7 +428,9 @@ impl S3 {
 }
 
 /// `upload-data`: puts `from/train_data.csv` under `dest/train/` and
-/// `from/test_data.csv` (when present) under `dest/test/`. Returns the URIs.
+/// `from/test_data.csv` (when present) under `dest/test/`, as they are:
+/// the lab's files or any columns `prepare` copied (the files are not
+/// read, only sent). Returns the URIs.
 pub fn upload_data(from: &Path, dest: &S3Uri) -> Result<Vec<S3Uri>> {
     let train = from.join("train_data.csv");
     if !train.is_file() {

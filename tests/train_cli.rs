@@ -268,20 +268,211 @@ fn sigterm_stops_the_forest_saying_how_far_it_got() {
     assert!(failure.contains("of 5000 trees grown"), "{failure}");
 }
 
+/// Runs `ccfraud prepare` with `args`.
+fn prepare(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    ccfraud().arg("prepare").args(args).output().unwrap()
+}
+
+/// `--input IN --out OUT` and then `rest`, as arguments.
+fn prepare_args<'a>(
+    input: &'a std::path::Path,
+    out: &'a std::path::Path,
+    rest: &'a [&'a str],
+) -> Vec<&'a std::ffi::OsStr> {
+    let mut v = vec![
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    v.extend(rest.iter().map(|s| std::ffi::OsStr::new(*s)));
+    v
+}
+
 #[test]
 fn prepare_refuses_bad_input_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("x.csv");
-    std::fs::write(&input, "a,b\n1,2\n").unwrap();
-    let out = ccfraud()
-        .args(["prepare", "--input"])
-        .arg(&input)
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("x.csv:1:1: unknown column 'a'"), "{err}");
-    assert!(!dir.path().join("out/train_data.csv").exists());
+    let out = dir.path().join("out");
+    let refused = |text: &str, rest: &[&str], code: i32| {
+        std::fs::write(&input, text).unwrap();
+        let o = prepare(&prepare_args(&input, &out, rest));
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert!(!out.exists(), "{err}: nothing written, not even the folder");
+        err
+    };
+    // neither Kaggle's header nor a label column
+    let err = refused("a,b\n1,2\n", &[], 1);
+    assert!(
+        err.contains("x.csv:1: the header has no label column 'Class' (its columns: 'a', 'b')"),
+        "{err}"
+    );
+    // Kaggle's names, one missing
+    let err = refused("V1,Class\n1,0\n", &[], 1);
+    assert!(err.contains("header has no 'V2' column"), "{err}");
+    // a label that is not 0/1, an empty one, a short row
+    let own = "id,country,is_fraud\n1,US,0\n2,,1\n3,GB,maybe\n";
+    let err = refused(own, &["--label", "is_fraud"], 1);
+    assert!(
+        err.contains("x.csv:4:3: label must be 0 or 1, found 'maybe'"),
+        "{err}"
+    );
+    let err = refused(&own.replace("maybe", ""), &["--label", "is_fraud"], 1);
+    assert!(
+        err.contains("x.csv:4:3: label must be 0 or 1, found ''"),
+        "{err}"
+    );
+    let err = refused(&own.replace("3,GB,maybe", "3"), &["--label", "is_fraud"], 1);
+    assert!(
+        err.contains("x.csv:4:2: expected 3 columns, found 1"),
+        "{err}"
+    );
+    let err = refused(own, &["--label", "fraud"], 1);
+    assert!(
+        err.contains("no label column 'fraud' (its columns: 'id', 'country', 'is_fraud')"),
+        "{err}"
+    );
+    // flags that make no sense: usage errors
+    let good = own.replace("maybe", "1");
+    let err = refused(&good, &["--label", "is_fraud", "--seed", "3"], 2);
+    assert!(
+        err.contains("--seed only chooses the rows of --split random"),
+        "{err}"
+    );
+    let err = refused(&good, &["--label", "is_fraud", "--test-fraction", "0"], 2);
+    assert!(
+        err.contains("--test-fraction must be above 0 and below 1, found 0"),
+        "{err}"
+    );
+}
+
+/// A CSV of the user's own (issue 11): amounts, a country column with
+/// empty fields, a free-text column with quoted commas, a 0/1 label
+/// (about 5 % frauds) and an hour that is sometimes missing.
+fn own_csv(rows: usize, seed: u64) -> (String, Vec<u8>) {
+    use rand::Rng as _;
+    let mut g = rng(seed);
+    let mut text = String::from("amount,country,note,is_fraud,hour\n");
+    let mut labels = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let y = u8::from(g.random::<f64>() < 0.05);
+        let country = ["US", "GB", "DE", ""][g.random_range(0..4)];
+        let note = match g.random_range(0..3) {
+            0 => "\"late, online\"",
+            1 => "",
+            _ => "in store",
+        };
+        let hour = match g.random_range(0..30) {
+            h @ 0..24 => h.to_string(),
+            _ => String::new(),
+        };
+        let amount = g.random::<f64>() * 500.0;
+        text.push_str(&format!("{amount:.2},{country},{note},{y},{hour}\n"));
+        labels.push(y);
+    }
+    (text, labels)
+}
+
+/// The data lines of a prepared file, after its header.
+fn data_lines(file: &str) -> Vec<&str> {
+    file.split_inclusive('\n').skip(1).collect()
+}
+
+#[test]
+fn prepare_copies_any_csv_with_a_header_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("own.csv");
+    let (text, labels) = own_csv(1000, 11);
+    std::fs::write(&input, &text).unwrap();
+    let header = "amount,country,note,is_fraud,hour\n";
+    let rows: Vec<&str> = data_lines(&text);
+    let frauds = |idx: &[usize]| idx.iter().filter(|&&i| labels[i] == 1).count();
+    let total = frauds(&(0..1000).collect::<Vec<_>>());
+    assert!(total >= 20, "{total} frauds");
+
+    // the time split: file order, the last fifth is test
+    let out = dir.path().join("time");
+    let o = prepare(&prepare_args(&input, &out, &["--label", "is_fraud"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let train = std::fs::read_to_string(out.join("train_data.csv")).unwrap();
+    let test = std::fs::read_to_string(out.join("test_data.csv")).unwrap();
+    assert!(train.starts_with(header) && test.starts_with(header));
+    assert_eq!(data_lines(&train), rows[..800]);
+    assert_eq!(data_lines(&test), rows[800..]);
+    let said = String::from_utf8_lossy(&o.stdout);
+    let (f_train, f_test) = (
+        frauds(&(0..800).collect::<Vec<_>>()),
+        frauds(&(800..1000).collect::<Vec<_>>()),
+    );
+    assert!(
+        said.contains(&format!("(800 rows, {f_train} frauds)")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("(200 rows, {f_test} frauds)")),
+        "{said}"
+    );
+
+    // the random split: seeded, stratified, each file in file order
+    let random = |seed: &str, name: &str| {
+        let out = dir.path().join(name);
+        let rest = [
+            "--label",
+            "is_fraud",
+            "--split",
+            "random",
+            "--seed",
+            seed,
+            "--test-fraction",
+            "0.25",
+        ];
+        let o = prepare(&prepare_args(&input, &out, &rest));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap();
+        (read("train_data.csv"), read("test_data.csv"))
+    };
+    let (train, test) = random("5", "a");
+    assert!(train.starts_with(header) && test.starts_with(header));
+    let at = |file: &str| -> Vec<usize> {
+        let mut from = 0;
+        data_lines(file)
+            .iter()
+            .map(|l| {
+                // rows may repeat; each line is the next equal row in order
+                let i = from + rows[from..].iter().position(|r| r == l).unwrap();
+                from = i + 1;
+                i
+            })
+            .collect()
+    };
+    let (a, b) = (at(&train), at(&test));
+    assert_eq!(b.len(), 250);
+    let mut all = [a.clone(), b.clone()].concat();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 1000, "every row in exactly one file");
+    // each class split 3:1 (rounded)
+    let want = (total as f64 * 0.25).round() as usize;
+    assert_eq!(frauds(&b), want);
+    assert_eq!(frauds(&a), total - want);
+    assert_ne!(b, (750..1000).collect::<Vec<_>>(), "not the time split");
+    assert_eq!(random("5", "again"), (train.clone(), test));
+    assert_ne!(random("6", "other").0, train);
+
+    // a .csv.gz gives the same files
+    let packed = dir.path().join("own.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    std::fs::write(&packed, gz.finish().unwrap()).unwrap();
+    let out = dir.path().join("gz");
+    let o = prepare(&prepare_args(&packed, &out, &["--label", "is_fraud"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["train_data.csv", "test_data.csv"] {
+        assert!(
+            std::fs::read(out.join(f)).unwrap()
+                == std::fs::read(dir.path().join("time").join(f)).unwrap(),
+            "{f}"
+        );
+    }
 }
