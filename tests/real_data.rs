@@ -156,7 +156,9 @@ fn kaggle_split() -> &'static Split {
         let text = std::fs::read_to_string(creditcard()).unwrap();
         let mut lines = text.lines();
         let unquote = |l: &str| -> Vec<String> {
-            l.split(',').map(|f| f.trim_matches('"').to_owned()).collect()
+            l.split(',')
+                .map(|f| f.trim_matches('"').to_owned())
+                .collect()
         };
         let header = unquote(lines.next().unwrap());
         let rows: Vec<Vec<String>> = lines.map(unquote).collect();
@@ -349,7 +351,11 @@ fn own_schemas_from_the_real_data_train_serve_and_score_like_the_lab() {
         "best model, test AUC-ROC / AUPRC: lab {lab_auc:.4}/{lab_ap:.4}, kaggle-header {a_auc:.4}/{a_ap:.4}, \
          label-first {b_auc:.4}/{b_ap:.4}, derived {c_auc:.4}/{c_ap:.4}"
     );
-    for (name, auc) in [("kaggle-header", a_auc), ("label-first", b_auc), ("derived", c_auc)] {
+    for (name, auc) in [
+        ("kaggle-header", a_auc),
+        ("label-first", b_auc),
+        ("derived", c_auc),
+    ] {
         assert!(auc >= 0.97, "{name}: AUC-ROC {auc}");
         assert!(
             (auc - lab_auc).abs() <= 0.02,

@@ -476,3 +476,170 @@ fn prepare_copies_any_csv_with_a_header_byte_for_byte() {
         );
     }
 }
+
+/// `prepare --label` then `train` on the result: a user's CSV (a header,
+/// two categorical string columns, empty fields) trains every model kind
+/// under its own schema, which the artifact carries.
+#[test]
+fn own_csv_prepared_then_trained_under_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("own.csv");
+    // frauds: large amounts at night, so there is something to learn
+    use rand::Rng as _;
+    let mut g = rng(5);
+    let mut text = String::from("amount,country,note,is_fraud,hour\n");
+    for _ in 0..3000 {
+        let y = g.random::<f64>() < 0.05;
+        let country = ["US", "GB", "DE", ""][g.random_range(0..4)];
+        let note = ["\"late, online\"", "", "in store"][g.random_range(0..3)];
+        let hour = if g.random_range(0..20) == 0 {
+            String::new()
+        } else if y {
+            g.random_range(0..5).to_string()
+        } else {
+            g.random_range(0..24).to_string()
+        };
+        let amount = g.random::<f64>() * 500.0 + if y { 400.0 } else { 0.0 };
+        text.push_str(&format!(
+            "{amount:.2},{country},{note},{},{hour}\n",
+            u8::from(y)
+        ));
+    }
+    std::fs::write(&input, &text).unwrap();
+    let prep = dir.path().join("prep");
+    let out = prepare(&[
+        "--input".as_ref(),
+        input.as_os_str(),
+        "--out".as_ref(),
+        prep.as_os_str(),
+        "--label".as_ref(),
+        "is_fraud".as_ref(),
+        "--split".as_ref(),
+        "random".as_ref(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = MlRoot::new(
+        r#"{"label": "is_fraud", "categorical": "country,note", "amount": "amount",
+            "n_trees": "20", "epochs": "5", "batch_size": "64", "learning_rate": "0.01"}"#,
+    );
+    for (channel, file) in [("train", "train_data.csv"), ("test", "test_data.csv")] {
+        root.channel(
+            channel,
+            file,
+            &std::fs::read_to_string(prep.join(file)).unwrap(),
+        );
+    }
+    let out = root.train();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("schema: Header layout, 4 columns (2 categorical: country (3 categories), note (2 categories)), label 'is_fraud', amount 'amount'"), "{stderr}");
+    let artifact = std::fs::read_to_string(root.model_dir().join("ccfraud-model.json")).unwrap();
+    assert!(artifact.starts_with(r#"{"format":"ccfraud-model","format_version":2,"#));
+    let payload: serde_json::Value =
+        serde_json::from_str(artifact.split_once('\n').unwrap().1).unwrap();
+    let schema = &payload["schema"];
+    assert_eq!(schema["form"], "header");
+    assert_eq!(schema["label"], "is_fraud");
+    let names: Vec<&str> = schema["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["amount", "country", "note", "hour"]);
+    assert_eq!(schema["columns"][2]["kind"], "categorical");
+    assert_eq!(
+        schema["columns"][2]["categories"].as_array().unwrap().len(),
+        2
+    );
+    assert!(payload.get("amount_scaling").is_none());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.model_dir().join("metrics.json")).unwrap())
+            .unwrap();
+    for model in ["dnn", "logistic", "forest"] {
+        let auc = m["models"][model]["evaluation"]["auc_roc"]
+            .as_f64()
+            .unwrap();
+        assert!(auc > 0.9, "{model}: test AUC-ROC {auc}");
+    }
+}
+
+#[test]
+fn schema_mistakes_fail_the_run_naming_the_column() {
+    let header = "id,amount,country,is_fraud\n";
+    let rows: String = (0..200)
+        .map(|i| {
+            format!(
+                "{i},{}.5,{},{}\n",
+                i % 50,
+                ["US", "GB"][i % 2],
+                u8::from(i % 10 == 0)
+            )
+        })
+        .collect();
+    let text = format!("{header}{rows}");
+    let case = |hyper: &str, files: &[(&str, &str)], expect: &str| {
+        let root = MlRoot::new(hyper);
+        for (name, text) in files {
+            root.channel("train", name, text);
+        }
+        assert_fails(&root, 1, expect);
+    };
+    case(
+        "{}",
+        &[("a.csv", &text)],
+        "no label column 'Class'; the header has 'id', 'amount', 'country', 'is_fraud'",
+    );
+    case(
+        r#"{"label": "is_fraud"}"#,
+        &[("a.csv", &text)],
+        ":2:3: not a number: 'US' (a category? list the column in the hyperparameter categorical)",
+    );
+    case(
+        r#"{"label": "is_fraud", "categorical": "country", "ignore": "idx"}"#,
+        &[("a.csv", &text)],
+        "hyperparameter ignore names column 'idx', which the header does not have",
+    );
+    case(
+        r#"{"label": "is_fraud", "categorical": "id,country", "max_categories": "100"}"#,
+        &[("a.csv", &text)],
+        "categorical column 'id' has 200 distinct values, more than max_categories=100",
+    );
+    case(
+        r#"{"label": "is_fraud", "categorical": "country"}"#,
+        &[
+            ("a.csv", &text),
+            ("b.csv", &text.replacen("amount", "amt", 1)),
+        ],
+        "b.csv: its header differs from",
+    );
+    case(
+        "{}",
+        &[("a.csv", "1,2,3\n0,2,3\n")],
+        "no header and 3 columns",
+    );
+    // label_size=1 in inputdataconfig.json: the built-in algorithms' layout
+    let root = MlRoot::new(QUICK);
+    let lab = lab_csv(1500, 3);
+    let first: String = lab
+        .lines()
+        .map(|l| {
+            let (x, y) = l.rsplit_once(',').unwrap();
+            format!("{y},{x}\n")
+        })
+        .collect();
+    root.channel("train", "t.csv", &first);
+    std::fs::write(
+        root.path().join("input/config/inputdataconfig.json"),
+        r#"{"train": {"ContentType": "text/csv;label_size=1", "TrainingInputMode": "File"}}"#,
+    )
+    .unwrap();
+    let out = root.train();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("LabelFirst layout, 29 columns"), "{stderr}");
+}
