@@ -452,10 +452,17 @@ pub(crate) fn column_count(
 /// missing value (`NaN`): an empty field or the word `NaN`.
 #[inline]
 pub fn parse_value(field: &[u8]) -> std::result::Result<f32, Problem> {
+    parse_value_f64(field).map(|v| v as f32)
+}
+
+/// [`parse_value`] before the cast to f32 (the lab's raw `Amount` is
+/// standardized in f64, as `prepare` does).
+#[inline]
+fn parse_value_f64(field: &[u8]) -> std::result::Result<f64, Problem> {
     match parse_number(field) {
-        Ok(v) => Ok(v as f32),
-        Err(Problem::Empty) => Ok(f32::NAN),
-        Err(Problem::NotFinite(_)) if is_nan_word(field) => Ok(f32::NAN),
+        Ok(v) => Ok(v),
+        Err(Problem::Empty) => Ok(f64::NAN),
+        Err(Problem::NotFinite(_)) if is_nan_word(field) => Ok(f64::NAN),
         Err(p) => Err(p),
     }
 }
@@ -503,8 +510,7 @@ fn push_row(
             }
             Role::Category(j) => row[j] = category(&layout.schema, j, field).map_err(at)?,
             Role::RawAmount => {
-                row[LAB_AMOUNT] =
-                    standardize_amount(f64::from(parse_value(field).map_err(at)?)) as f32
+                row[LAB_AMOUNT] = standardize_amount(parse_value_f64(field).map_err(at)?) as f32
             }
             Role::Label => {
                 let v = parse_number(field).map_err(at)?;
