@@ -14,8 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ccfraud/target}"
-cargo build --release --locked -q
-BIN="$CARGO_TARGET_DIR/release/ccfraud"
+# CCFRAUD_BIN measures another build (an earlier commit's, for a before/after).
+if [ -n "${CCFRAUD_BIN:-}" ]; then
+    BIN="$CCFRAUD_BIN"
+else
+    cargo build --release --locked -q
+    BIN="$CARGO_TARGET_DIR/release/ccfraud"
+fi
 CSV="$(./scripts/fetch-data.sh)"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
