@@ -1,14 +1,24 @@
-//! Request bodies → a batch of validated rows (29 features each, in model
-//! order, `Amount` standardized, every value finite as an f32, the type the
-//! models compute in). Parsed once here; the model never sees raw text.
+//! Request bodies → a batch of validated rows encoded under the model's
+//! [`Schema`] (see [`crate::schema`]): one `f32` per schema column, in
+//! schema order — a number, a categorical value's code, or `NaN` for a
+//! missing value, never an infinity — the type the models compute in.
+//! Parsed once here; the model never sees raw text.
 //!
-//! Accepted bodies:
-//! * JSON: `[29 numbers]` (the lab's Lambda), `[[…], …]`, `{"instances": …}`,
-//!   `{"inputs": …}`, `{"V1": …, …, "V28": …, "Amount": …}` or a list of such
-//!   objects. Named objects take the raw `Amount` and standardize it the
-//!   lab's way (`(Amount − 88.3496…) / 250.1197…`), or `Amount_std` as is;
-//!   `Time` and `Class` are ignored.
-//! * CSV: one transaction per line, 29 values, no header; blank lines skipped.
+//! Accepted bodies (N is the schema's column count, 29 for the lab's):
+//! * JSON: `[N values]` (the lab's Lambda), `[[…], …]`, `{"instances": …}`,
+//!   `{"inputs": …}`, an object of named columns, or a list of such objects.
+//!   A numeric column takes a number; a categorical one a string, a number
+//!   or a boolean (its text: MCC `5411` is `"5411"`; a value outside the
+//!   vocabulary is its "other" bucket, never an error); `null` (or, in a
+//!   categorical column, a blank string) is a missing value in any column.
+//!   Named objects name every column once (the label's key is read past);
+//!   under the lab's schema the keys are `V1`..`V28` and the raw `Amount`,
+//!   standardized the lab's way (`(Amount − 88.3496…) / 250.1197…`), or
+//!   `Amount_std` as is, and `Time` and `Class` are read past.
+//! * CSV: one transaction per line, the schema's columns in order,
+//!   optionally under a header line naming them; an empty field or `NaN` is
+//!   a missing value; blank lines skipped (the one CSV reader,
+//!   [`crate::data::csv::parse_features`]).
 //! * JSON Lines: one transaction (list, object, or `{"features": […]}`) per
 //!   line.
 //!
@@ -19,13 +29,19 @@
 //! reported only once it has been read whole, so a truncated or too deeply
 //! nested body is "malformed JSON" wherever it breaks; every refusal names
 //! the row (the line, for JSON Lines) and the field, and a key given twice
-//! is refused, never "last wins".
+//! is refused, never "last wins". Under the lab's schema every message reads
+//! as it did before schemas (the lab's Lambda passes them on).
 
 use super::error::ApiError;
-use crate::data::csv::{check_number, Problem, Shown};
-use crate::data::{standardize_amount, FEATURE_NAMES, N_FEATURES};
+use crate::data::csv::{check_number, Problem, RowError, Shown};
+use crate::data::standardize_amount;
+use crate::schema::{Schema, LAB_COLUMNS};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+use std::sync::Arc;
+
+/// Index of the lab's `Amount` (raw or standardized) among its columns.
+const LAB_AMOUNT: usize = LAB_COLUMNS - 1;
 
 /// Request body formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +78,9 @@ impl Format {
     }
 }
 
-/// Parses a body into row-major features (`rows * 29` values).
-pub fn parse(
-    format: Format,
-    body: &[u8],
-    schema: &std::sync::Arc<crate::schema::Schema>,
-) -> Result<Vec<f32>, ApiError> {
+/// Parses a body into row-major encoded rows (`rows * schema.n_columns()`
+/// values).
+pub fn parse(format: Format, body: &[u8], schema: &Arc<Schema>) -> Result<Vec<f32>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::bad(
             format!("body is not valid UTF-8 (byte {})", e.valid_up_to()),
@@ -84,17 +97,17 @@ pub fn parse(
         ));
     }
     let rows = match format {
-        Format::Json => parse_json(text)?,
+        Format::Json => parse_json(text, schema)?,
         Format::Csv => parse_csv(text, schema)?,
-        Format::JsonLines => parse_jsonl(text)?,
+        Format::JsonLines => parse_jsonl(text, schema)?,
         Format::Detect => {
             let t = text.trim_start();
             if !(t.starts_with('[') || t.starts_with('{')) {
                 parse_csv(text, schema)?
             } else if is_json_lines(t) {
-                parse_jsonl(text)?
+                parse_jsonl(text, schema)?
             } else {
-                parse_json(text)?
+                parse_json(text, schema)?
             }
         }
     };
@@ -115,8 +128,8 @@ fn is_json_lines(text: &str) -> bool {
 }
 
 /// One JSON document.
-fn parse_json(text: &str) -> Result<Vec<f32>, ApiError> {
-    let mut ctx = Ctx::new("row");
+fn parse_json(text: &str, schema: &Schema) -> Result<Vec<f32>, ApiError> {
+    let mut ctx = Ctx::new(schema, "row");
     let mut de = serde_json::Deserializer::from_str(text);
     Any(Doc {
         ctx: &mut ctx,
@@ -128,8 +141,8 @@ fn parse_json(text: &str) -> Result<Vec<f32>, ApiError> {
     Ok(ctx.out)
 }
 
-fn parse_jsonl(text: &str) -> Result<Vec<f32>, ApiError> {
-    let mut ctx = Ctx::new("line");
+fn parse_jsonl(text: &str, schema: &Schema) -> Result<Vec<f32>, ApiError> {
+    let mut ctx = Ctx::new(schema, "line");
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -149,36 +162,41 @@ fn parse_jsonl(text: &str) -> Result<Vec<f32>, ApiError> {
     Ok(ctx.out)
 }
 
-/// One JSON parse: the rows so far, where the parser is (to place serde's
-/// own syntax errors) and the first refusal. serde's errors carry only
-/// text, so a refusal is kept here and serde aborted with a blank one.
-struct Ctx {
+/// One JSON parse under a schema: the rows so far, where the parser is (to
+/// place serde's own syntax errors) and the first refusal. serde's errors
+/// carry only text, so a refusal is kept here and serde aborted with a
+/// blank one.
+struct Ctx<'s> {
+    schema: &'s Schema,
     out: Vec<f32>,
-    at: Option<Place>,
+    at: Option<Place<'s>>,
     refused: Option<ApiError>,
     /// What a row is called in messages: "row", or "line" for JSON Lines.
     unit: &'static str,
+    /// Per column of the named row being read, the key that gave it (one
+    /// buffer for every named row of the body).
+    given: Vec<Option<&'s str>>,
 }
 
 /// Where a value sits: its 1-based row and its field.
 #[derive(Debug, Clone, Copy)]
-struct Place {
+struct Place<'s> {
     row: usize,
-    field: Field,
+    field: Field<'s>,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Field {
+enum Field<'s> {
     /// The row as a whole.
     Row,
     /// The 0-based position in a list row.
     Index(usize),
-    /// A named feature's key.
-    Key(&'static str),
+    /// A named column's key.
+    Key(&'s str),
 }
 
-impl Place {
-    fn row(row: usize) -> Place {
+impl Place<'_> {
+    fn row(row: usize) -> Self {
         Place {
             row,
             field: Field::Row,
@@ -186,24 +204,30 @@ impl Place {
     }
 }
 
-impl Ctx {
-    fn new(unit: &'static str) -> Ctx {
+impl<'s> Ctx<'s> {
+    fn new(schema: &'s Schema, unit: &'static str) -> Ctx<'s> {
         Ctx {
-            out: Vec::with_capacity(N_FEATURES),
+            schema,
+            out: Vec::with_capacity(schema.n_columns()),
             at: None,
             refused: None,
             unit,
+            given: Vec::new(),
         }
     }
 
     /// "row 2, feature 4 (V4)" and the field's name.
-    fn describe(&self, place: Place) -> (String, Option<&'static str>) {
+    fn describe(&self, place: Place<'s>) -> (String, Option<&'s str>) {
         let (unit, row) = (self.unit, place.row);
+        let columns: &'s [crate::schema::Column] = self.schema.columns();
         match place.field {
-            Field::Index(j) if j < N_FEATURES => (
-                format!("{unit} {row}, feature {} ({})", j + 1, FEATURE_NAMES[j]),
-                Some(FEATURE_NAMES[j]),
-            ),
+            Field::Index(j) if j < columns.len() => {
+                let name = columns[j].name.as_str();
+                (
+                    format!("{unit} {row}, feature {} ({name})", j + 1),
+                    Some(name),
+                )
+            }
             Field::Key(k) => (format!("{unit} {row}, feature {k}"), Some(k)),
             _ => (format!("{unit} {row}"), None),
         }
@@ -216,7 +240,7 @@ impl Ctx {
     }
 
     /// Refuses the value at `place`.
-    fn refuse_at<E: de::Error>(&mut self, place: Place, why: Refusal) -> E {
+    fn refuse_at<E: de::Error>(&mut self, place: Place<'s>, why: Refusal) -> E {
         let (at, field) = self.describe(place);
         self.refuse(ApiError::bad(
             format!("{at}: {why}"),
@@ -262,8 +286,55 @@ impl Ctx {
     }
 
     /// A number the models can compute with (finite as f32), or a refusal.
-    fn number<E: de::Error>(&mut self, place: Place, v: f64) -> Result<f64, E> {
+    fn number<E: de::Error>(&mut self, place: Place<'s>, v: f64) -> Result<f64, E> {
         check_number(v, || Shown::number(v)).map_err(|p| self.refuse_at(place, Refusal::Range(p)))
+    }
+
+    /// The code of `value` in categorical column `j` (blank: missing).
+    fn code(&self, j: usize, value: &str) -> f64 {
+        let value = value.trim();
+        if value.is_empty() {
+            return f64::NAN;
+        }
+        self.schema.code(j, value).map_or(f64::NAN, f64::from)
+    }
+
+    /// The name of column `j` for messages that name it themselves: `None`
+    /// under the lab's schema, whose messages name the feature before.
+    fn column_name(&self, j: usize) -> Option<&'s str> {
+        let schema: &'s Schema = self.schema;
+        match schema.is_lab() {
+            true => None,
+            false => schema.columns().get(j).map(|c| c.name.as_str()),
+        }
+    }
+}
+
+/// A JSON number as serde read it: integers kept whole, so a categorical
+/// code such as `4111111111111111` keeps its text.
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+}
+
+impl Num {
+    fn get(self) -> f64 {
+        match self {
+            Num::Int(v) => v as f64,
+            Num::UInt(v) => v as f64,
+            Num::Float(v) => v,
+        }
+    }
+
+    /// Its text, as a category: `5411`, `2.5`.
+    fn text(self) -> String {
+        match self {
+            Num::Int(v) => v.to_string(),
+            Num::UInt(v) => v.to_string(),
+            Num::Float(v) => v.to_string(),
+        }
     }
 }
 
@@ -271,7 +342,7 @@ impl Ctx {
 #[derive(Debug, Clone, Copy)]
 enum Kind<'a> {
     Null,
-    Bool,
+    Bool(bool),
     Number,
     Str(&'a str),
     List,
@@ -282,7 +353,7 @@ impl fmt::Display for Kind<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Kind::Null => f.write_str("null"),
-            Kind::Bool => f.write_str("a boolean"),
+            Kind::Bool(_) => f.write_str("a boolean"),
             Kind::Number => f.write_str("a number"),
             Kind::Str(s) if s.chars().count() > 40 => {
                 write!(f, "a string {:?}…", s.chars().take(40).collect::<String>())
@@ -294,23 +365,31 @@ impl fmt::Display for Kind<'_> {
     }
 }
 
-/// Why a JSON body, row or value was refused.
+/// Why a JSON body, row or value was refused. `column` is the column's name
+/// where the message names it (never under the lab's schema, see
+/// [`Ctx::column_name`]).
 #[derive(Debug, thiserror::Error)]
 enum Refusal<'a> {
-    #[error("expected a number, found {0}")]
-    NotANumber(Kind<'a>),
-    #[error("expected a number, found the string {0:?}: send numbers without quotes")]
-    QuotedNumber(&'a str),
+    #[error("expected a number{}, found {found}", ForColumn(*.column))]
+    NotANumber {
+        column: Option<&'a str>,
+        found: Kind<'a>,
+    },
+    #[error("expected a number{}, found the string {text:?}: send numbers without quotes", ForColumn(*.column))]
+    QuotedNumber {
+        column: Option<&'a str>,
+        text: &'a str,
+    },
+    #[error("expected a category (a string or a number) for column '{column}', found {found}")]
+    NotACategory { column: &'a str, found: Kind<'a> },
     #[error("{0}")]
     Range(Problem),
-    #[error("expected {N_FEATURES} features (V1..V28, Amount standardized), found {0}")]
-    Count(usize),
-    #[error("expected a list of {N_FEATURES} numbers or an object of named features, found {0}")]
-    NotARow(Kind<'a>),
-    #[error(
-        "expected a list of {N_FEATURES} numbers, a list of such lists, or an object; found {0}"
-    )]
-    NotABatch(Kind<'a>),
+    #[error("expected {} features ({}), found {found}", .schema.n_columns(), Columns(.schema))]
+    Count { schema: &'a Schema, found: usize },
+    #[error("expected a list of {} {} or an object of named {}, found {found}", .schema.n_columns(), Words(.schema).values(), Words(.schema).names())]
+    NotARow { schema: &'a Schema, found: Kind<'a> },
+    #[error("expected a list of {} {}, a list of such lists, or an object; found {found}", .schema.n_columns(), Words(.schema).values())]
+    NotABatch { schema: &'a Schema, found: Kind<'a> },
     #[error("'{0}' must hold a list")]
     NotAList(&'static str),
     #[error("'{0}' must be the only key")]
@@ -319,18 +398,113 @@ enum Refusal<'a> {
     Twice(&'a str),
     #[error("give either Amount or Amount_std, not both")]
     BothAmounts,
-    #[error("unknown feature '{0}' (expected V1..V28 and Amount or Amount_std)")]
-    Unknown(&'a str),
-    #[error("missing feature {0}")]
-    Missing(&'static str),
+    #[error("{}", Unknown(.schema, .key))]
+    Unknown { schema: &'a Schema, key: &'a str },
+    #[error("{}", Missing(.schema, .column))]
+    Missing { schema: &'a Schema, column: &'a str },
 }
 
 impl<'a> Refusal<'a> {
-    /// A value that is not a number; a string holding one gets a hint.
-    fn value(found: Kind<'a>) -> Refusal<'a> {
+    /// A value that is not a number in a numeric column; a string holding
+    /// one gets a hint.
+    fn value(column: Option<&'a str>, found: Kind<'a>) -> Refusal<'a> {
         match found {
-            Kind::Str(s) if s.trim().parse::<f64>().is_ok() => Refusal::QuotedNumber(s),
-            _ => Refusal::NotANumber(found),
+            Kind::Str(text) if text.trim().parse::<f64>().is_ok() => {
+                Refusal::QuotedNumber { column, text }
+            }
+            _ => Refusal::NotANumber { column, found },
+        }
+    }
+}
+
+/// " for column 'amount'", or nothing.
+struct ForColumn<'a>(Option<&'a str>);
+
+impl fmt::Display for ForColumn<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(c) => write!(f, " for column '{c}'"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The columns a row holds, for messages: the lab's in its own words, any
+/// other schema's by name (the first 40).
+struct Columns<'a>(&'a Schema);
+
+impl fmt::Display for Columns<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 40;
+        let s = self.0;
+        if s.is_lab() {
+            return f.write_str("V1..V28, Amount standardized");
+        }
+        f.write_str("the model's columns: ")?;
+        for (i, name) in s.names().take(SHOWN).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+        }
+        if s.n_columns() > SHOWN {
+            write!(f, " and {} more", s.n_columns() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a row's values and names are called: the lab's "numbers" and
+/// "features", any other schema's "values" and "columns".
+struct Words<'a>(&'a Schema);
+
+impl Words<'_> {
+    fn values(&self) -> &'static str {
+        if self.0.is_lab() {
+            "numbers"
+        } else {
+            "values"
+        }
+    }
+    fn names(&self) -> &'static str {
+        if self.0.is_lab() {
+            "features"
+        } else {
+            "columns"
+        }
+    }
+}
+
+/// An unknown key of a named row.
+struct Unknown<'a>(&'a Schema, &'a str);
+
+impl fmt::Display for Unknown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Unknown(schema, key) = *self;
+        if schema.is_lab() {
+            write!(
+                f,
+                "unknown feature '{key}' (expected V1..V28 and Amount or Amount_std)"
+            )
+        } else {
+            write!(f, "unknown column '{key}' ({})", Columns(schema))
+        }
+    }
+}
+
+/// A column a named row left out.
+struct Missing<'a>(&'a Schema, &'a str);
+
+impl fmt::Display for Missing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Missing(schema, column) = *self;
+        if schema.is_lab() {
+            write!(f, "missing feature {column}")
+        } else {
+            write!(
+                f,
+                "missing column '{column}' (send null for a missing value)"
+            )
         }
     }
 }
@@ -339,7 +513,7 @@ impl<'a> Refusal<'a> {
 /// there; [`Any`] turns serde's visitor calls into these four.
 trait Shape<'de>: Sized {
     type Out;
-    fn number<E: de::Error>(self, v: f64) -> Result<Self::Out, E>;
+    fn number<E: de::Error>(self, v: Num) -> Result<Self::Out, E>;
     /// null, a boolean or a string.
     fn other<E: de::Error>(self, found: Kind<'_>) -> Result<Self::Out, E>;
     fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error>;
@@ -361,17 +535,17 @@ impl<'de, S: Shape<'de>> Visitor<'de> for Any<S> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<S::Out, E> {
-        self.0.other(Kind::Bool)
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<S::Out, E> {
+        self.0.other(Kind::Bool(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<S::Out, E> {
-        self.0.number(v as f64)
+        self.0.number(Num::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<S::Out, E> {
-        self.0.number(v as f64)
+        self.0.number(Num::UInt(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<S::Out, E> {
-        self.0.number(v)
+        self.0.number(Num::Float(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<S::Out, E> {
         self.0.other(Kind::Str(v))
@@ -393,7 +567,7 @@ struct Skip;
 
 impl<'de> Shape<'de> for Skip {
     type Out = ();
-    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+    fn number<E: de::Error>(self, _: Num) -> Result<(), E> {
         Ok(())
     }
     fn other<E: de::Error>(self, _: Kind<'_>) -> Result<(), E> {
@@ -412,36 +586,34 @@ impl<'de> Shape<'de> for Skip {
 }
 
 /// A whole document, or what an `instances`/`inputs` `key` holds.
-struct Doc<'c> {
-    ctx: &'c mut Ctx,
+struct Doc<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
     key: Option<&'static str>,
 }
 
-impl<'de> Shape<'de> for Doc<'_> {
+impl<'de> Shape<'de> for Doc<'_, '_> {
     type Out = ();
-    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+    fn number<E: de::Error>(self, _: Num) -> Result<(), E> {
         self.other(Kind::Number)
     }
     fn other<E: de::Error>(self, found: Kind<'_>) -> Result<(), E> {
+        let schema = self.ctx.schema;
         let why = match self.key {
             Some(key) => Refusal::NotAList(key),
-            None => Refusal::NotABatch(found),
+            None => Refusal::NotABatch { schema, found },
         };
         Err(self.ctx.refuse_doc(why))
     }
-    /// One row of numbers or a list of rows: the first item tells.
+    /// One row of values or a list of rows: the first item tells.
     fn list<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let ctx = self.ctx;
         let outer = ctx.at;
-        ctx.at = Some(Place {
-            row: 1,
-            field: Field::Index(0),
-        });
+        ctx.at = Some(First::PLACE);
         let first = seq.next_element_seed(Any(First { ctx: &mut *ctx }))?;
         ctx.at = outer;
         match first {
             None => Ok(()),
-            Some(First::NUMBER) => values(ctx, seq, 1, 1),
+            Some(First::VALUE) => values(ctx, seq, 1, 1),
             Some(_) => {
                 let mut row = 2;
                 while seq
@@ -463,63 +635,74 @@ impl<'de> Shape<'de> for Doc<'_> {
     }
 }
 
-/// The first item of a top-level list: a number (the list is one row,
-/// [`First::NUMBER`]) or a row (the list is a batch).
-struct First<'c> {
-    ctx: &'c mut Ctx,
+/// The first item of a top-level list: a value (a number, string, boolean
+/// or null: the list is one row and this its first value,
+/// [`First::VALUE`]) or a row (the list is a batch).
+struct First<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
 }
 
-impl<'c> First<'c> {
-    const NUMBER: bool = true;
-    fn row(self) -> Row<'c> {
+impl<'c, 's> First<'c, 's> {
+    const VALUE: bool = true;
+    const PLACE: Place<'static> = Place {
+        row: 1,
+        field: Field::Index(0),
+    };
+    fn row(self) -> Row<'c, 's> {
         Row {
             ctx: self.ctx,
             row: 1,
             envelope: Envelope::None,
         }
     }
-    const PLACE: Place = Place {
-        row: 1,
-        field: Field::Index(0),
-    };
+    fn value(&mut self) -> Value<'_, 's> {
+        Value {
+            ctx: &mut *self.ctx,
+            place: First::PLACE,
+            column: 0,
+        }
+    }
 }
 
-impl<'de> Shape<'de> for First<'_> {
+impl<'de> Shape<'de> for First<'_, '_> {
     type Out = bool;
-    fn number<E: de::Error>(self, v: f64) -> Result<bool, E> {
-        let v = self.ctx.number(First::PLACE, v)?;
+    fn number<E: de::Error>(mut self, v: Num) -> Result<bool, E> {
+        let v = self.value().number(v)?;
         self.ctx.out.push(v as f32);
-        Ok(First::NUMBER)
+        Ok(First::VALUE)
     }
-    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<bool, E> {
-        Err(self.ctx.refuse_at(First::PLACE, Refusal::value(found)))
+    fn other<E: de::Error>(mut self, found: Kind<'_>) -> Result<bool, E> {
+        let v = self.value().other(found)?;
+        self.ctx.out.push(v as f32);
+        Ok(First::VALUE)
     }
     fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
-        self.row().list(seq).map(|()| !First::NUMBER)
+        self.row().list(seq).map(|()| !First::VALUE)
     }
     fn object<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
-        self.row().object(map).map(|()| !First::NUMBER)
+        self.row().object(map).map(|()| !First::VALUE)
     }
 }
 
 /// One transaction: a list row or a named row (an item of a batch, with
 /// [`Envelope::None`]), or a line of JSON Lines ([`Envelope::Line`]: also
 /// `{"features": […]}`).
-struct Row<'c> {
-    ctx: &'c mut Ctx,
+struct Row<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
     row: usize,
     envelope: Envelope,
 }
 
-impl<'de> Shape<'de> for Row<'_> {
+impl<'de> Shape<'de> for Row<'_, '_> {
     type Out = ();
-    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+    fn number<E: de::Error>(self, _: Num) -> Result<(), E> {
         self.other(Kind::Number)
     }
     fn other<E: de::Error>(self, found: Kind<'_>) -> Result<(), E> {
+        let schema = self.ctx.schema;
         Err(self
             .ctx
-            .refuse_at(Place::row(self.row), Refusal::NotARow(found)))
+            .refuse_at(Place::row(self.row), Refusal::NotARow { schema, found }))
     }
     fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         values(self.ctx, seq, self.row, 0)
@@ -530,15 +713,15 @@ impl<'de> Shape<'de> for Row<'_> {
 }
 
 /// What a JSON Lines `key` (`features`, `instances`) holds: one list row.
-struct Flat<'c> {
-    ctx: &'c mut Ctx,
+struct Flat<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
     row: usize,
     key: &'static str,
 }
 
-impl<'de> Shape<'de> for Flat<'_> {
+impl<'de> Shape<'de> for Flat<'_, '_> {
     type Out = ();
-    fn number<E: de::Error>(self, _: f64) -> Result<(), E> {
+    fn number<E: de::Error>(self, _: Num) -> Result<(), E> {
         self.other(Kind::Number)
     }
     fn other<E: de::Error>(self, _: Kind<'_>) -> Result<(), E> {
@@ -555,19 +738,45 @@ impl<'de> Shape<'de> for Flat<'_> {
     }
 }
 
-/// One feature value at `place`: a number the models can compute with.
-struct Number<'c> {
-    ctx: &'c mut Ctx,
-    place: Place,
+/// The value of schema column `column` at `place`: a number the models can
+/// compute with for a numeric column, a code for a categorical one, `NaN`
+/// for a missing value.
+struct Value<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
+    place: Place<'s>,
+    column: usize,
 }
 
-impl<'de> Shape<'de> for Number<'_> {
+impl Value<'_, '_> {
+    fn categorical(&self) -> bool {
+        self.ctx.schema.is_categorical(self.column)
+    }
+}
+
+impl<'de> Shape<'de> for Value<'_, '_> {
     type Out = f64;
-    fn number<E: de::Error>(self, v: f64) -> Result<f64, E> {
-        self.ctx.number(self.place, v)
+    fn number<E: de::Error>(self, v: Num) -> Result<f64, E> {
+        if self.categorical() {
+            return Ok(self.ctx.code(self.column, &v.text()));
+        }
+        self.ctx.number(self.place, v.get())
     }
     fn other<E: de::Error>(self, found: Kind<'_>) -> Result<f64, E> {
-        Err(self.ctx.refuse_at(self.place, Refusal::value(found)))
+        let categorical = self.categorical();
+        match found {
+            Kind::Null => return Ok(f64::NAN),
+            Kind::Str(s) if categorical => return Ok(self.ctx.code(self.column, s)),
+            Kind::Bool(b) if categorical => {
+                return Ok(self.ctx.code(self.column, if b { "true" } else { "false" }))
+            }
+            _ => {}
+        }
+        let name = self.ctx.column_name(self.column);
+        let why = match (categorical, name) {
+            (true, Some(column)) => Refusal::NotACategory { column, found },
+            _ => Refusal::value(name, found),
+        };
+        Err(self.ctx.refuse_at(self.place, why))
     }
     fn list<A: SeqAccess<'de>>(self, seq: A) -> Result<f64, A::Error> {
         Skip.list(seq)?;
@@ -580,14 +789,15 @@ impl<'de> Shape<'de> for Number<'_> {
 }
 
 /// The values of a list row from position `from` on (earlier ones already
-/// pushed): exactly 29 numbers.
+/// pushed): exactly one per schema column.
 fn values<'de, A: SeqAccess<'de>>(
-    ctx: &mut Ctx,
+    ctx: &mut Ctx<'_>,
     mut seq: A,
     row: usize,
     from: usize,
 ) -> Result<(), A::Error> {
     let outer = ctx.at;
+    let width = ctx.schema.n_columns();
     let mut n = from;
     loop {
         let place = Place {
@@ -595,10 +805,11 @@ fn values<'de, A: SeqAccess<'de>>(
             field: Field::Index(n),
         };
         ctx.at = Some(place);
-        if n < N_FEATURES {
-            let Some(v) = seq.next_element_seed(Any(Number {
+        if n < width {
+            let Some(v) = seq.next_element_seed(Any(Value {
                 ctx: &mut *ctx,
                 place,
+                column: n,
             }))?
             else {
                 break;
@@ -610,8 +821,9 @@ fn values<'de, A: SeqAccess<'de>>(
         n += 1;
     }
     ctx.at = outer;
-    if n != N_FEATURES {
-        return Err(ctx.refuse_at(Place::row(row), Refusal::Count(n)));
+    if n != width {
+        let schema = ctx.schema;
+        return Err(ctx.refuse_at(Place::row(row), Refusal::Count { schema, found: n }));
     }
     Ok(())
 }
@@ -623,101 +835,134 @@ enum Envelope {
     Batch,
     /// A JSON Lines line: `features` or `instances` around one list row.
     Line,
-    /// An item of a batch: named features only.
+    /// An item of a batch: named columns only.
     None,
 }
 
-/// A key of an object, classified.
-enum Key<'a> {
-    /// A model feature's slot; `Amount` (raw) and `Amount_std` share one.
-    Feature(usize, &'static str),
-    /// `Time` (0) or `Class` (1): read past.
-    Ignored(usize, &'static str),
+/// A key of an object, classified under the schema.
+enum Key<'s, 'de> {
+    /// A column's slot and the key's name; `raw` for the lab's raw
+    /// `Amount`, standardized into the lab's `Amount` slot (`Amount_std`
+    /// shares the slot as is).
+    Column {
+        slot: usize,
+        name: &'s str,
+        raw: bool,
+    },
+    /// Read past: `Time` (0, the lab's only) or the label (1).
+    Ignored(usize, &'s str),
     Envelope(&'static str),
-    Unknown(std::borrow::Cow<'a, str>),
+    Unknown(std::borrow::Cow<'de, str>),
 }
 
-impl Key<'_> {
+impl Key<'_, '_> {
     fn name(&self) -> &str {
         match self {
-            Key::Feature(_, n) | Key::Ignored(_, n) | Key::Envelope(n) => n,
+            Key::Column { name, .. } | Key::Ignored(_, name) => name,
+            Key::Envelope(n) => n,
             Key::Unknown(n) => n,
         }
     }
 }
 
-struct KeySeed(Envelope);
+struct KeySeed<'s> {
+    schema: &'s Schema,
+    envelope: Envelope,
+}
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Key<'de>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key<'de>, D::Error> {
+impl<'de, 's> DeserializeSeed<'de> for KeySeed<'s> {
+    type Value = Key<'s, 'de>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key<'s, 'de>, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Key<'de>;
+impl<'de, 's> Visitor<'de> for KeySeed<'s> {
+    type Value = Key<'s, 'de>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a key")
     }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'s, 'de>, E> {
         Ok(self.classify(v).unwrap_or(Key::Unknown(v.into())))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'s, 'de>, E> {
         Ok(self
             .classify(v)
             .unwrap_or_else(|| Key::Unknown(v.to_owned().into())))
     }
 }
 
-impl KeySeed {
-    fn classify(&self, k: &str) -> Option<Key<'static>> {
-        let envelopes: &[&'static str] = match self.0 {
+impl<'s> KeySeed<'s> {
+    /// An envelope key (unless the schema has a column of that name), the
+    /// lab's `Time`, `Amount` and `Amount_std`, a column, or the label.
+    fn classify(&self, k: &str) -> Option<Key<'s, 'static>> {
+        let schema = self.schema;
+        let envelopes: &[&'static str] = match self.envelope {
             Envelope::Batch => &["instances", "inputs"],
             Envelope::Line => &["features", "instances"],
             Envelope::None => &[],
         };
         if let Some(e) = envelopes.iter().find(|e| **e == k) {
-            return Some(Key::Envelope(e));
-        }
-        Some(match k {
-            "Time" => Key::Ignored(0, "Time"),
-            "Class" => Key::Ignored(1, "Class"),
-            "Amount" => Key::Feature(N_FEATURES - 1, "Amount"),
-            "Amount_std" => Key::Feature(N_FEATURES - 1, "Amount_std"),
-            _ => {
-                let j = FEATURE_NAMES[..N_FEATURES - 1]
-                    .iter()
-                    .position(|n| *n == k)?;
-                Key::Feature(j, FEATURE_NAMES[j])
+            if schema.position(k).is_none() {
+                return Some(Key::Envelope(e));
             }
-        })
+        }
+        if schema.is_lab() {
+            let (name, raw) = match k {
+                "Time" => return Some(Key::Ignored(0, "Time")),
+                "Amount" => ("Amount", true),
+                "Amount_std" => ("Amount_std", false),
+                _ => ("", false),
+            };
+            if !name.is_empty() {
+                let slot = LAB_AMOUNT;
+                return Some(Key::Column { slot, name, raw });
+            }
+        }
+        if let Some(slot) = schema.position(k) {
+            let name = schema.columns()[slot].name.as_str();
+            return Some(Key::Column {
+                slot,
+                name,
+                raw: false,
+            });
+        }
+        (k == schema.label()).then(|| Key::Ignored(1, schema.label()))
     }
 }
 
 /// A misused envelope: about the document, or about a JSON Lines line.
-fn envelope_error<E: de::Error>(ctx: &mut Ctx, envelope: Envelope, row: usize, why: Refusal) -> E {
+fn envelope_error<E: de::Error>(
+    ctx: &mut Ctx<'_>,
+    envelope: Envelope,
+    row: usize,
+    why: Refusal,
+) -> E {
     match envelope {
         Envelope::Line => ctx.refuse_at(Place::row(row), why),
         _ => ctx.refuse_doc(why),
     }
 }
 
-/// An object at `row`: a named row, or an envelope (see [`Envelope`]).
+/// An object at `row`: a named row, or an envelope (see [`Envelope`]). A
+/// named row's values go straight into the rows, every column `NaN` until
+/// its key is read; each column must be named once.
 fn object<'de, A: MapAccess<'de>>(
-    ctx: &mut Ctx,
+    ctx: &mut Ctx<'_>,
     mut map: A,
     row: usize,
     envelope: Envelope,
 ) -> Result<(), A::Error> {
     let outer = ctx.at;
-    let mut vals = [0f32; N_FEATURES];
-    // which key gave each slot, and whether Time and Class were seen
-    let mut given: [Option<&'static str>; N_FEATURES] = [None; N_FEATURES];
+    let schema = ctx.schema;
+    let width = schema.n_columns();
+    // where this row starts in `ctx.out`, once a column's key has been read
+    let mut start: Option<usize> = None;
+    // whether Time and the label were seen
     let mut ignored = [false; 2];
     let mut wrapped: Option<&'static str> = None;
     let mut first = true;
-    while let Some(key) = map.next_key_seed(KeySeed(envelope))? {
+    while let Some(key) = map.next_key_seed(KeySeed { schema, envelope })? {
         if let (Key::Envelope(k), true) = (&key, std::mem::take(&mut first)) {
             wrapped = Some(k);
             match envelope {
@@ -745,22 +990,34 @@ fn object<'de, A: MapAccess<'de>>(
         }
         let place = |field| Place { row, field };
         match key {
-            Key::Feature(slot, name) => {
-                ctx.at = Some(place(Field::Key(name)));
-                let v = map.next_value_seed(Any(Number {
+            Key::Column { slot, name, raw } => {
+                let at = place(Field::Key(name));
+                ctx.at = Some(at);
+                let v = map.next_value_seed(Any(Value {
                     ctx: &mut *ctx,
-                    place: place(Field::Key(name)),
+                    place: at,
+                    column: slot,
                 }))?;
-                if let Some(earlier) = given[slot] {
+                let base = match start {
+                    Some(b) => b,
+                    None => {
+                        let b = ctx.out.len();
+                        ctx.out.resize(b + width, f32::NAN);
+                        ctx.given.clear();
+                        ctx.given.resize(width, None);
+                        *start.insert(b)
+                    }
+                };
+                if let Some(earlier) = ctx.given[slot] {
                     let why = if earlier == name {
                         Refusal::Twice(name)
                     } else {
                         Refusal::BothAmounts
                     };
-                    return Err(ctx.refuse_at(place(Field::Key(name)), why));
+                    return Err(ctx.refuse_at(at, why));
                 }
-                given[slot] = Some(name);
-                vals[slot] = if name == "Amount" {
+                ctx.given[slot] = Some(name);
+                ctx.out[base + slot] = if raw {
                     standardize_amount(v) as f32
                 } else {
                     v as f32
@@ -772,9 +1029,9 @@ fn object<'de, A: MapAccess<'de>>(
                     return Err(ctx.refuse_at(place(Field::Key(name)), Refusal::Twice(name)));
                 }
             }
-            Key::Unknown(name) => {
+            Key::Unknown(key) => {
                 map.next_value_seed(Any(Skip))?;
-                return Err(ctx.refuse_field(row, &name, Refusal::Unknown(&name)));
+                return Err(ctx.refuse_field(row, &key, Refusal::Unknown { schema, key: &key }));
             }
             Key::Envelope(k) => {
                 // an envelope key after other keys
@@ -787,57 +1044,113 @@ fn object<'de, A: MapAccess<'de>>(
     if wrapped.is_some() {
         return Ok(());
     }
-    if let Some(j) = given.iter().position(Option::is_none) {
-        return Err(ctx.refuse_field(row, FEATURE_NAMES[j], Refusal::Missing(FEATURE_NAMES[j])));
+    let missing = match start {
+        None => Some(0),
+        Some(_) => ctx.given.iter().position(Option::is_none),
+    };
+    if let Some(j) = missing {
+        let column = schema.columns()[j].name.as_str();
+        return Err(ctx.refuse_field(row, column, Refusal::Missing { schema, column }));
     }
-    ctx.out.extend_from_slice(&vals);
     Ok(())
 }
 
 /// CSV bodies go through the one CSV reader of [`crate::data::csv`]
 /// (parallel for large bodies); errors name the body's line and the field.
-fn parse_csv(
-    text: &str,
-    schema: &std::sync::Arc<crate::schema::Schema>,
-) -> Result<Vec<f32>, ApiError> {
-    crate::data::csv::parse_features(text.as_bytes(), schema).map_err(|e| {
-        let line = e.line;
-        match e.problem {
-            Problem::Columns { expected, found } => {
-                let hint = if found == expected + 1 {
-                    " (drop the Class column)"
-                } else {
-                    ""
-                };
-                ApiError::bad(
-                    format!("line {line}: expected {expected} values, found {found}{hint}"),
-                    Some(line),
-                    None,
-                )
-            }
-            problem => {
-                let name = FEATURE_NAMES.get(e.column - 1).copied();
-                ApiError::bad(
-                    format!(
-                        "line {line}, column {} ({}): {problem}",
-                        e.column,
-                        name.unwrap_or("?")
-                    ),
-                    Some(line),
-                    name,
-                )
-            }
+fn parse_csv(text: &str, schema: &Arc<Schema>) -> Result<Vec<f32>, ApiError> {
+    crate::data::csv::parse_features(text.as_bytes(), schema)
+        .map_err(|e| csv_error(text, schema, e))
+}
+
+/// A refused CSV body as an answer: its line, and the field by its name.
+fn csv_error(text: &str, schema: &Schema, e: RowError) -> ApiError {
+    let line = e.line;
+    match e.problem {
+        Problem::Columns { expected, found } => {
+            let hint = if found == expected + 1 {
+                format!(" (drop the {} column)", schema.label())
+            } else {
+                String::new()
+            };
+            ApiError::bad(
+                format!("line {line}: expected {expected} values, found {found}{hint}"),
+                Some(line),
+                None,
+            )
         }
-    })
+        problem => {
+            let name = csv_field_name(text, schema, line, e.column, &problem);
+            ApiError::bad(
+                format!(
+                    "line {line}, column {} ({}): {problem}",
+                    e.column,
+                    name.as_deref().unwrap_or("?")
+                ),
+                Some(line),
+                name.as_deref(),
+            )
+        }
+    }
+}
+
+/// The name of a CSV body's 1-based `column` in a refusal at `line`: the
+/// header's name for a problem with the header itself, or for a row below a
+/// header that names that column; otherwise the schema's column at that
+/// position (a body without a header).
+fn csv_field_name(
+    text: &str,
+    schema: &Schema,
+    line: usize,
+    column: usize,
+    problem: &Problem,
+) -> Option<String> {
+    let header_problem = match problem {
+        Problem::MissingColumn(name) => return Some(name.clone()),
+        Problem::NotInSchema(..) | Problem::Duplicate(_) | Problem::UnknownColumn(_) => true,
+        _ => false,
+    };
+    let in_header = || {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut first = csv::StringRecord::new();
+        match rdr.read_record(&mut first) {
+            Ok(true) => first
+                .get(column.checked_sub(1)?)
+                .map(|f| f.trim().trim_matches('"').trim().to_owned()),
+            _ => None,
+        }
+    };
+    let known = |name: &str| {
+        schema.position(name).is_some()
+            || name == schema.label()
+            || (schema.is_lab() && matches!(name, "Time" | "Amount_std"))
+    };
+    if header_problem {
+        return in_header();
+    }
+    if line > 1 {
+        if let Some(name) = in_header().filter(|n| known(n)) {
+            return Some(name);
+        }
+    }
+    let j = column.checked_sub(1)?;
+    schema.columns().get(j).map(|c| c.name.clone())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    fn parse_lab(f: Format, b: &[u8]) -> Result<Vec<f32>, ApiError> {
-        parse(f, b, &std::sync::Arc::new(crate::schema::Schema::lab()))
-    }
+    use crate::data::N_FEATURES;
+    use crate::schema::{Column, Form, Kind as ColumnKind};
     use proptest::prelude::*;
+
+    /// Parses under the lab's schema.
+    fn lab(format: Format, body: &[u8]) -> Result<Vec<f32>, ApiError> {
+        static LAB: std::sync::OnceLock<Arc<Schema>> = std::sync::OnceLock::new();
+        parse(format, body, LAB.get_or_init(|| Arc::new(Schema::lab())))
+    }
 
     fn row_text(sep: &str) -> String {
         (0..N_FEATURES)
@@ -849,14 +1162,14 @@ mod tests {
     #[test]
     fn every_json_shape() {
         let r = row_text(",");
-        let one = parse_lab(Format::Json, format!("[{r}]").as_bytes()).unwrap();
+        let one = lab(Format::Json, format!("[{r}]").as_bytes()).unwrap();
         assert_eq!(one.len(), N_FEATURES);
         for body in [
             format!("[[{r}],[{r}]]"),
             format!("{{\"instances\": [[{r}],[{r}]]}}"),
             format!("{{\"inputs\": [[{r}],[{r}]]}}"),
         ] {
-            let v = parse_lab(Format::Json, body.as_bytes()).unwrap();
+            let v = lab(Format::Json, body.as_bytes()).unwrap();
             assert_eq!(v.len(), 2 * N_FEATURES, "{body}");
             assert_eq!(&v[..N_FEATURES], &one[..]);
         }
@@ -864,10 +1177,10 @@ mod tests {
             .map(|i| format!("\"V{i}\": {i}, "))
             .collect::<String>()
             + "\"Amount\": 1.0, \"Time\": 5";
-        let v = parse_lab(Format::Json, format!("{{{named}}}").as_bytes()).unwrap();
+        let v = lab(Format::Json, format!("{{{named}}}").as_bytes()).unwrap();
         assert_eq!(v[0], 1.0);
         assert!((v[28] - -0.349_231_3).abs() < 1e-6);
-        let v = parse_lab(
+        let v = lab(
             Format::Json,
             format!("[{{{named}}}, {{{named}}}]").as_bytes(),
         )
@@ -880,24 +1193,24 @@ mod tests {
         let r = row_text(",");
         let csv = format!("{r}\n\n{r}\r\n");
         assert_eq!(
-            parse_lab(Format::Csv, csv.as_bytes()).unwrap().len(),
+            lab(Format::Csv, csv.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         assert_eq!(
-            parse_lab(Format::Detect, csv.as_bytes()).unwrap().len(),
+            lab(Format::Detect, csv.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         let jl = format!("[{r}]\n[{r}]\n");
         assert_eq!(
-            parse_lab(Format::JsonLines, jl.as_bytes()).unwrap().len(),
+            lab(Format::JsonLines, jl.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         assert_eq!(
-            parse_lab(Format::Detect, jl.as_bytes()).unwrap().len(),
+            lab(Format::Detect, jl.as_bytes()).unwrap().len(),
             2 * N_FEATURES
         );
         assert_eq!(
-            parse_lab(Format::Detect, format!("[{r}]").as_bytes())
+            lab(Format::Detect, format!("[{r}]").as_bytes())
                 .unwrap()
                 .len(),
             N_FEATURES
@@ -918,7 +1231,7 @@ mod tests {
     }
 
     fn bad(format: Format, body: &str) -> (String, Option<usize>, Option<String>) {
-        match parse_lab(format, body.as_bytes()) {
+        match lab(format, body.as_bytes()) {
             Err(ApiError::BadInput {
                 message,
                 row,
@@ -940,7 +1253,7 @@ mod tests {
         assert_eq!((row, field.as_deref()), (Some(2), Some("V4")), "{m}");
         let (m, _, _) = bad(Format::Json, "{\"a\": ");
         assert!(m.starts_with("malformed JSON"), "{m}");
-        let (m, _, field) = bad(Format::Csv, &r.replacen("2.5", "NaN", 1));
+        let (m, _, field) = bad(Format::Csv, &r.replacen("2.5", "inf", 1));
         assert!(
             m.contains("not finite") && field.as_deref() == Some("V3"),
             "{m}"
@@ -950,8 +1263,13 @@ mod tests {
             m.contains("found 30 (drop the Class column)") && row == Some(2),
             "{m}"
         );
-        let (m, _, _) = bad(Format::Detect, "hello,world");
-        assert!(m.contains("not a number: 'hello'"), "{m}");
+        // a first line of words is a header (the lead's CSV reader)
+        let (m, _, field) = bad(Format::Detect, "hello,world");
+        assert!(m.contains("unknown column 'hello'"), "{m}");
+        assert_eq!(field.as_deref(), Some("hello"));
+        let (m, _, field) = bad(Format::Detect, "0.5,world");
+        assert!(m.contains("not a number: 'world'"), "{m}");
+        assert_eq!(field.as_deref(), Some("V2"));
         let (m, _, _) = bad(Format::Json, "  ");
         assert!(m.contains("empty body"), "{m}");
         let (m, _, _) = bad(Format::Json, "[]");
@@ -964,7 +1282,7 @@ mod tests {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let (m, _, _) = bad(Format::Json, &deep);
         assert!(m.contains("malformed JSON"), "{m}");
-        match parse_lab(Format::Json, b"[\xff]") {
+        match lab(Format::Json, b"[\xff]") {
             Err(ApiError::BadInput { message, .. }) => assert!(message.contains("UTF-8")),
             other => panic!("{other:?}"),
         }
@@ -1027,9 +1345,9 @@ mod tests {
             .replacen("0.5", "3.4e38", 1)
             .replacen("1.5", "1e-50", 1)
             .replacen("2.5", "-0", 1);
-        let v = parse_lab(Format::Json, format!("[{edge}]").as_bytes()).unwrap();
+        let v = lab(Format::Json, format!("[{edge}]").as_bytes()).unwrap();
         assert_eq!((v[0], v[1], v[2]), (3.4e38, 0.0, 0.0));
-        assert!(parse_lab(Format::Json, named("3e38").as_bytes()).is_ok());
+        assert!(lab(Format::Json, named("3e38").as_bytes()).is_ok());
     }
 
     #[test]
@@ -1051,10 +1369,10 @@ mod tests {
         assert!(m.contains("without quotes"), "{m}");
         let (m, row, field) = bad(
             Format::JsonLines,
-            &format!("[{r}]\n\n[{}]", r.replacen("1.5", "null", 1)),
+            &format!("[{r}]\n\n[{}]", r.replacen("1.5", "true", 1)),
         );
         assert_eq!((row, field.as_deref()), (Some(3), Some("V2")), "{m}");
-        assert!(m.contains("found null"), "{m}");
+        assert!(m.contains("found a boolean"), "{m}");
         let (m, _, field) = bad(Format::Json, &format!("[{}]", r.replacen("1.5", "[1]", 1)));
         assert!(
             m.contains("found a list") && field.as_deref() == Some("V2"),
@@ -1098,7 +1416,7 @@ mod tests {
     #[test]
     fn a_leading_byte_order_mark_is_ignored() {
         let r = row_text(",");
-        let want = parse_lab(Format::Csv, r.as_bytes()).unwrap();
+        let want = lab(Format::Csv, r.as_bytes()).unwrap();
         for (format, body) in [
             (Format::Json, format!("\u{feff}[{r}]")),
             (Format::Detect, format!("\u{feff}[{r}]")),
@@ -1106,7 +1424,7 @@ mod tests {
             (Format::Detect, format!("\u{feff}{r}")),
             (Format::JsonLines, format!("\u{feff}[{r}]")),
         ] {
-            assert_eq!(parse_lab(format, body.as_bytes()).unwrap(), want, "{body}");
+            assert_eq!(lab(format, body.as_bytes()).unwrap(), want, "{body}");
         }
     }
 
@@ -1135,7 +1453,7 @@ mod tests {
         let body = format!("[{}]", vec![row; n].join(","));
         let rows_kb = (n * N_FEATURES * 4 / 1024) as u64;
         let parse_kb = peak_kb(|| {
-            let v = parse_lab(Format::Json, body.as_bytes()).unwrap();
+            let v = lab(Format::Json, body.as_bytes()).unwrap();
             assert_eq!(v.len(), n * N_FEATURES);
             std::hint::black_box(&v);
         });
@@ -1155,7 +1473,7 @@ mod tests {
             body.push('\n');
         }
         assert!(body.len() > 2 << 20, "must span several chunks");
-        let v = parse_lab(Format::Csv, body.as_bytes()).unwrap();
+        let v = lab(Format::Csv, body.as_bytes()).unwrap();
         assert_eq!(v.len(), 30_000 * N_FEATURES);
         assert_eq!(&v[..N_FEATURES], &v[29_999 * N_FEATURES..]);
         body.push_str(&r.replacen("4.5", "oops", 1));
@@ -1163,14 +1481,420 @@ mod tests {
         assert_eq!((row, field.as_deref()), (Some(30_001), Some("V5")), "{m}");
     }
 
+    /// The lab's messages read as before schemas: the lab's Lambda and its
+    /// tests pass them on word for word.
+    #[test]
+    fn the_lab_keeps_its_messages() {
+        let r = row_text(",");
+        let (m, ..) = bad(Format::Json, "[1, 2, 3]");
+        assert_eq!(
+            m,
+            "row 1: expected 29 features (V1..V28, Amount standardized), found 3"
+        );
+        let (m, ..) = bad(
+            Format::Json,
+            &format!("[{}]", r.replacen("0.5", "\"x\"", 1)),
+        );
+        assert_eq!(
+            m,
+            "row 1, feature 1 (V1): expected a number, found a string \"x\""
+        );
+        let (m, ..) = bad(Format::Json, &format!("[[{r}], 7]"));
+        assert_eq!(
+            m,
+            "row 2: expected a list of 29 numbers or an object of named features, found a number"
+        );
+        let (m, ..) = bad(Format::Json, "5");
+        assert_eq!(
+            m,
+            "expected a list of 29 numbers, a list of such lists, or an object; found a number"
+        );
+        let (m, ..) = bad(Format::Json, "{\"V1\": 1}");
+        assert_eq!(m, "row 1: missing feature V2");
+        let (m, ..) = bad(Format::Json, "{\"Foo\": 1}");
+        assert_eq!(
+            m,
+            "row 1: unknown feature 'Foo' (expected V1..V28 and Amount or Amount_std)"
+        );
+        let (m, ..) = bad(Format::Csv, &format!("{r},1"));
+        assert_eq!(
+            m,
+            "line 1: expected 29 values, found 30 (drop the Class column)"
+        );
+    }
+
+    /// Missing values (issue 11): JSON `null`, an empty CSV field and `NaN`
+    /// are `NaN` in the rows, under the lab's schema too; raw `Amount`
+    /// stays missing once standardized.
+    #[test]
+    fn null_empty_fields_and_nan_are_missing_values() {
+        let r = row_text(",");
+        let v = lab(
+            Format::Json,
+            format!("[{}]", r.replacen("1.5", "null", 1)).as_bytes(),
+        )
+        .unwrap();
+        assert!(v[1].is_nan() && v[0] == 0.5 && v[2] == 2.5, "{v:?}");
+        let v = lab(Format::Json, format!("[null, {}]", &r[4..]).as_bytes()).unwrap();
+        assert!(v[0].is_nan() && v[1] == 1.5, "{v:?}");
+        let v = lab(Format::Json, named("null").as_bytes()).unwrap();
+        assert!(v[28].is_nan() && v[27] == 28.0, "{v:?}");
+        for body in [r.replacen("4.5", "", 1), r.replacen("4.5", "NaN", 1)] {
+            let v = lab(Format::Csv, body.as_bytes()).unwrap();
+            assert!(v[4].is_nan() && v[5] == 5.5, "{body}: {v:?}");
+        }
+        let v = lab(Format::Csv, ",".repeat(28).as_bytes()).unwrap();
+        assert!(v.len() == N_FEATURES && v.iter().all(|x| x.is_nan()));
+        // JSON's NaN literal is not JSON
+        let (m, ..) = bad(Format::Json, &format!("[{}]", r.replacen("1.5", "NaN", 1)));
+        assert!(m.starts_with("malformed JSON"), "{m}");
+    }
+
+    /// amount (numeric), country (categorical: US, GB) and hour (numeric),
+    /// labelled is_fraud: the brief's example of a user's schema.
+    fn user() -> Arc<Schema> {
+        let country = Column {
+            name: "country".into(),
+            kind: ColumnKind::Categorical {
+                categories: vec!["US".into(), "GB".into()],
+            },
+        };
+        Arc::new(
+            Schema::new(
+                Form::Header,
+                vec![Column::numeric("amount"), country, Column::numeric("hour")],
+                "is_fraud".into(),
+                Some("amount".into()),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn user_ok(format: Format, body: &str) -> Vec<f32> {
+        parse(format, body.as_bytes(), &user()).unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    fn user_bad(format: Format, body: &str) -> (String, Option<usize>, Option<String>) {
+        match parse(format, body.as_bytes(), &user()) {
+            Err(ApiError::BadInput {
+                message,
+                row,
+                field,
+            }) => (message, row, field),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    /// Equal rows, `NaN` (missing) equal to itself.
+    fn same(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+    }
+
+    #[test]
+    fn positional_rows_follow_the_schema() {
+        let nan = f32::NAN;
+        let one = [12.5, 1.0, 3.0];
+        for (format, body) in [
+            (Format::Json, r#"[12.5, "GB", 3]"#),
+            (Format::Json, r#"[[12.5, "GB", 3]]"#),
+            (Format::Json, r#"{"instances": [[12.5, " GB ", 3]]}"#),
+            (Format::Json, r#"{"inputs": [[12.5, "GB", 3]]}"#),
+            (Format::JsonLines, r#"[12.5, "GB", 3]"#),
+            (Format::JsonLines, r#"{"features": [12.5, "GB", 3]}"#),
+            (Format::Detect, r#"[12.5, "GB", 3]"#),
+            (Format::Csv, "12.5,GB,3"),
+            (Format::Detect, "12.5,GB,3\n"),
+        ] {
+            assert!(same(&user_ok(format, body), &one), "{body}");
+        }
+        // a value outside the vocabulary is "other" (code 2), never an error
+        assert!(same(
+            &user_ok(Format::Json, r#"[1, "FR", 2]"#),
+            &[1.0, 2.0, 2.0]
+        ));
+        assert!(same(&user_ok(Format::Csv, "1,FR,2"), &[1.0, 2.0, 2.0]));
+        // null is missing in any column; a blank category too
+        let v = user_ok(
+            Format::Json,
+            r#"[[null, "US", null], [1, null, 2], [1, "  ", 2], [null, "", null]]"#,
+        );
+        let want = [nan, 0.0, nan, 1.0, nan, 2.0, 1.0, nan, 2.0, nan, nan, nan];
+        assert!(same(&v, &want), "{v:?}");
+        // the first value of a one-row list may be a string or null
+        let mcc = Arc::new(
+            Schema::new(
+                Form::Header,
+                vec![
+                    Column {
+                        name: "mcc".into(),
+                        kind: ColumnKind::Categorical {
+                            categories: vec!["5411".into(), "5812".into(), "true".into()],
+                        },
+                    },
+                    Column::numeric("amount"),
+                ],
+                "y".into(),
+                None,
+            )
+            .unwrap(),
+        );
+        let p = |body: &str| parse(Format::Json, body.as_bytes(), &mcc).unwrap();
+        // a number in a categorical column is its text; a boolean too
+        assert!(same(&p("[5812, 1]"), &[1.0, 1.0]));
+        assert!(same(&p("[5411.0, 1]"), &[0.0, 1.0]));
+        assert!(same(&p("[true, 1]"), &[2.0, 1.0]));
+        assert!(same(&p("[false, 1]"), &[3.0, 1.0]));
+        assert!(same(&p("[4111111111111111, 1]"), &[3.0, 1.0]));
+        assert!(same(&p(r#"["5411", 1]"#), &[0.0, 1.0]));
+        assert!(same(&p("[null, 1]"), &[nan, 1.0]));
+        assert!(same(
+            &p("[[\"x\", 1], [5812, null]]"),
+            &[3.0, 1.0, 1.0, nan]
+        ));
+    }
+
+    #[test]
+    fn positional_refusals_name_the_column() {
+        let (m, row, field) = user_bad(Format::Json, r#"[[1, "US", 2], ["US", "US", 2]]"#);
+        assert_eq!(
+            m,
+            "row 2, feature 1 (amount): expected a number for column 'amount', found a string \"US\""
+        );
+        assert_eq!((row, field.as_deref()), (Some(2), Some("amount")));
+        let (m, _, field) = user_bad(Format::Json, r#"[1, "US", "3"]"#);
+        assert!(
+            m.contains("expected a number for column 'hour', found the string \"3\": send numbers without quotes"),
+            "{m}"
+        );
+        assert_eq!(field.as_deref(), Some("hour"));
+        let (m, _, field) = user_bad(Format::Json, r#"[1, ["US"], 3]"#);
+        assert!(
+            m.contains(
+                "expected a category (a string or a number) for column 'country', found a list"
+            ),
+            "{m}"
+        );
+        assert_eq!(field.as_deref(), Some("country"));
+        let (m, ..) = user_bad(Format::Json, r#"[1, {"a": 1}, 3]"#);
+        assert!(m.contains("found an object"), "{m}");
+        let (m, _, field) = user_bad(Format::Json, r#"[1, "US", true]"#);
+        assert!(m.contains("for column 'hour', found a boolean"), "{m}");
+        assert_eq!(field.as_deref(), Some("hour"));
+        let (m, row, _) = user_bad(Format::Json, r#"[1, "US"]"#);
+        assert_eq!(
+            m,
+            "row 1: expected 3 features (the model's columns: amount, country, hour), found 2"
+        );
+        assert_eq!(row, Some(1));
+        let (m, row, _) = user_bad(Format::JsonLines, "[1, \"US\", 2]\n[1, \"US\", 2, 4]");
+        assert!(
+            m.contains("expected 3 features") && m.contains("found 4"),
+            "{m}"
+        );
+        assert_eq!(row, Some(2));
+        let (m, ..) = user_bad(Format::Json, "[[1, \"US\", 2], 5]");
+        assert_eq!(
+            m,
+            "row 2: expected a list of 3 values or an object of named columns, found a number"
+        );
+        let (m, ..) = user_bad(Format::Json, "\"x\"");
+        assert!(
+            m.starts_with("expected a list of 3 values, a list of such lists"),
+            "{m}"
+        );
+        let (m, _, field) = user_bad(Format::Json, r#"[1e39, "US", 2]"#);
+        assert!(
+            m.contains("f32") && field.as_deref() == Some("amount"),
+            "{m}"
+        );
+        // many columns are listed up to 40
+        let wide = Arc::new(
+            Schema::new(
+                Form::LabelFirst,
+                (0..45).map(|i| Column::numeric(format!("f{i}"))).collect(),
+                "y".into(),
+                None,
+            )
+            .unwrap(),
+        );
+        match parse(Format::Json, b"[1]", &wide) {
+            Err(ApiError::BadInput { message, .. }) => {
+                assert!(
+                    message.contains("f38, f39 and 5 more), found 1"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn named_rows_follow_the_schema() {
+        let nan = f32::NAN;
+        let v = user_ok(
+            Format::Json,
+            r#"{"hour": 3, "is_fraud": 1, "country": "GB", "amount": 12.5}"#,
+        );
+        assert!(same(&v, &[12.5, 1.0, 3.0]), "{v:?}");
+        let v = user_ok(
+            Format::Json,
+            r#"[{"amount": null, "country": "XX", "hour": 1}, {"amount": 2, "country": null, "hour": null}]"#,
+        );
+        assert!(same(&v, &[nan, 2.0, 1.0, 2.0, nan, nan]), "{v:?}");
+        let v = user_ok(
+            Format::Json,
+            r#"{"instances": [{"amount": 1, "country": 5, "hour": 1}]}"#,
+        );
+        assert!(same(&v, &[1.0, 2.0, 1.0]), "{v:?}");
+        let v = user_ok(
+            Format::JsonLines,
+            "{\"amount\": 1, \"country\": \"US\", \"hour\": 1}\n[2, \"GB\", 2]",
+        );
+        assert!(same(&v, &[1.0, 0.0, 1.0, 2.0, 1.0, 2.0]), "{v:?}");
+    }
+
+    #[test]
+    fn named_refusals_name_the_key() {
+        let (m, row, field) = user_bad(
+            Format::Json,
+            r#"{"amount": 1, "country": "US", "hour": 1, "merchant": "x"}"#,
+        );
+        assert_eq!(
+            m,
+            "row 1: unknown column 'merchant' (the model's columns: amount, country, hour)"
+        );
+        assert_eq!((row, field.as_deref()), (Some(1), Some("merchant")));
+        // the lab's names mean nothing under another schema
+        for key in ["Time", "Amount_std", "Class"] {
+            let body = format!(r#"{{"amount": 1, "country": "US", "hour": 1, "{key}": 1}}"#);
+            let (m, _, field) = user_bad(Format::Json, &body);
+            assert!(m.contains(&format!("unknown column '{key}'")), "{m}");
+            assert_eq!(field.as_deref(), Some(key));
+        }
+        let (m, row, field) = user_bad(
+            Format::Json,
+            r#"[{"amount": 1, "country": "US", "hour": 1}, {"amount": 1, "country": "US"}]"#,
+        );
+        assert_eq!(
+            m,
+            "row 2: missing column 'hour' (send null for a missing value)"
+        );
+        assert_eq!((row, field.as_deref()), (Some(2), Some("hour")));
+        let (m, _, field) = user_bad(Format::Json, "{}");
+        assert!(m.contains("missing column 'amount'"), "{m}");
+        assert_eq!(field.as_deref(), Some("amount"));
+        let (m, _, field) = user_bad(
+            Format::Json,
+            r#"{"amount": 1, "country": "US", "hour": 1, "amount": 2}"#,
+        );
+        assert!(m.contains("'amount' appears twice"), "{m}");
+        assert_eq!(field.as_deref(), Some("amount"));
+        let (m, ..) = user_bad(
+            Format::Json,
+            r#"{"is_fraud": 0, "amount": 1, "country": "US", "hour": 1, "is_fraud": 1}"#,
+        );
+        assert!(m.contains("'is_fraud' appears twice"), "{m}");
+        let (m, _, field) = user_bad(
+            Format::Json,
+            r#"{"amount": "12.5", "country": "US", "hour": 1}"#,
+        );
+        assert!(
+            m.contains("row 1, feature amount: expected a number for column 'amount', found the string \"12.5\""),
+            "{m}"
+        );
+        assert_eq!(field.as_deref(), Some("amount"));
+        let (m, ..) = user_bad(
+            Format::Json,
+            r#"{"instances": [[1, "US", 1]], "amount": 1}"#,
+        );
+        assert!(m.contains("'instances' must be the only key"), "{m}");
+    }
+
+    /// A column named like an envelope key is a column.
+    #[test]
+    fn a_column_may_be_called_instances() {
+        let s = Arc::new(
+            Schema::new(
+                Form::Header,
+                vec![Column::numeric("instances"), Column::numeric("b")],
+                "y".into(),
+                None,
+            )
+            .unwrap(),
+        );
+        let v = parse(Format::Json, br#"{"instances": 1, "b": 2}"#, &s).unwrap();
+        assert_eq!(v, [1.0, 2.0]);
+        let v = parse(Format::Json, br#"[{"b": 2, "instances": 1}]"#, &s).unwrap();
+        assert_eq!(v, [1.0, 2.0]);
+    }
+
+    #[test]
+    fn csv_bodies_follow_the_schema_with_or_without_a_header() {
+        let nan = f32::NAN;
+        let v = user_ok(Format::Csv, "country,amount,hour\nGB,12.5,3\n,,\nZZ,1,");
+        assert!(
+            same(&v, &[12.5, 1.0, 3.0, nan, nan, nan, 1.0, 2.0, nan]),
+            "{v:?}"
+        );
+        let v = user_ok(Format::Detect, "amount,country,hour,is_fraud\n1,US,2,0");
+        assert!(same(&v, &[1.0, 0.0, 2.0]), "{v:?}");
+        // a string in a numeric column: named by the header's name
+        let (m, row, field) = user_bad(Format::Csv, "hour,country,amount\n1,US,2\n1,US,x");
+        assert_eq!((row, field.as_deref()), (Some(3), Some("amount")), "{m}");
+        assert!(
+            m.starts_with("line 3, column 3 (amount): not a number: 'x'"),
+            "{m}"
+        );
+        // … or by the schema's, without a header
+        let (m, row, field) = user_bad(Format::Csv, "1,US,2\nx,US,2");
+        assert_eq!((row, field.as_deref()), (Some(2), Some("amount")), "{m}");
+        // a header naming a column the model does not have
+        let (m, row, field) = user_bad(Format::Csv, "amount,country,hour,merchant\n1,US,2,7");
+        assert_eq!((row, field.as_deref()), (Some(1), Some("merchant")), "{m}");
+        assert!(m.contains("unknown column 'merchant'"), "{m}");
+        // … or leaving one out
+        let (m, _, field) = user_bad(Format::Csv, "amount,country\n1,US");
+        assert!(m.contains("no 'hour' column"), "{m}");
+        assert_eq!(field.as_deref(), Some("hour"));
+        let (m, ..) = user_bad(Format::Csv, "1,US,2,0");
+        assert!(m.contains("found 4 (drop the is_fraud column)"), "{m}");
+        // the lab's header, reordered: the field is the header's
+        let r = row_text(",");
+        let header = "V2,V1,".to_string()
+            + &(3..=28).map(|i| format!("V{i},")).collect::<String>()
+            + "Amount_std";
+        let (m, row, field) = bad(
+            Format::Csv,
+            &format!("{header}\n{r}\n{}", r.replacen("0.5", "x", 1)),
+        );
+        assert_eq!((row, field.as_deref()), (Some(3), Some("V2")), "{m}");
+        let v = lab(Format::Csv, format!("{header}\n{r}").as_bytes()).unwrap();
+        assert_eq!((v[0], v[1]), (1.5, 0.5));
+    }
+
+    /// The issue 10 memory bound holds under a schema with categories: the
+    /// JSON visitors stream strings to codes, never a `Value` per value.
+    #[test]
+    fn a_large_categorical_batch_parses_to_its_rows() {
+        let row = r#"[12.5,"GB",3]"#;
+        let body = format!("[{}]", vec![row; 20_000].join(","));
+        let v = parse(Format::Json, body.as_bytes(), &user()).unwrap();
+        assert_eq!(v.len(), 60_000);
+        assert!(same(&v[59_997..], &[12.5, 1.0, 3.0]));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..400)) {
             for f in [Format::Json, Format::Csv, Format::JsonLines, Format::Detect] {
-                if let Ok(rows) = parse_lab(f, &body) {
+                if let Ok(rows) = lab(f, &body) {
                     prop_assert!(!rows.is_empty() && rows.len() % N_FEATURES == 0);
-                    prop_assert!(rows.iter().all(|v| v.is_finite()));
+                    // finite, or NaN for a missing value
+                    prop_assert!(!rows.iter().any(|v| v.is_infinite()));
                 }
             }
         }
@@ -1181,9 +1905,120 @@ mod tests {
         ) {
             let body = vals.join(",");
             for f in [Format::Json, Format::Csv, Format::Detect] {
-                let _ = parse_lab(f, body.as_bytes());
-                let _ = parse_lab(f, format!("[{body}]").as_bytes());
+                let _ = lab(f, body.as_bytes());
+                let _ = lab(f, format!("[{body}]").as_bytes());
             }
         }
+
+        /// Under a schema with a categorical column, every accepted body
+        /// (arbitrary bytes, or near misses around a valid row) gives whole
+        /// rows: numbers finite or missing, codes in the vocabulary or
+        /// "other", or missing.
+        #[test]
+        fn categorical_bodies_give_whole_rows(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            vals in proptest::collection::vec(prop_oneof![
+                any::<f64>().prop_map(|v| v.to_string()),
+                Just("null".to_string()),
+                "\"[A-Z ]{0,3}\"",
+                "[a-zA-Z\"{}\\[\\],:]{0,6}",
+            ], 0..5)
+        ) {
+            let schema = user();
+            let near = vals.join(",");
+            let bodies = [body, near.clone().into_bytes(), format!("[{near}]").into_bytes()];
+            for body in &bodies {
+                for f in [Format::Json, Format::Csv, Format::JsonLines, Format::Detect] {
+                    if let Ok(rows) = parse(f, body, &schema) {
+                        prop_assert!(!rows.is_empty() && rows.len() % 3 == 0, "{rows:?}");
+                        for r in rows.chunks(3) {
+                            prop_assert!(!r[0].is_infinite() && !r[2].is_infinite(), "{r:?}");
+                            prop_assert!(r[1].is_nan() || [0.0, 1.0, 2.0].contains(&r[1]), "{r:?}");
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Generated transactions under a categorical schema, in every body
+        /// shape, parse to exactly their encoding.
+        #[test]
+        fn categorical_rows_parse_to_their_encoding(
+            rows in proptest::collection::vec((
+                proptest::option::of(-1e6f64..1e6),
+                prop_oneof![
+                    prop_oneof![Just("US"), Just("GB"), Just(" GB"), Just("FR"), Just(""), Just("  ")]
+                        .prop_map(|s| Cat::Str(s.to_string())),
+                    "[A-Za-z]{1,4}".prop_map(Cat::Str),
+                    any::<i32>().prop_map(Cat::Num),
+                    any::<bool>().prop_map(Cat::Bool),
+                    Just(Cat::Null),
+                ],
+                proptest::option::of(0u8..24),
+            ), 1..6),
+            shape in 0usize..7,
+        ) {
+            let schema = user();
+            let want: Vec<f32> = rows
+                .iter()
+                .flat_map(|(amount, country, hour)| {
+                    let code = |s: &str| match s.trim() {
+                        "" => f32::NAN,
+                        t => schema.code(1, t).unwrap(),
+                    };
+                    let c = match country {
+                        Cat::Str(s) => code(s),
+                        Cat::Num(n) => code(&n.to_string()),
+                        Cat::Bool(b) => code(&b.to_string()),
+                        Cat::Null => f32::NAN,
+                    };
+                    [amount.map_or(f32::NAN, |a| a as f32), c, hour.map_or(f32::NAN, f32::from)]
+                })
+                .collect();
+            let json = |(amount, country, hour): &(Option<f64>, Cat, Option<u8>)| {
+                let c = match country {
+                    Cat::Str(s) => serde_json::json!(s),
+                    Cat::Num(n) => serde_json::json!(n),
+                    Cat::Bool(b) => serde_json::json!(b),
+                    Cat::Null => serde_json::Value::Null,
+                };
+                [serde_json::json!(amount), c, serde_json::json!(hour)]
+            };
+            let named = |r: &(Option<f64>, Cat, Option<u8>)| {
+                let [a, c, h] = json(r);
+                serde_json::json!({"hour": h, "country": c, "amount": a, "is_fraud": 0})
+            };
+            let lists: Vec<_> = rows.iter().map(json).collect();
+            let (format, body, n) = match shape {
+                0 => (Format::Json, serde_json::json!(lists).to_string(), rows.len()),
+                1 => (Format::Json, serde_json::json!({"instances": lists}).to_string(), rows.len()),
+                2 => (Format::Json, serde_json::json!(rows.iter().map(named).collect::<Vec<_>>()).to_string(), rows.len()),
+                3 => (Format::JsonLines, lists.iter().map(|l| serde_json::json!(l).to_string() + "\n").collect(), rows.len()),
+                4 => (Format::JsonLines, rows.iter().map(|r| named(r).to_string() + "\r\n").collect(), rows.len()),
+                5 => (Format::Detect, serde_json::json!(lists[0]).to_string(), 1),
+                _ => {
+                    let field = |v: &serde_json::Value| match v {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => s.clone(),
+                        v => v.to_string(),
+                    };
+                    let csv = lists.iter().map(|l| l.iter().map(field).collect::<Vec<_>>().join(",") + "\n").collect();
+                    (Format::Csv, csv, rows.len())
+                }
+            };
+            let got = parse(format, body.as_bytes(), &schema);
+            prop_assert!(got.is_ok(), "{body}: {got:?}");
+            let got = got.unwrap();
+            prop_assert!(same(&got, &want[..3 * n]), "{body}: {got:?} vs {:?}", &want[..3 * n]);
+        }
+    }
+
+    /// A categorical value in [`categorical_rows_parse_to_their_encoding`].
+    #[derive(Debug, Clone)]
+    enum Cat {
+        Str(String),
+        Num(i32),
+        Bool(bool),
+        Null,
     }
 }
