@@ -168,6 +168,8 @@ fn parse_jsonl(text: &str, schema: &Schema) -> Result<Vec<f32>, ApiError> {
 /// blank one.
 struct Ctx<'s> {
     schema: &'s Schema,
+    /// No categorical column (the lab's): every value is a number.
+    all_numeric: bool,
     out: Vec<f32>,
     at: Option<Place<'s>>,
     refused: Option<ApiError>,
@@ -208,6 +210,7 @@ impl<'s> Ctx<'s> {
     fn new(schema: &'s Schema, unit: &'static str) -> Ctx<'s> {
         Ctx {
             schema,
+            all_numeric: schema.is_lab() || schema.all_numeric(),
             out: Vec::with_capacity(schema.n_columns()),
             at: None,
             refused: None,
@@ -749,7 +752,7 @@ struct Value<'c, 's> {
 
 impl Value<'_, '_> {
     fn categorical(&self) -> bool {
-        self.ctx.schema.is_categorical(self.column)
+        !self.ctx.all_numeric && self.ctx.schema.is_categorical(self.column)
     }
 }
 
