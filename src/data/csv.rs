@@ -587,9 +587,11 @@ pub fn parse_features(
 }
 
 /// The layout of a request body and where its rows start: a header line
-/// when its first field is not a number and not empty (nor `NaN`), and —
-/// for a schema with categorical columns, whose values are words too — when
-/// that field is a column name.
+/// when its first field is a column name (or the label's, or under the
+/// lab's schema `Time` or `Amount_std`: the lab's rule for files, so a lab
+/// row starting with `inf` or a stray word is still "not finite" or "not a
+/// number"), and — for another schema without categorical columns — when
+/// that field is not a number and not empty (nor `NaN`).
 fn request_layout(
     body: &[u8],
     schema: &Arc<Schema>,
@@ -609,9 +611,11 @@ fn request_layout(
     };
     let word = parse_value(f).is_err();
     let named = header_name(f).is_ok_and(|n| {
-        schema.position(n).is_some() || n == schema.label() || (schema.is_lab() && n == "Time")
+        schema.position(n).is_some()
+            || n == schema.label()
+            || (schema.is_lab() && matches!(n, "Time" | "Amount_std"))
     });
-    let header = if schema.is_lab() || schema.all_numeric() {
+    let header = if !schema.is_lab() && schema.all_numeric() {
         word
     } else {
         named

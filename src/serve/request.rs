@@ -1266,13 +1266,22 @@ mod tests {
             m.contains("found 30 (drop the Class column)") && row == Some(2),
             "{m}"
         );
-        // a first line of words is a header (the lead's CSV reader)
+        // under the lab's schema a first line is a header only when it
+        // starts with one of the lab's names
         let (m, _, field) = bad(Format::Detect, "hello,world");
-        assert!(m.contains("unknown column 'hello'"), "{m}");
-        assert_eq!(field.as_deref(), Some("hello"));
+        assert!(m.contains("not a number: 'hello'"), "{m}");
+        assert_eq!(field.as_deref(), Some("V1"));
+        let (m, _, field) = bad(Format::Csv, &r.replacen("0.5", "-inf", 1));
+        assert!(m.contains("not finite"), "{m}");
+        assert_eq!(field.as_deref(), Some("V1"));
         let (m, _, field) = bad(Format::Detect, "0.5,world");
         assert!(m.contains("not a number: 'world'"), "{m}");
         assert_eq!(field.as_deref(), Some("V2"));
+        for first in ["Time", "Amount_std", "Class", "V7"] {
+            let (m, row, field) = bad(Format::Csv, &format!("{first},Foo\n{r}"));
+            assert!(m.contains("unknown column 'Foo'"), "{first}: {m}");
+            assert_eq!((row, field.as_deref()), (Some(1), Some("Foo")));
+        }
         let (m, _, _) = bad(Format::Json, "  ");
         assert!(m.contains("empty body"), "{m}");
         let (m, _, _) = bad(Format::Json, "[]");
