@@ -14,6 +14,8 @@
 //!   body formats in [`request`] (large CSV bodies parse on rayon's pool),
 //!   answers in [`response`] (chosen by `Accept`, written by serde from
 //!   finite [`response::Score`]s), errors in [`error`] (one JSON shape).
+//! * `GET /schema` — the model's [`crate::schema::Schema`] as JSON: the
+//!   columns a request holds, in order, with their kinds and vocabularies.
 //! * `GET /execution-parameters` — batch transform's hints.
 //! * CORS by `actix-cors` for browser callers (the demo page): any origin by
 //!   default (`Access-Control-Allow-Origin: *`), or exactly one.
@@ -373,6 +375,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/schema")
+            .route(web::get().to(schema))
+            .route(web::head().to(schema))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/execution-parameters")
             .route(web::get().to(execution_parameters))
             .default_service(web::to(method_not_allowed)),
@@ -382,6 +390,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn ping() -> HttpResponse {
     HttpResponse::Ok().finish()
+}
+
+/// The model's schema as training stored it: the columns a request holds,
+/// in order, their kinds and vocabularies, the label and the amount.
+async fn schema(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_vec(state.model.schema())
+        .map_err(|e| ApiError::Internal(format!("cannot write the schema: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::mime::APPLICATION_JSON)
+        .body(body))
 }
 
 async fn execution_parameters(state: web::Data<State>) -> HttpResponse {
