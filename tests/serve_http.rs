@@ -3,7 +3,8 @@
 //! quality values, batch equals single, every client error, the SageMaker
 //! runtime path, the lab's own request (its example fraud read from
 //! `data/demo_examples.json`, the copy the demo page serves), CORS for the
-//! demo page, start-up failures and SIGTERM. Also the real `ccfraud demo`:
+//! demo page, start-up failures and SIGTERM; `GET /schema`, and a model
+//! trained on a user's CSV (issue 11) serving requests under its schema. Also the real `ccfraud demo`:
 //! its page, and alerts reaching the log file and a real webhook listener.
 
 mod common;
@@ -63,6 +64,242 @@ fn ping_and_execution_parameters() {
     assert_eq!(v["MaxConcurrentTransforms"], 3);
     assert_eq!(v["BatchStrategy"], "MULTI_RECORD");
     assert_eq!(v["MaxPayloadInMB"], 6);
+}
+
+/// `GET /schema` answers the model's schema exactly as `Schema` writes it:
+/// for the lab's model, its 29 numeric columns, label `Class`.
+#[test]
+fn schema_route_answers_the_labs_schema() {
+    let s = Server::start(trained_all(), &[]);
+    let (status, head, body) = s.request("GET", "/schema", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let text = String::from_utf8(body).unwrap();
+    let columns: Vec<String> = (1..=28)
+        .map(|i| format!("V{i}"))
+        .chain(["Amount".to_string()])
+        .map(|n| format!(r#"{{"name":"{n}","kind":"numeric"}}"#))
+        .collect();
+    let want = format!(
+        r#"{{"form":"lab","columns":[{}],"label":"Class","amount":"Amount"}}"#,
+        columns.join(",")
+    );
+    assert_eq!(text, want);
+    assert_eq!(
+        text,
+        serde_json::to_string(&ccfraud::schema::Schema::lab()).unwrap()
+    );
+    // HEAD: the same head, no body
+    let (status, head, body) = s.request("HEAD", "/schema", &[], b"");
+    assert_eq!((status, body.len()), (200, 0));
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let (status, _, body) = s.request("POST", "/schema", &[JSON], b"{}");
+    assert_eq!(status, 405, "{}", String::from_utf8_lossy(&body));
+}
+
+/// Issue 11: a model trained by the real `ccfraud train` on a user's CSV
+/// (a header, a categorical column of strings, empty fields) serves
+/// requests under its schema: named and positional JSON, JSON Lines and
+/// CSV with a header in any column order give the same scores; missing
+/// values and unknown categories are answered; unknown, omitted and
+/// mistyped columns are refused by name.
+#[test]
+fn a_model_of_a_users_csv_serves_requests_under_its_schema() {
+    let root = trained_header();
+    let s = Server::start(root, &[]);
+    let (status, head, body) = s.request("GET", "/schema", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let schema: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(schema["form"], "header");
+    assert_eq!(schema["label"], "is_fraud");
+    assert_eq!(schema["amount"], "amount");
+    let names: Vec<&str> = schema["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["amount", "country", "hour"]);
+    assert_eq!(schema["columns"][1]["kind"], "categorical");
+    let mut vocabulary: Vec<&str> = schema["columns"][1]["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    vocabulary.sort();
+    assert_eq!(vocabulary, ["FR", "GB", "NG", "US"]);
+    // the route answers what the artifact holds, byte for byte
+    let artifact = std::fs::read_to_string(root.join("model/ccfraud-model.json")).unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_str(artifact.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(schema, payload["schema"]);
+
+    // (amount, country, hour); None is a missing value
+    let txs: [(Option<f64>, Option<&str>, Option<u32>); 5] = [
+        (Some(12.5), Some("US"), Some(14)),
+        (Some(640.0), Some("NG"), Some(2)),
+        (None, Some("GB"), Some(9)),
+        (Some(75.0), None, None),
+        (Some(80.0), Some("ZZ"), Some(3)),
+    ];
+    let lists: Vec<serde_json::Value> = txs
+        .iter()
+        .map(|(a, c, h)| serde_json::json!([a, c, h]))
+        .collect();
+    let named: Vec<serde_json::Value> = txs
+        .iter()
+        .map(|(a, c, h)| serde_json::json!({"hour": h, "is_fraud": 0, "country": c, "amount": a}))
+        .collect();
+    let field = |v: Option<String>| v.unwrap_or_default();
+    let csv_header: String = std::iter::once("hour,country,amount\n".to_string())
+        .chain(txs.iter().map(|(a, c, h)| {
+            format!(
+                "{},{},{}\n",
+                field(h.map(|h| h.to_string())),
+                field(c.map(str::to_string)),
+                field(a.map(|a| a.to_string()))
+            )
+        }))
+        .collect();
+    let csv_plain: String = txs
+        .iter()
+        .map(|(a, c, h)| {
+            format!(
+                "{},{},{}\n",
+                field(a.map(|a| a.to_string())),
+                field(c.map(str::to_string)),
+                field(h.map(|h| h.to_string()))
+            )
+        })
+        .collect();
+    let jsonl: String = named.iter().map(|v| v.to_string() + "\n").collect();
+    for kind in ["dnn", "logistic", "forest"] {
+        let s = Server::start(root, &["--model", kind]);
+        let single: Vec<f64> = lists
+            .iter()
+            .map(|l| {
+                let (status, _, out) =
+                    s.request("POST", "/invocations", &[], l.to_string().as_bytes());
+                assert_eq!(status, 200, "{kind} {l}: {}", String::from_utf8_lossy(&out));
+                let v = scores_of(&out);
+                assert_eq!(v.len(), 1);
+                v[0]
+            })
+            .collect();
+        let cases: Vec<FormatCase> = vec![
+            (
+                "list of lists",
+                vec![JSON],
+                serde_json::json!(lists).to_string(),
+            ),
+            (
+                "instances",
+                vec![JSON],
+                serde_json::json!({"instances": lists}).to_string(),
+            ),
+            ("named", vec![JSON], serde_json::json!(named).to_string()),
+            (
+                "jsonl named",
+                vec![("Content-Type", "application/jsonlines")],
+                jsonl.clone(),
+            ),
+            (
+                "csv with a header",
+                vec![("Content-Type", "text/csv")],
+                csv_header.clone(),
+            ),
+            ("csv detected", vec![], csv_header.clone()),
+            ("csv", vec![("Content-Type", "text/csv")], csv_plain.clone()),
+        ];
+        for (name, headers, body) in cases {
+            let (status, _, out) = s.request("POST", "/invocations", &headers, body.as_bytes());
+            assert_eq!(
+                status,
+                200,
+                "{kind} {name}: {}",
+                String::from_utf8_lossy(&out)
+            );
+            let got = scores_of(&out);
+            assert_eq!(got.len(), single.len(), "{kind} {name}");
+            for (a, b) in got.iter().zip(&single) {
+                assert!((a - b).abs() < 1e-5, "{kind} {name}: {a} vs {b}");
+            }
+        }
+        // every country outside the vocabulary is the same "other"
+        let other = |c: &str| {
+            let body = serde_json::json!({"amount": 80.0, "country": c, "hour": 3}).to_string();
+            let (status, _, out) = s.request("POST", "/invocations", &[JSON], body.as_bytes());
+            assert_eq!(status, 200, "{kind} {c}: {}", String::from_utf8_lossy(&out));
+            scores_of(&out)[0]
+        };
+        assert!((other("QQ") - single[4]).abs() < 1e-6, "{kind}");
+        assert!(
+            (other("a country never seen") - single[4]).abs() < 1e-6,
+            "{kind}"
+        );
+    }
+
+    let errors: Vec<ErrorCase> = vec![
+        (
+            "unknown column",
+            vec![JSON],
+            br#"{"amount": 1, "country": "US", "hour": 3, "merchant": "x"}"#.to_vec(),
+            400,
+            "unknown column 'merchant' (the model's columns: amount, country, hour)",
+        ),
+        (
+            "omitted column",
+            vec![JSON],
+            br#"[{"amount": 1, "country": "US", "hour": 3}, {"amount": 1, "country": "US"}]"#
+                .to_vec(),
+            400,
+            "row 2: missing column 'hour'",
+        ),
+        (
+            "string in a numeric column",
+            vec![JSON],
+            br#"[12.5, "US", "night"]"#.to_vec(),
+            400,
+            "expected a number for column 'hour', found a string \"night\"",
+        ),
+        (
+            "feature count",
+            vec![],
+            b"[12.5, \"US\"]".to_vec(),
+            400,
+            "expected 3 features (the model's columns: amount, country, hour), found 2",
+        ),
+        (
+            "csv header of a column the model lacks",
+            vec![("Content-Type", "text/csv")],
+            b"amount,country,hour,merchant\n1,US,3,x\n".to_vec(),
+            400,
+            "unknown column 'merchant'",
+        ),
+        (
+            "csv string in a numeric column",
+            vec![("Content-Type", "text/csv")],
+            b"1,US,3\nx,US,3\n".to_vec(),
+            400,
+            "line 2, column 1 (amount): not a number: 'x'",
+        ),
+    ];
+    let fields = ["merchant", "hour", "hour", "", "merchant", "amount"];
+    for ((name, headers, body, want, text), field) in errors.into_iter().zip(fields) {
+        let (status, head, out) = s.request("POST", "/invocations", &headers, &body);
+        assert_eq!(status, want, "{name}: {}", String::from_utf8_lossy(&out));
+        assert!(
+            head.contains("content-type: application/json"),
+            "{name}: {head}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(text), "{name}: {msg}");
+        assert_eq!(v["error_type"], "invalid_input", "{name}");
+        assert_eq!(v["field"].as_str().unwrap_or(""), field, "{name}: {msg}");
+    }
 }
 
 #[test]
@@ -237,9 +474,9 @@ fn client_errors_are_json_4xx_and_the_server_keeps_serving() {
             "feature 1 (V1)",
         ),
         (
-            "nan csv",
+            "inf csv",
             vec![("Content-Type", "text/csv")],
-            ("NaN,".repeat(28) + "1").into_bytes(),
+            ("inf,".repeat(28) + "1").into_bytes(),
             400,
             "not finite",
         ),

@@ -1,4 +1,5 @@
-//! Shared helpers of the integration tests: synthetic lab-format data, temp
+//! Shared helpers of the integration tests: synthetic lab-format data and a
+//! user's own CSV (a header, a categorical column, missing values), temp
 //! ml-roots, and running the real `ccfraud` binary.
 #![allow(dead_code)]
 
@@ -110,6 +111,67 @@ pub fn trained_all() -> &'static Path {
         let root = MlRoot::new(QUICK);
         root.channel("train", "t.csv", &lab_csv(4000, 11));
         root.channel("test", "t.csv", &lab_csv(1000, 12));
+        let out = root.train();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.dir.keep()
+    })
+}
+
+/// A user's own CSV (issue 11): a header, the label `is_fraud` between the
+/// features, a categorical `country` of strings, and empty fields (missing
+/// values, ~4 % of `amount`, `country` and `hour` each). About 5 % frauds,
+/// with larger amounts, at night, from `NG` more often.
+pub fn header_csv(rows: usize, seed: u64) -> String {
+    use rand::Rng as _;
+    let mut g = rng(seed);
+    let mut s = String::from("amount,country,is_fraud,hour\n");
+    for _ in 0..rows {
+        let fraud = g.random::<f64>() < 0.05;
+        let amount = g.random::<f64>() * if fraud { 900.0 } else { 150.0 };
+        let countries: &[&str] = if fraud {
+            &["NG", "NG", "US", "GB"]
+        } else {
+            &["US", "US", "GB", "FR", "NG"]
+        };
+        let country = countries[g.random_range(0..countries.len())];
+        let hour = if fraud {
+            g.random_range(0..5)
+        } else {
+            g.random_range(0..24)
+        };
+        let mut blank = |v: String| {
+            if g.random::<f64>() < 0.04 {
+                String::new()
+            } else {
+                v
+            }
+        };
+        let (a, c, h) = (
+            blank(format!("{amount:.2}")),
+            blank(country.to_string()),
+            blank(hour.to_string()),
+        );
+        s.push_str(&format!("{a},{c},{},{h}\n", u8::from(fraud)));
+    }
+    s
+}
+
+/// The hyperparameters of a model on [`header_csv`]: its label, its
+/// categorical column and its amount, and [`QUICK`]'s settings.
+pub const HEADER_PARAMS: &str = r#"{"label": "is_fraud", "categorical": "country", "amount": "amount", "n_trees": "10", "epochs": "5", "batch_size": "64", "learning_rate": "0.01"}"#;
+
+/// One ml-root with a model of each kind trained by the real `ccfraud
+/// train` on 3,000 rows of [`header_csv`], shared by the tests of one test
+/// binary and kept for its lifetime.
+pub fn trained_header() -> &'static Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = MlRoot::new(HEADER_PARAMS);
+        root.channel("train", "t.csv", &header_csv(3000, 21));
         let out = root.train();
         assert!(
             out.status.success(),

@@ -3,7 +3,9 @@
 //! for every model kind, each refused with the JSON error shape and a 4xx
 //! that names the row and field where there is one — never a 5xx, invalid
 //! JSON or a hang — and the request pipeline (parse, score, render) fuzzed
-//! in-process with arbitrary bytes and mutated valid bodies.
+//! in-process with arbitrary bytes and mutated valid bodies. The same
+//! under a user's schema (issue 11: a categorical column, missing values)
+//! with models trained on a user's CSV.
 
 use super::common::*;
 use ccfraud::model::ModelKind;
@@ -100,6 +102,8 @@ fn cases() -> Vec<Case> {
     nul.insert(1, 0);
     let mut csv_nul = c.clone().into_bytes();
     csv_nul.insert(3, 0);
+    // the lab's header with V1 and V2 swapped
+    let header = "V2,V1,".to_string() + &(3..=28).map(|i| format!("V{i},")).collect::<String>() + "Amount_std";
     vec![
         // values beyond f32 (item 2)
         case("json 1e39", JSON, list(&with(2, "1e39")), "f32", Some(1), Some("V3")),
@@ -122,7 +126,6 @@ fn cases() -> Vec<Case> {
         case("csv 1e39", CSV, csv(&with(2, "1e39")), "f32", Some(1), Some("V3")),
         case("csv quoted -1e39", CSV, csv(&with(2, "\"-1e39\"")), "f32", Some(1), Some("V3")),
         case("csv 1e999", CSV, csv(&with(2, "1e999")), "not finite", Some(1), Some("V3")),
-        case("csv NaN", CSV, csv(&with(0, "NaN")), "not finite", Some(1), Some("V1")),
         case("csv inf", CSV, csv(&with(0, "inf")), "not finite", Some(1), Some("V1")),
         case("csv -Infinity", CSV, csv(&with(0, "-Infinity")), "not finite", Some(1), Some("V1")),
         case("jsonl line 2 1e39", JSONL, format!("{l}\n{}\n", list(&with(2, "1e39"))), "f32", Some(2), Some("V3")),
@@ -135,7 +138,6 @@ fn cases() -> Vec<Case> {
         case("json batch numeric string", JSON, format!("[{l}, {}]", list(&with(12, "\"-0.3\""))), "without quotes", Some(2), Some("V13")),
         case("named numeric string", JSON, raw_amount("\"12.5\""), "without quotes", Some(1), Some("Amount")),
         case("json word", JSON, list(&with(4, "\"abc\"")), "found a string \"abc\"", Some(1), Some("V5")),
-        case("json null", JSON, list(&with(4, "null")), "found null", Some(1), Some("V5")),
         case("json boolean", JSON, list(&with(4, "true")), "found a boolean", Some(1), Some("V5")),
         case("json nested list", JSON, list(&with(6, "[1, 2]")), "found a list", Some(1), Some("V7")),
         case("json object in row", JSON, list(&with(6, "{\"a\": 1}")), "found an object", Some(1), Some("V7")),
@@ -171,12 +173,14 @@ fn cases() -> Vec<Case> {
         case("csv 28 fields", CSV, csv(&good[..28]), "found 28", Some(1), None),
         case("csv 30 fields", CSV, format!("{c},0"), "drop the Class column", Some(1), None),
         case("csv ragged line 3 crlf", CSV, format!("{c}\r\n{c}\r\n{}\r\n", csv(&good[2..])), "found 27", Some(3), None),
-        case("csv empty field", CSV, csv(&with(8, "")), "empty field", Some(1), Some("V9")),
-        case("csv only commas", CSV, ",".repeat(28), "empty field", Some(1), Some("V1")),
-        case("csv header line", CSV, (1..=28).map(|i| format!("V{i},")).collect::<String>() + "Amount", "not a number", Some(1), Some("V1")),
+        case("csv header only", CSV, header.clone(), "no transactions", None, None),
+        case("csv header then a bad row", CSV, format!("{header}\n{c}\n{}", csv(&with(0, "x"))), "not a number", Some(3), Some("V2")),
+        case("csv line of words", CSV, format!("hello world\n{c}"), "not a number: 'hello world'", Some(1), Some("V1")),
+        case("csv header naming V29", CSV, format!("{}\n{c}", header.replacen("V1,", "V29,", 1)), "unknown column 'V29'", Some(1), Some("V29")),
+        case("csv header naming V1 twice", CSV, format!("{}\n{c}", header.replacen("V2,", "V1,", 1)), "appears twice", Some(1), Some("V1")),
+        case("csv header without Amount", CSV, format!("{}\n{c}", header.replacen(",Amount_std", "", 1)), "no 'Amount' column", Some(1), Some("Amount")),
         case("csv hex number", CSV, csv(&with(8, "0x10")), "not a number", Some(1), Some("V9")),
         case("csv NUL byte", CSV, csv_nul, "not a number", Some(1), Some("V1")),
-        case("no content-type csv NaN", NONE, csv(&with(10, "nan")), "not finite", Some(1), Some("V11")),
         // duplicate keys (item 12)
         case("named duplicate V1", JSON, named_twice.clone(), "'V1' appears twice", Some(1), Some("V1")),
         case("named duplicate Time", JSON, named(&good).replacen('{', "{\"Time\": 1, \"Time\": 2, ", 1), "'Time' appears twice", Some(1), Some("Time")),
@@ -201,7 +205,7 @@ fn cases() -> Vec<Case> {
         case("jsonl truncated line 2", JSONL, format!("{l}\n[1, 2"), "malformed JSON", Some(2), Some("V3")),
         case("jsonl trailing garbage", JSONL, format!("{l} {l}"), "trailing characters", Some(1), None),
         case("no content-type lone bracket", NONE, "[", "malformed JSON", Some(1), Some("V1")),
-        case("no content-type jsonl line 2 bad", NONE, format!("{l}\n{}", list(&with(3, "null"))), "found null", Some(2), Some("V4")),
+        case("no content-type jsonl line 2 bad", NONE, format!("{l}\n{}", list(&with(3, "true"))), "found a boolean", Some(2), Some("V4")),
         case("no content-type whitespace", NONE, "   ", "empty body", None, None),
         case("octet-stream binary", Some("application/octet-stream"), vec![0x89, b'P', b'N', b'G', 0, 1, 2], "UTF-8", None, None),
     ]
@@ -212,7 +216,23 @@ fn refuse_every_case(kind: ModelKind) {
     let s = Server::start(trained_all(), &["--model", kind.name()]);
     let all = cases();
     assert!(all.len() >= 60, "{} cases", all.len());
-    for c in &all {
+    refuse(&s, kind, &all);
+    // the server still answers, and the lab's fraud is still flagged by
+    // the DNN (it flips to "not flagged" when 1e39 passes as inf)
+    let (status, _, out) = s.request(
+        "POST",
+        "/invocations",
+        &[],
+        list(&fraud_values()).as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
+    let p = fraud_score(&out);
+    assert!((0.0..=1.0).contains(&p), "{p}");
+}
+
+/// Each case gets its refusal from `s`, in the one JSON error shape.
+fn refuse(s: &Server, kind: ModelKind, all: &[Case]) {
+    for c in all {
         let mut headers = vec![];
         if let Some(ct) = c.content_type {
             headers.push(("Content-Type", ct));
@@ -235,17 +255,64 @@ fn refuse_every_case(kind: ModelKind) {
         assert_eq!(v["row"].as_u64(), c.row, "{name}: {msg}");
         assert_eq!(v["field"].as_str(), c.field, "{name}: {msg}");
     }
-    // the server still answers, and the lab's fraud is still flagged by
-    // the DNN (it flips to "not flagged" when 1e39 passes as inf)
-    let (status, _, out) = s.request(
-        "POST",
-        "/invocations",
-        &[],
-        list(&fraud_values()).as_bytes(),
-    );
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
-    let p = fraud_score(&out);
-    assert!((0.0..=1.0).contains(&p), "{p}");
+}
+
+/// Hostile bodies under a user's schema (issue 11: `amount`, categorical
+/// `country`, `hour`, label `is_fraud`; see [`header_csv`]).
+#[rustfmt::skip]
+fn user_cases() -> Vec<Case> {
+    let good = r#"[12.5, "US", 3]"#;
+    let named = r#"{"amount": 12.5, "country": "US", "hour": 3}"#;
+    let header = "amount,country,hour";
+    vec![
+        case("1e39 amount", JSON, r#"[1e39, "US", 3]"#, "f32", Some(1), Some("amount")),
+        case("named 1e39 hour", JSON, named.replacen("3}", "1e39}", 1), "f32", Some(1), Some("hour")),
+        case("a list as a country", JSON, r#"[12.5, ["US"], 3]"#, "expected a category (a string or a number) for column 'country', found a list", Some(1), Some("country")),
+        case("an object as a country", JSON, r#"[12.5, {"US": 1}, 3]"#, "found an object", Some(1), Some("country")),
+        case("a word as an hour", JSON, r#"[12.5, "US", "three"]"#, "expected a number for column 'hour', found a string \"three\"", Some(1), Some("hour")),
+        case("a quoted amount", JSON, named.replacen("12.5", "\"12.5\"", 1), "send numbers without quotes", Some(1), Some("amount")),
+        case("a boolean hour", JSON, r#"[12.5, "US", true]"#, "found a boolean", Some(1), Some("hour")),
+        case("two values", JSON, r#"[12.5, "US"]"#, "expected 3 features (the model's columns: amount, country, hour), found 2", Some(1), None),
+        case("four values, batch row 2", JSON, format!("[{good}, [1, \"US\", 3, 0]]"), "found 4", Some(2), None),
+        case("unknown key", JSON, named.replacen('{', "{\"merchant\": 7, ", 1), "unknown column 'merchant'", Some(1), Some("merchant")),
+        case("the lab's Amount", JSON, named.replacen("\"amount\"", "\"Amount\"", 1), "unknown column 'Amount'", Some(1), Some("Amount")),
+        case("omitted hour", JSON, r#"{"amount": 12.5, "country": "US"}"#, "missing column 'hour'", Some(1), Some("hour")),
+        case("empty object", JSON, "{}", "missing column 'amount'", Some(1), Some("amount")),
+        case("amount twice", JSON, named.replacen('{', "{\"amount\": 1, ", 1), "'amount' appears twice", Some(1), Some("amount")),
+        case("label twice", JSON, named.replacen('{', "{\"is_fraud\": 0, \"is_fraud\": 1, ", 1), "'is_fraud' appears twice", Some(1), Some("is_fraud")),
+        case("instances and a column", JSON, format!("{{\"instances\": [{good}], \"amount\": 1}}"), "'instances' must be the only key", None, None),
+        case("jsonl line 2 omitted column", JSONL, format!("{named}\n{{\"amount\": 1, \"hour\": 2}}"), "missing column 'country'", Some(2), Some("country")),
+        case("csv word as an amount", CSV, "12.5,US,3\nlots,US,3", "not a number: 'lots'", Some(2), Some("amount")),
+        case("csv with the label", CSV, "12.5,US,3,0", "drop the is_fraud column", Some(1), None),
+        case("csv header with merchant", CSV, format!("{header},merchant\n12.5,US,3,7"), "unknown column 'merchant'", Some(1), Some("merchant")),
+        case("csv header without hour", CSV, "amount,country\n12.5,US", "no 'hour' column", Some(1), Some("hour")),
+        case("csv header naming amount twice", CSV, "amount,country,amount,hour\n1,US,1,3", "appears twice", Some(1), Some("amount")),
+        case("csv header then 1e39", CSV, "hour,amount,country\n1,1e39,US,3", "f32", Some(2), Some("amount")),
+    ]
+}
+
+#[test]
+fn hostile_bodies_under_a_users_schema_are_refused() {
+    for kind in ModelKind::ALL {
+        let s = Server::start(trained_header(), &["--model", kind.name()]);
+        refuse(&s, kind, &user_cases());
+        // missing values and unknown categories are answered
+        for (body, rows) in [
+            (r#"[null, "ZZ", null]"#, 1),
+            (r#"[[null, null, null], [1, "", 2]]"#, 2),
+            (",,\n1,QQ,", 2),
+        ] {
+            let (status, _, out) = s.request("POST", "/invocations", &[], body.as_bytes());
+            assert_eq!(
+                status,
+                200,
+                "{kind} {body}: {}",
+                String::from_utf8_lossy(&out)
+            );
+            let scores = answer_scores("application/json", &out).unwrap();
+            assert_eq!(scores.len(), rows, "{kind} {body}");
+        }
+    }
 }
 
 #[test]
@@ -263,12 +330,22 @@ fn hostile_bodies_are_refused_by_the_forest() {
     refuse_every_case(ModelKind::Forest);
 }
 
-/// Edge values the models can compute with are answered, in every answer
-/// format, with finite scores in [0, 1].
+/// Edge values the models can compute with, and missing values (JSON
+/// `null`, an empty CSV field, `NaN`: issue 11), are answered, in every
+/// answer format, with finite scores in [0, 1].
 #[test]
 fn edge_values_within_f32_are_scored() {
     let good = fraud_values();
+    let header = (1..=28).map(|i| format!("V{i},")).collect::<String>() + "Amount";
     let bodies: Vec<(Option<&str>, Vec<u8>)> = vec![
+        (JSON, list(&with(4, "null")).into()),
+        (JSON, list(&vec!["null".to_string(); 29]).into()),
+        (JSON, named(&with(28, "null")).into()),
+        (CSV, csv(&with(0, "NaN")).into()),
+        (CSV, csv(&with(8, "")).into()),
+        (CSV, ",".repeat(28).into()),
+        (NONE, csv(&with(10, "nan")).into()),
+        (CSV, format!("{header}\n{}", csv(&good)).into()),
         (JSON, list(&with(0, "-0")).into()),
         (JSON, list(&with(0, "1e-50")).into()),
         (JSON, list(&with(0, "4.9e-324")).into()),
@@ -355,16 +432,19 @@ fn answer_scores(accept: &str, out: &[u8]) -> Result<Vec<f64>, String> {
     }
 }
 
-/// The request pipeline in-process, one model of each kind.
+/// The request pipeline in-process, one model of each kind under the lab's
+/// schema, then one of each under a user's ([`trained_header`]).
 fn states() -> &'static [ccfraud::model::TrainedModel] {
     static STATES: OnceLock<Vec<ccfraud::model::TrainedModel>> = OnceLock::new();
     STATES.get_or_init(|| {
-        ModelKind::ALL
+        [trained_all(), trained_header()]
             .iter()
-            .map(|&kind| {
-                ccfraud::serve::load(&trained_all().join("model"), Some(kind))
-                    .unwrap_or_else(|e| panic!("{kind}: {e}"))
-                    .model
+            .flat_map(|root| {
+                ModelKind::ALL.iter().map(|&kind| {
+                    ccfraud::serve::load(&root.join("model"), Some(kind))
+                        .unwrap_or_else(|e| panic!("{kind}: {e}"))
+                        .model
+                })
             })
             .collect()
     })
@@ -418,8 +498,74 @@ const EXTREMES: [&str; 18] = [
     "",
 ];
 
-/// Valid bodies of every shape, from the synthetic lab rows.
-fn seeds() -> Vec<Vec<u8>> {
+/// Valid bodies of every shape, each with the block of [`states`] whose
+/// schema it is valid under: 0, the lab's (synthetic lab rows), or 1, a
+/// user's (rows of [`header_csv`], missing values included).
+fn seeds() -> Vec<(usize, Vec<u8>)> {
+    let lab = lab_seeds().into_iter().map(|b| (0, b));
+    lab.chain(user_seeds().into_iter().map(|b| (1, b)))
+        .collect()
+}
+
+fn user_seeds() -> Vec<Vec<u8>> {
+    let text = header_csv(40, 6);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .take(4)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let value = |v: &str, quoted: bool| match (v, quoted) {
+        ("", _) => "null".to_string(),
+        (v, true) => format!("\"{v}\""),
+        (v, false) => v.to_string(),
+    };
+    // the file's columns: amount, country, is_fraud, hour
+    let lists: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "[{}, {}, {}]",
+                value(r[0], false),
+                value(r[1], true),
+                value(r[3], false)
+            )
+        })
+        .collect();
+    let nameds: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"hour\": {}, \"is_fraud\": {}, \"country\": {}, \"amount\": {}}}",
+                value(r[3], false),
+                r[2],
+                value(r[1], true),
+                value(r[0], false)
+            )
+        })
+        .collect();
+    [
+        lists[0].clone(),
+        format!("[{}]", lists.join(",")),
+        format!("{{\"instances\": [{}]}}", lists.join(",")),
+        format!("[{}]", nameds.join(",")),
+        nameds.join("\n"),
+        format!("{{\"features\": {}}}\n{}", lists[0], lists[1]),
+        std::iter::once("hour,country,amount".to_string())
+            .chain(rows.iter().map(|r| format!("{},{},{}", r[3], r[1], r[0])))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        rows.iter()
+            .map(|r| format!("{},{},{}", r[0], r[1], r[3]))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect()
+}
+
+fn lab_seeds() -> Vec<Vec<u8>> {
     let rows: Vec<Vec<String>> = lab_csv(3, 5)
         .lines()
         .map(|l| l.split(',').take(29).map(str::to_string).collect())
@@ -531,7 +677,7 @@ fn fuzz(cases: u32) {
     };
     runner(1)
         .run(&mutated, |(k, edits, answer)| {
-            let mut body = seeds[k].clone();
+            let mut body = seeds[k].1.clone();
             for e in &edits {
                 apply(&mut body, e);
             }
@@ -549,9 +695,9 @@ fn fuzz(cases: u32) {
 
 #[test]
 fn the_pipeline_survives_mutated_and_arbitrary_bodies() {
-    // the valid seeds themselves are answered
-    for body in seeds() {
-        for state in states() {
+    // the valid seeds themselves are answered by the models of their schema
+    for (block, body) in seeds() {
+        for state in &states()[block * 3..block * 3 + 3] {
             let out = ccfraud::serve::score(state, Format::Detect, ResponseFormat::Json, &body);
             let out = out.unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
             answer_scores("application/json", &out).unwrap();
