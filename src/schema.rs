@@ -118,6 +118,8 @@ pub enum SchemaError {
     DuplicateCategory { column: String, value: String },
     #[error("the lab's schema is V1..V28 and Amount (numeric) with label Class; found another")]
     NotLab,
+    #[error("ignored column '{0}' is also a column, the label, or ignored twice")]
+    Ignored(String),
 }
 
 fn list(names: &[String]) -> String {
@@ -146,6 +148,10 @@ pub struct Schema {
     columns: Vec<Column>,
     label: String,
     amount: Option<String>,
+    /// Columns of the training files that training dropped (the `ignore`
+    /// hyperparameter): requests may send them, and they are read past.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ignored: Vec<String>,
     /// Column index by name.
     #[serde(skip)]
     index: HashMap<String, usize>,
@@ -156,8 +162,13 @@ pub struct Schema {
 
 impl PartialEq for Schema {
     fn eq(&self, o: &Schema) -> bool {
-        (self.form, &self.columns, &self.label, &self.amount)
-            == (o.form, &o.columns, &o.label, &o.amount)
+        (
+            self.form,
+            &self.columns,
+            &self.label,
+            &self.amount,
+            &self.ignored,
+        ) == (o.form, &o.columns, &o.label, &o.amount, &o.ignored)
     }
 }
 
@@ -168,12 +179,14 @@ struct SchemaRepr {
     columns: Vec<Column>,
     label: String,
     amount: Option<String>,
+    #[serde(default)]
+    ignored: Vec<String>,
 }
 
 impl TryFrom<SchemaRepr> for Schema {
     type Error = SchemaError;
     fn try_from(r: SchemaRepr) -> Result<Schema, SchemaError> {
-        Schema::new(r.form, r.columns, r.label, r.amount)
+        Schema::new(r.form, r.columns, r.label, r.amount)?.with_ignored(r.ignored)
     }
 }
 
@@ -237,6 +250,7 @@ impl Schema {
             columns,
             label,
             amount,
+            ignored: Vec::new(),
             index,
             codes,
         };
@@ -255,6 +269,31 @@ impl Schema {
                 .all(|(c, n)| c.name == n && c.kind == Kind::Numeric)
             && self.label == "Class"
             && self.amount.as_deref() == Some("Amount")
+    }
+
+    /// The same schema reading past `ignored` columns (each neither a
+    /// column nor the label, none twice).
+    pub fn with_ignored(mut self, ignored: Vec<String>) -> Result<Schema, SchemaError> {
+        for (i, n) in ignored.iter().enumerate() {
+            if self.index.contains_key(n) || *n == self.label || ignored[..i].contains(n) {
+                return Err(SchemaError::Ignored(n.clone()));
+            }
+        }
+        self.ignored = ignored;
+        Ok(self)
+    }
+
+    /// Columns training dropped, which requests may send (read past).
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
+    }
+
+    /// True for a name a request may send that is not a column: the label,
+    /// a column training dropped, and for the lab's schema `Time`.
+    pub fn is_read_past(&self, name: &str) -> bool {
+        name == self.label
+            || self.ignored.iter().any(|n| n == name)
+            || (self.is_lab() && name == "Time")
     }
 
     /// How the training files were laid out.
@@ -489,7 +528,8 @@ impl Spec {
                 },
             })
             .collect();
-        Schema::new(Form::Header, columns, label, self.amount.clone())
+        Schema::new(Form::Header, columns, label, self.amount.clone())?
+            .with_ignored(self.ignore.clone())
     }
 
     /// The schema of label-first headerless files with `n_features`
@@ -550,7 +590,8 @@ impl Schema {
                 },
             )
             .collect();
-        Schema::new(self.form, columns, self.label.clone(), self.amount.clone())
+        Schema::new(self.form, columns, self.label.clone(), self.amount.clone())?
+            .with_ignored(self.ignored.clone())
     }
 }
 
@@ -632,6 +673,24 @@ mod tests {
         assert!(s.is_categorical(1) && !s.is_categorical(0));
         assert_eq!(s.form(), Form::Header);
         assert_eq!(s.label(), "is_fraud");
+        assert_eq!(s.ignored(), ["id"]);
+        assert!(s.is_read_past("id") && s.is_read_past("is_fraud"));
+        assert!(!s.is_read_past("amount") && !s.is_read_past("Time"));
+        let back: Schema = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.ignored(), ["id"]);
+        let lab = serde_json::to_string(&Schema::lab()).unwrap();
+        assert!(!lab.contains("ignored"), "{lab}");
+        assert!(Schema::lab().is_read_past("Time"));
+        for bad in ["amount", "is_fraud"] {
+            let e = s.clone().with_ignored(vec![bad.into()]).unwrap_err();
+            assert_eq!(e, SchemaError::Ignored(bad.into()));
+        }
+        let e = s
+            .clone()
+            .with_ignored(vec!["x".into(), "x".into()])
+            .unwrap_err();
+        assert_eq!(e, SchemaError::Ignored("x".into()));
     }
 
     #[test]

@@ -541,7 +541,9 @@ def other_server_url(ccfraud_bin, tmp_path_factory):
     root = tmp_path_factory.mktemp("ml-other")
     (root / "input/data/train").mkdir(parents=True)
     _other_schema_csv(root / "input/data/train/transactions.csv")
-    _train(ccfraud_bin, root, {"model": "forest", "n_trees": "20", "label": "is_fraud",
+    # logistic regression: on this rule its scores are crisp (the forest ranks
+    # it perfectly too, but its averaged leaves give FR at 900 ~0.84 < 0.9)
+    _train(ccfraud_bin, root, {"model": "logistic", "label": "is_fraud",
                                "categorical": "country", "amount": "amount"})
     with _serving(ccfraud_bin, root, tmp_path_factory.mktemp("serve-other") / "serve.log") as url:
         yield url

@@ -247,7 +247,7 @@ impl Layout {
                 (Role::Label, Some(n))
             } else if let Some(j) = schema.position(name) {
                 (column_role(schema, j), Some(j))
-            } else if strict && name != schema.label() {
+            } else if strict && !schema.is_read_past(name) {
                 let known = schema.names().collect::<Vec<_>>().join(", ");
                 return Err((i + 1, Problem::NotInSchema(Shown::new(raw), known)));
             } else {
@@ -587,11 +587,10 @@ pub fn parse_features(
 }
 
 /// The layout of a request body and where its rows start: a header line
-/// when its first field is a column name (or the label's, or under the
-/// lab's schema `Time` or `Amount_std`: the lab's rule for files, so a lab
-/// row starting with `inf` or a stray word is still "not finite" or "not a
-/// number"), and — for another schema without categorical columns — when
-/// that field is not a number and not empty (nor `NaN`).
+/// when its first field names a column, the label or a column training
+/// dropped (under the lab's schema also `Time` or `Amount_std`): one rule
+/// for every schema, so a row starting with `inf` or a stray word is "not
+/// finite" or "not a number", never "unknown column".
 fn request_layout(
     body: &[u8],
     schema: &Arc<Schema>,
@@ -609,17 +608,11 @@ fn request_layout(
     let Some(f) = first.get(0) else {
         return Ok((plain, 0));
     };
-    let word = parse_value(f).is_err();
-    let named = header_name(f).is_ok_and(|n| {
+    let header = header_name(f).is_ok_and(|n| {
         schema.position(n).is_some()
-            || n == schema.label()
-            || (schema.is_lab() && matches!(n, "Time" | "Amount_std"))
+            || schema.is_read_past(n)
+            || (schema.is_lab() && n == "Amount_std")
     });
-    let header = if !schema.is_lab() && schema.all_numeric() {
-        word
-    } else {
-        named
-    };
     if !header {
         return Ok((plain, 0));
     }

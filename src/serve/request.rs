@@ -852,7 +852,8 @@ enum Key<'s, 'de> {
         name: &'s str,
         raw: bool,
     },
-    /// Read past: `Time` (0, the lab's only) or the label (1).
+    /// Read past: `Time` (0, the lab's only), the label (1), or a column
+    /// training dropped (2 + its index among them).
     Ignored(usize, &'s str),
     Envelope(&'static str),
     Unknown(std::borrow::Cow<'de, str>),
@@ -930,7 +931,11 @@ impl<'s> KeySeed<'s> {
                 raw: false,
             });
         }
-        (k == schema.label()).then(|| Key::Ignored(1, schema.label()))
+        if k == schema.label() {
+            return Some(Key::Ignored(1, schema.label()));
+        }
+        let i = schema.ignored().iter().position(|n| n == k)?;
+        Some(Key::Ignored(2 + i, &schema.ignored()[i]))
     }
 }
 
@@ -963,6 +968,8 @@ fn object<'de, A: MapAccess<'de>>(
     let mut start: Option<usize> = None;
     // whether Time and the label were seen
     let mut ignored = [false; 2];
+    // columns training dropped (none for the lab: no allocation)
+    let mut dropped = vec![false; schema.ignored().len()];
     let mut wrapped: Option<&'static str> = None;
     let mut first = true;
     while let Some(key) = map.next_key_seed(KeySeed { schema, envelope })? {
@@ -1028,7 +1035,11 @@ fn object<'de, A: MapAccess<'de>>(
             }
             Key::Ignored(i, name) => {
                 map.next_value_seed(Any(Skip))?;
-                if std::mem::replace(&mut ignored[i], true) {
+                let seen = match ignored.get_mut(i) {
+                    Some(s) => s,
+                    None => &mut dropped[i - 2],
+                };
+                if std::mem::replace(seen, true) {
                     return Err(ctx.refuse_at(place(Field::Key(name)), Refusal::Twice(name)));
                 }
             }
@@ -1127,8 +1138,8 @@ fn csv_field_name(
     };
     let known = |name: &str| {
         schema.position(name).is_some()
-            || name == schema.label()
-            || (schema.is_lab() && matches!(name, "Time" | "Amount_std"))
+            || schema.is_read_past(name)
+            || (schema.is_lab() && name == "Amount_std")
     };
     if header_problem {
         return in_header();
@@ -1580,6 +1591,48 @@ mod tests {
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn columns_training_dropped_are_read_past() {
+        let s = Arc::new(
+            Arc::unwrap_or_clone(user())
+                .with_ignored(vec!["tx_id".into()])
+                .unwrap(),
+        );
+        let ok = |format, body: &str| {
+            parse(format, body.as_bytes(), &s).unwrap_or_else(|e| panic!("{body}: {e}"))
+        };
+        let one = [12.5, 1.0, 3.0];
+        for (format, body) in [
+            (
+                Format::Json,
+                r#"{"tx_id": "a-1", "amount": 12.5, "country": "GB", "hour": 3}"#,
+            ),
+            (
+                Format::Json,
+                r#"[{"amount": 12.5, "country": "GB", "hour": 3, "tx_id": 7, "is_fraud": 0}]"#,
+            ),
+            (Format::Csv, "tx_id,amount,country,hour\nz9,12.5,GB,3\n"),
+            (Format::Csv, "amount,country,hour\n12.5,GB,3\n"),
+        ] {
+            assert!(same(&ok(format, body), &one), "{body}");
+        }
+        // still only once each, and an unknown name is still refused
+        let twice = r#"{"tx_id": 1, "tx_id": 2, "amount": 1, "country": "GB", "hour": 3}"#;
+        assert!(parse(Format::Json, twice.as_bytes(), &s).is_err());
+        let unknown = r#"{"tx": 1, "amount": 1, "country": "GB", "hour": 3}"#;
+        let e = parse(Format::Json, unknown.as_bytes(), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'tx'"), "{e}");
+        // without the ignore list, tx_id is an unknown column
+        let e = parse(
+            Format::Json,
+            br#"{"tx_id": 1, "amount": 1, "country": "GB", "hour": 3}"#,
+            &user(),
+        );
+        assert!(e.unwrap_err().to_string().contains("tx_id"));
     }
 
     fn user_ok(format: Format, body: &str) -> Vec<f32> {
