@@ -600,14 +600,17 @@ def test_other_schema_named_rows_alert_per_row(other_wired, other_server_url):
 
 
 def test_other_schema_rows_in_column_order_and_big_batches(other_wired):
+    expect_publish(other_wired, 2)  # FR at 900 is a fraud, named or in order
     (by_name,) = ok_scores(handler.lambda_handler(event({"amount": 900.0, "country": "FR", "hour": 3}), None), 1)
     (in_order,) = ok_scores(handler.lambda_handler(event([900.0, "FR", 3]), None), 1)
-    assert math.isclose(by_name, in_order, abs_tol=1e-6)
+    assert math.isclose(by_name, in_order, abs_tol=1e-6) and by_name >= THRESHOLD
+    assert len(other_wired.published) == 2
     rng = random.Random(5)
     rows = [[round(rng.uniform(1, 300), 2), rng.choice(["US", "GB"]), rng.randrange(24)] for _ in range(500)]
     scores = ok_scores(handler.lambda_handler(event({"instances": rows}), None), 500)
     assert max(scores) < THRESHOLD  # no FR, no alert
-    assert other_wired.published == []
+    assert len(other_wired.published) == 2
+    other_wired.assert_no_pending_responses()
 
 
 def test_other_schema_refusals_pass_through(other_wired, invoked_other, other_server_url):
