@@ -757,6 +757,27 @@ mod tests {
     }
 
     #[test]
+    fn errors_list_at_most_40_columns_and_schemas_compare_by_content() {
+        let names = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+        let forty = list(&names(40));
+        assert!(
+            forty.ends_with("'c39'") && !forty.contains("more"),
+            "{forty}"
+        );
+        let more = list(&names(41));
+        assert!(more.ends_with("'c39' and 1 more"), "{more}");
+        assert_eq!(list(&[]), "no columns");
+        let lab = Schema::lab();
+        let other = Spec::default().label_first(29).unwrap();
+        assert_ne!(lab, other);
+        assert_ne!(
+            lab,
+            Schema::lab().with_ignored(vec!["Time".into()]).unwrap()
+        );
+        assert_eq!(lab, Schema::lab());
+    }
+
+    #[test]
     fn label_first_names_features_like_the_built_in_algorithms() {
         let s = Spec::default().label_first(3).unwrap();
         assert_eq!(s.names().collect::<Vec<_>>(), ["f0", "f1", "f2"]);

@@ -1252,6 +1252,41 @@ pub(crate) mod tests {
             m.score_row(&[f32::NAN, f32::NAN]),
             by_hand([f32::NAN, 0.0, 0.0, 0.0]),
         );
+        assert_eq!(m.n_features(), 2);
+        // a design wider than the one-row stack buffer: one row alone and
+        // in a batch score the same
+        let many: Vec<String> = (0..80).map(|i| format!("c{i}")).collect();
+        let wide = Arc::new(
+            Schema::new(
+                Form::Header,
+                vec![
+                    Column::numeric("amt"),
+                    Column {
+                        name: "shop".into(),
+                        kind: Kind::Categorical { categories: many },
+                    },
+                ],
+                "y".into(),
+                None,
+            )
+            .unwrap(),
+        );
+        let w = wide.design_width();
+        let xw: Vec<f32> = (0..w * 3).map(|i| (i % 7) as f32).collect();
+        let m = TrainedModel::new(
+            0.5,
+            Some(Scaler::fit(&xw, w)),
+            Estimator::Logistic(logistic::Logistic::new(vec![0.01; w], 0.0).unwrap()),
+            prov.clone(),
+            wide,
+        )
+        .unwrap();
+        let rows = [3.0f32, 5.0, 1.0, 80.0];
+        let mut batch = [0f32; 2];
+        m.predict_proba(&rows, &mut batch);
+        assert_eq!(m.score_row(&rows[..2]), batch[0]);
+        assert_eq!(m.score_row(&rows[2..]), batch[1]);
+        assert_ne!(batch[0], batch[1]);
         // a scaler over the encoded row (2 values), not the design (4), is refused
         let e = TrainedModel::new(
             0.5,
@@ -1479,10 +1514,11 @@ pub(crate) mod tests {
         let a = sample_artifact();
         let m = a.model(None).unwrap();
         let mut rng = Rng::seed_from_u64(1);
-        let rows: Vec<f32> = (0..N_FEATURES * 100)
+        // 5,000 rows: above the size split over rayon's pool
+        let rows: Vec<f32> = (0..N_FEATURES * 5000)
             .map(|_| rng.sample::<f64, _>(rand_distr::StandardNormal) as f32)
             .collect();
-        let mut out = vec![0f32; 100];
+        let mut out = vec![0f32; 5000];
         m.predict_proba(&rows, &mut out);
         for (i, r) in rows.chunks(N_FEATURES).enumerate() {
             assert!((m.score_row(r) - out[i]).abs() < 1e-6);

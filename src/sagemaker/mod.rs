@@ -236,5 +236,9 @@ mod tests {
         assert!(!label_first(&r, "test").unwrap());
         assert!(!label_first(&r, "v").unwrap());
         assert!(!label_first(&r, "none").unwrap());
+        // a config that cannot be read is an error, not "no"
+        std::fs::remove_file(r.input_data_config()).unwrap();
+        std::fs::create_dir(r.input_data_config()).unwrap();
+        assert!(label_first(&r, "train").is_err());
     }
 }
