@@ -655,6 +655,24 @@ mod tests {
         assert_eq!(&out[1..], [0.0, 0.0, 0.0]);
         s.expand(&[1.0, 2.0], &mut out);
         assert_eq!(&out[1..], [0.0, 0.0, 1.0]);
+        // a code outside the column (never made by `code`) sets nothing
+        s.expand(&[1.0, 3.0], &mut out);
+        assert_eq!(&out[1..], [0.0, 0.0, 0.0]);
+        // columns after a categorical one land after its one-hot block
+        let t = Schema::new(
+            Form::Header,
+            vec![
+                Column::numeric("a"),
+                cat("b", &["x", "y"]),
+                Column::numeric("c"),
+            ],
+            "y".into(),
+            None,
+        )
+        .unwrap();
+        let mut out = [9.0; 5];
+        t.expand(&[7.0, 0.0, 8.0], &mut out);
+        assert_eq!(out, [7.0, 1.0, 0.0, 0.0, 8.0]);
     }
 
     #[test]
