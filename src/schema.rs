@@ -510,9 +510,7 @@ impl Spec {
                     found: header.to_vec(),
                 });
             }
-            if self.ignore.contains(a) || self.categorical.contains(a) {
-                return Err(SchemaError::Amount(a.clone()));
-            }
+            // an ignored or categorical amount is refused by `Schema::new`
         }
         let columns = header
             .iter()
@@ -758,6 +756,36 @@ mod tests {
         ));
         assert!(matches!(
             err(Spec {
+                ignore: header(&["a"]),
+                amount: Some("a".into()),
+                ..Spec::default()
+            }),
+            SchemaError::Amount(_)
+        ));
+        // any one column hyperparameter makes a header read by its names
+        assert!(!Spec::default().names_columns());
+        for spec in [
+            Spec {
+                label: Some("y".into()),
+                ..Spec::default()
+            },
+            Spec {
+                ignore: header(&["a"]),
+                ..Spec::default()
+            },
+            Spec {
+                categorical: header(&["a"]),
+                ..Spec::default()
+            },
+            Spec {
+                amount: Some("a".into()),
+                ..Spec::default()
+            },
+        ] {
+            assert!(spec.names_columns(), "{spec:?}");
+        }
+        assert!(matches!(
+            err(Spec {
                 ignore: header(&["Class"]),
                 ..Spec::default()
             }),
@@ -815,6 +843,11 @@ mod tests {
             .collect();
         let v = vocabulary("x", counts.clone(), 10, 1000).unwrap();
         assert_eq!(v, ["c", "a", "b"]);
+        assert_eq!(
+            vocabulary("x", counts.clone(), 10, 4).unwrap(),
+            v,
+            "4 values, at most 4"
+        );
         let e = vocabulary("x", counts, 10, 3).unwrap_err();
         assert!(e
             .to_string()
