@@ -421,6 +421,44 @@ mod tests {
     }
 
     #[test]
+    fn column_hyperparameters_describe_the_schema() {
+        let d = TrainParams::default();
+        assert_eq!(*d.schema(), Spec::default());
+        let p = parse(
+            r#"{"label": " is_fraud ", "ignore": "id, ,Time", "categorical": "[\"mcc\", \" country \"]",
+                "amount": "amt", "label_column": "first", "max_categories": "50", "min_category_count": "3"}"#,
+        )
+        .unwrap();
+        let s = p.schema();
+        assert_eq!(s.form, FormChoice::LabelFirst);
+        assert_eq!(s.label.as_deref(), Some("is_fraud"));
+        assert_eq!(s.ignore, ["id", "Time"]);
+        assert_eq!(s.categorical, ["mcc", "country"]);
+        assert_eq!(s.amount.as_deref(), Some("amt"));
+        assert_eq!((s.max_categories, s.min_category_count), (50, 3));
+        assert_eq!(
+            parse(r#"{"label_column": "auto"}"#).unwrap().schema().form,
+            FormChoice::Auto
+        );
+        let first = TrainParams::default().with_label_first();
+        assert_eq!(first.schema().form, FormChoice::LabelFirst);
+        assert_eq!(first.seed(), TrainParams::default().seed());
+        for bad in [
+            r#"{"label": " "}"#,
+            r#"{"label_column": "last"}"#,
+            r#"{"categorical": "[1, 2]"}"#,
+            r#"{"max_categories": "0"}"#,
+            r#"{"min_category_count": "0"}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(ParamError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse(r#"{"amount": " "}"#).unwrap().schema().amount, None);
+    }
+
+    #[test]
     fn defaults_are_documented_values() {
         let p = TrainParams::default();
         assert_eq!(p.model, ModelChoice::All);
