@@ -1748,6 +1748,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_vocabulary_pass_names_the_line_of_a_bad_category() {
+        let mut text = user_csv(30).into_bytes();
+        // line 9 (the header is line 1): its country is not UTF-8
+        let at = text
+            .split(|&b| b == b'\n')
+            .take(8)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let comma = at + text[at..].iter().position(|&b| b == b',').unwrap();
+        let country = comma + 1 + text[comma + 1..].iter().position(|&b| b == b',').unwrap() + 1;
+        text[country] = 0xff;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), &text).unwrap();
+        let e = read_train_channel("train", dir.path(), &user_spec()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::Row {
+                    line: 9,
+                    column: 3,
+                    problem: Problem::Utf8,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn label_first_files_are_the_built_in_algorithms_layout() {
         let spec = Spec {
             form: FormChoice::LabelFirst,
