@@ -296,6 +296,15 @@ impl Schema {
             || (self.is_lab() && name == "Time")
     }
 
+    /// True for a name a header line of a request may hold: a column's,
+    /// one read past ([`Schema::is_read_past`]), and under the lab's schema
+    /// `Amount_std` (the standardized `Amount`).
+    pub fn may_head(&self, name: &str) -> bool {
+        self.position(name).is_some()
+            || self.is_read_past(name)
+            || (self.is_lab() && name == "Amount_std")
+    }
+
     /// How the training files were laid out.
     pub fn form(&self) -> Form {
         self.form

@@ -193,11 +193,7 @@ impl Layout {
         let mut seen = [false; LAB_COLUMNS + 1];
         seen[LAB_COLUMNS] = !label;
         for (i, raw) in header.iter().enumerate() {
-            let name = std::str::from_utf8(raw)
-                .map_err(|_| at(i + 1, Problem::Utf8))?
-                .trim()
-                .trim_matches('"')
-                .trim();
+            let name = header_name(raw).map_err(|p| at(i + 1, p))?;
             let (role, slot) = match name {
                 "Time" => (Role::Skip, None),
                 "Amount" => (Role::RawAmount, Some(LAB_AMOUNT)),
@@ -285,11 +281,7 @@ impl Layout {
         match schema.form() {
             Form::Lab => {
                 let name = first.get(0).map(header_name).and_then(|r| r.ok());
-                let known = name.is_some_and(|name| {
-                    matches!(name, "Time" | "Amount" | "Amount_std" | "Class")
-                        || feature_index(name).is_some()
-                });
-                if known {
+                if name.is_some_and(|name| schema.may_head(name)) {
                     Layout::from_header(first)
                 } else {
                     Ok(Layout::lab())
@@ -316,7 +308,7 @@ impl Layout {
 }
 
 /// A header field as a column name: trimmed, one level of quotes removed.
-fn header_name(raw: &[u8]) -> std::result::Result<&str, Problem> {
+pub(crate) fn header_name(raw: &[u8]) -> std::result::Result<&str, Problem> {
     Ok(std::str::from_utf8(raw)
         .map_err(|_| Problem::Utf8)?
         .trim()
@@ -396,11 +388,7 @@ pub fn parse_number(field: &[u8]) -> std::result::Result<f64, Problem> {
     let v = match fast_float2::parse::<f64, _>(field) {
         Ok(v) => v,
         Err(_) => {
-            let f = field.trim_ascii();
-            let f = match f {
-                [b'"', inner @ .., b'"'] => inner.trim_ascii(),
-                _ => f,
-            };
+            let f = unquote(field);
             if f.is_empty() {
                 return Err(Problem::Empty);
             }
@@ -468,12 +456,16 @@ fn parse_value_f64(field: &[u8]) -> std::result::Result<f64, Problem> {
 }
 
 fn is_nan_word(field: &[u8]) -> bool {
+    unquote(field).eq_ignore_ascii_case(b"nan")
+}
+
+/// A field without surrounding spaces and one level of double quotes.
+pub(crate) fn unquote(field: &[u8]) -> &[u8] {
     let f = field.trim_ascii();
-    let f = match f {
+    match f {
         [b'"', inner @ .., b'"'] => inner.trim_ascii(),
         _ => f,
-    };
-    f.eq_ignore_ascii_case(b"nan")
+    }
 }
 
 /// The code of a categorical field under the layout's schema (missing:
@@ -548,36 +540,45 @@ fn fill_row(
 /// Parses a headerless body under `layout`, in parallel for large bodies;
 /// line numbers in errors count from the body's first line.
 fn parse_rows(layout: &Layout, body: &[u8]) -> std::result::Result<Rows, RowError> {
-    let chunks = split_chunks(body, rayon::current_num_threads() * 2, 1 << 20);
-    let parse_chunk = |chunk: &&[u8]| {
+    let parsed = in_chunks(body, |chunk| {
         let mut out = Rows {
             features: Vec::with_capacity(chunk.len() / 18),
             labels: Vec::with_capacity(chunk.len() / 500),
         };
         records(chunk, |rec| push_row(layout, rec, &mut out))?;
         Ok(out)
-    };
-    // One chunk (every small body) stays on the calling thread: no hop to
-    // the pool for a single request row.
-    let parsed: Vec<std::result::Result<Rows, RowError>> = if chunks.len() == 1 {
-        chunks.iter().map(parse_chunk).collect()
-    } else {
-        chunks.par_iter().map(parse_chunk).collect()
-    };
-    let total: usize = parsed
-        .iter()
-        .map(|r| r.as_ref().map_or(0, |r| r.features.len()))
-        .sum();
+    })?;
+    let total: usize = parsed.iter().map(|r| r.features.len()).sum();
     let mut all = Rows {
         features: Vec::with_capacity(total),
         labels: Vec::with_capacity(total / layout.schema.n_columns()),
     };
-    for (k, r) in parsed.into_iter().enumerate() {
+    for r in parsed {
+        all.features.extend_from_slice(&r.features);
+        all.labels.extend_from_slice(&r.labels);
+    }
+    Ok(all)
+}
+
+/// `each` over `body` cut at line ends into pieces of at least 1 MiB, on
+/// rayon's pool (one piece, every small body, stays on the calling thread:
+/// no hop to the pool for a single request row); the pieces' results in
+/// order, or the first piece's error with its line counted from the body's
+/// first line.
+fn in_chunks<T: Send>(
+    body: &[u8],
+    each: impl Fn(&[u8]) -> std::result::Result<T, RowError> + Sync,
+) -> std::result::Result<Vec<T>, RowError> {
+    let chunks = split_chunks(body, rayon::current_num_threads() * 2, 1 << 20);
+    let done: Vec<std::result::Result<T, RowError>> = if chunks.len() == 1 {
+        chunks.iter().map(|c| each(c)).collect()
+    } else {
+        chunks.par_iter().map(|c| each(c)).collect()
+    };
+    let mut out = Vec::with_capacity(done.len());
+    for (k, r) in done.into_iter().enumerate() {
         match r {
-            Ok(r) => {
-                all.features.extend_from_slice(&r.features);
-                all.labels.extend_from_slice(&r.labels);
-            }
+            Ok(r) => out.push(r),
             Err(mut e) => {
                 // Lines are counted only now, on the way to an error.
                 e.line += chunks[..k].iter().map(|c| count_lines(c)).sum::<usize>();
@@ -585,7 +586,7 @@ fn parse_rows(layout: &Layout, body: &[u8]) -> std::result::Result<Rows, RowErro
             }
         }
     }
-    Ok(all)
+    Ok(out)
 }
 
 /// Parses a request body (the schema's columns a line, no label) into
@@ -621,22 +622,15 @@ fn request_layout(
         .iter()
         .position(|&b| b == b'\n')
         .map_or(body.len(), |p| p + 1);
-    let mut rdr = reader(&body[..line_end]);
-    let mut first = csv::ByteRecord::new();
-    if !matches!(rdr.read_byte_record(&mut first), Ok(true)) {
-        return Ok((plain, 0));
-    }
-    let Some(f) = first.get(0) else {
+    // a malformed first line is reported by the parse of the rows
+    let first = first_record(&body[..line_end]).ok().flatten();
+    let Some(first) = first.filter(|r| {
+        r.get(0)
+            .and_then(|f| header_name(f).ok())
+            .is_some_and(|n| schema.may_head(n))
+    }) else {
         return Ok((plain, 0));
     };
-    let header = header_name(f).is_ok_and(|n| {
-        schema.position(n).is_some()
-            || schema.is_read_past(n)
-            || (schema.is_lab() && n == "Amount_std")
-    });
-    if !header {
-        return Ok((plain, 0));
-    }
     let layout = if schema.is_lab() {
         Layout::lab_header(&first, false)
     } else {
@@ -676,7 +670,7 @@ pub(crate) fn split_chunks(body: &[u8], n: usize, min: usize) -> Vec<&[u8]> {
 }
 
 /// The first record of a text (a header or a first row), if any.
-fn first_record(bytes: &[u8]) -> std::result::Result<Option<csv::ByteRecord>, RowError> {
+pub(crate) fn first_record(bytes: &[u8]) -> std::result::Result<Option<csv::ByteRecord>, RowError> {
     let mut rdr = reader(bytes);
     let mut first = csv::ByteRecord::new();
     match rdr.read_byte_record(&mut first) {
@@ -880,11 +874,26 @@ fn header_of(path: &Path, raw: &[u8], schema: &Schema) -> Result<Option<Vec<Stri
     }
     let line = first_line(path, raw)?;
     let first = first_record(&line).map_err(|e| row_error(path, e))?;
-    Ok(first.map(|r| {
-        r.iter()
-            .map(|f| header_name(f).unwrap_or("").to_owned())
-            .collect()
-    }))
+    first.map(|r| header_names(path, &r)).transpose()
+}
+
+/// The column names of a file's header record; a name that is not UTF-8
+/// is an error naming its column.
+fn header_names(path: &Path, header: &csv::ByteRecord) -> Result<Vec<String>> {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            header_name(f)
+                .map(str::to_owned)
+                .map_err(|problem| DataError::Row {
+                    path: path.to_owned(),
+                    line: 1,
+                    column: i + 1,
+                    problem,
+                })
+        })
+        .collect()
 }
 
 /// The check that every file of a channel has the first one's header.
@@ -927,22 +936,7 @@ fn draft_schema(spec: &Spec, path: &Path, raw: &[u8]) -> Result<Schema> {
         path: path.to_owned(),
         source,
     };
-    let names = || -> Result<Vec<String>> {
-        first
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                header_name(f)
-                    .map(str::to_owned)
-                    .map_err(|problem| DataError::Row {
-                        path: path.to_owned(),
-                        line: 1,
-                        column: i + 1,
-                        problem,
-                    })
-            })
-            .collect()
-    };
+    let names = || header_names(path, &first);
     match spec.form {
         FormChoice::Lab => Ok(Schema::lab()),
         FormChoice::LabelFirst => spec
@@ -996,31 +990,25 @@ fn count_categories(
                 _ => None,
             })
             .collect();
-        let chunks = split_chunks(body, rayon::current_num_threads() * 2, 1 << 20);
-        let parts: Vec<std::result::Result<Counts, RowError>> = chunks
-            .par_iter()
-            .map(|chunk| {
-                let mut m = Counts::new();
-                records(chunk, |rec| {
-                    for &(col, j) in &cats {
-                        let f = rec.get(col).unwrap_or_default();
-                        let v = header_name(f).map_err(|p| (col + 1, p))?;
-                        if !v.is_empty() {
-                            *m.entry((j, v.to_owned())).or_default() += 1;
-                        }
+        let parts = in_chunks(body, |chunk| {
+            let mut m = Counts::new();
+            records(chunk, |rec| {
+                for &(col, j) in &cats {
+                    let f = rec.get(col).unwrap_or_default();
+                    let v = header_name(f).map_err(|p| (col + 1, p))?;
+                    if !v.is_empty() {
+                        *m.entry((j, v.to_owned())).or_default() += 1;
                     }
-                    Ok(())
-                })?;
-                Ok(m)
-            })
-            .collect();
-        for (k, part) in parts.into_iter().enumerate() {
-            let part = part.map_err(|mut e| {
-                e.line += lines_before
-                    + usize::from(start > 0)
-                    + chunks[..k].iter().map(|c| count_lines(c)).sum::<usize>();
-                row_error(path, e)
+                }
+                Ok(())
             })?;
+            Ok(m)
+        })
+        .map_err(|mut e| {
+            e.line += lines_before + usize::from(start > 0);
+            row_error(path, e)
+        })?;
+        for part in parts {
             for ((j, v), n) in part {
                 *counts[j].entry(v).or_default() += n;
             }

@@ -18,8 +18,8 @@
 //! files then appear atomically (temporary names, renamed into place).
 
 use super::csv::{
-    column_count, parse_number, read_parallel, records, text_blocks, Layout, Problem, Role, Shown,
-    GZ_BLOCK,
+    column_count, parse_number, read_parallel, records, text_blocks, unquote, Layout, Problem,
+    Role, Shown, GZ_BLOCK,
 };
 use super::split::{stratified_holdout, time_split_point};
 use super::{standardize_amount, DataError, FEATURE_NAMES, N_FEATURES};
@@ -601,14 +601,6 @@ fn write_atomic(files: &[(&PathBuf, Contents<'_>)]) -> Result<(), DataError> {
         }
     }
     result
-}
-
-fn unquote(f: &[u8]) -> &[u8] {
-    let f = f.trim_ascii();
-    match f {
-        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
-        _ => f,
-    }
 }
 
 #[cfg(test)]

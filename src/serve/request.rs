@@ -1124,23 +1124,11 @@ fn csv_field_name(
         _ => false,
     };
     let in_header = || {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let mut first = csv::StringRecord::new();
-        match rdr.read_record(&mut first) {
-            Ok(true) => first
-                .get(column.checked_sub(1)?)
-                .map(|f| f.trim().trim_matches('"').trim().to_owned()),
-            _ => None,
-        }
+        let first = crate::data::csv::first_record(text.as_bytes()).ok()??;
+        let field = first.get(column.checked_sub(1)?)?;
+        crate::data::csv::header_name(field).ok().map(str::to_owned)
     };
-    let known = |name: &str| {
-        schema.position(name).is_some()
-            || schema.is_read_past(name)
-            || (schema.is_lab() && name == "Amount_std")
-    };
+    let known = |name: &str| schema.may_head(name);
     if header_problem {
         return in_header();
     }
