@@ -81,7 +81,7 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
         serde_json::from_slice(&std::fs::read(root.model_dir().join("metrics.json")).unwrap())
             .unwrap();
     let get = |model: &str, k: &str| m["models"][model]["evaluation"][k].as_f64().unwrap();
-    for model in ["dnn", "logistic", "forest"] {
+    for model in ["dnn", "logistic", "forest", "gbdt"] {
         eprintln!(
             "{model}: AUC-ROC {:.4} AUPRC {:.4} log loss {:.5} recall {:.3} fit {:.2} s",
             get(model, "auc_roc"),

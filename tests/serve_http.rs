@@ -175,7 +175,7 @@ fn a_model_of_a_users_csv_serves_requests_under_its_schema() {
         })
         .collect();
     let jsonl: String = named.iter().map(|v| v.to_string() + "\n").collect();
-    for kind in ["dnn", "logistic", "forest"] {
+    for kind in ["dnn", "logistic", "forest", "gbdt"] {
         let s = Server::start(root, &["--model", kind]);
         let single: Vec<f64> = lists
             .iter()

@@ -44,7 +44,7 @@ fn trains_all_models_and_writes_the_contract_outputs() {
         serde_json::from_slice(&std::fs::read(root.model_dir().join("metrics.json")).unwrap())
             .unwrap();
     let best = metrics["default_model"].as_str().unwrap();
-    for m in ["dnn", "logistic", "forest"] {
+    for m in ["dnn", "logistic", "forest", "gbdt"] {
         let e = &metrics["models"][m]["evaluation"];
         assert_eq!(metrics["models"][m]["evaluated_on"], "test");
         assert_eq!(e["rows"], 1500);
@@ -560,7 +560,7 @@ fn own_csv_prepared_then_trained_under_its_schema() {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.model_dir().join("metrics.json")).unwrap())
             .unwrap();
-    for model in ["dnn", "logistic", "forest"] {
+    for model in ["dnn", "logistic", "forest", "gbdt"] {
         let auc = m["models"][model]["evaluation"]["auc_roc"]
             .as_f64()
             .unwrap();

@@ -26,6 +26,7 @@
 
 pub mod dnn;
 pub mod forest;
+pub mod gbdt;
 pub mod logistic;
 pub mod scaler;
 
@@ -56,11 +57,17 @@ pub enum ModelKind {
     Dnn,
     Logistic,
     Forest,
+    Gbdt,
 }
 
 impl ModelKind {
     /// Every kind, in training order.
-    pub const ALL: [ModelKind; 3] = [ModelKind::Dnn, ModelKind::Logistic, ModelKind::Forest];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Dnn,
+        ModelKind::Logistic,
+        ModelKind::Forest,
+        ModelKind::Gbdt,
+    ];
 
     /// The kind's name (`dnn`, `logistic`, `forest`).
     pub fn name(self) -> &'static str {
@@ -68,6 +75,7 @@ impl ModelKind {
             ModelKind::Dnn => "dnn",
             ModelKind::Logistic => "logistic",
             ModelKind::Forest => "forest",
+            ModelKind::Gbdt => "gbdt",
         }
     }
 }
@@ -80,7 +88,7 @@ impl std::fmt::Display for ModelKind {
 
 /// A name that is not a [`ModelKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model '{0}' (expected dnn, logistic or forest)")]
+#[error("unknown model '{0}' (expected dnn, logistic, forest or gbdt)")]
 pub struct UnknownKind(pub String);
 
 impl std::str::FromStr for ModelKind {
@@ -258,6 +266,8 @@ pub enum Defect {
         right: u32,
         nodes: usize,
     },
+    #[error("tree {tree} node {node}: its category set must be ascending codes below {}", 1u32 << 20)]
+    CategorySet { tree: usize, node: usize },
     #[error(
         "tree {tree} node {node} splits on feature {feature}, the schema has {columns} columns"
     )]
@@ -306,6 +316,12 @@ pub enum Place {
         tree: usize,
         node: usize,
     },
+    LeafValue {
+        tree: usize,
+        node: usize,
+    },
+    /// A booster's base score.
+    Base,
 }
 
 impl std::fmt::Display for Place {
@@ -316,6 +332,8 @@ impl std::fmt::Display for Place {
             Place::LogisticIntercept => f.write_str("the logistic intercept"),
             Place::Split { tree, node } => write!(f, "tree {tree} node {node}'s split threshold"),
             Place::Leaf { tree, node } => write!(f, "tree {tree} node {node}'s leaf probability"),
+            Place::LeafValue { tree, node } => write!(f, "tree {tree} node {node}'s leaf value"),
+            Place::Base => f.write_str("the booster's base score"),
         }
     }
 }
@@ -396,6 +414,7 @@ pub enum Estimator {
     Dnn(dnn::Mlp),
     Logistic(logistic::Logistic),
     Forest(forest::Forest),
+    Gbdt(gbdt::Gbdt),
 }
 
 /// Stored form of [`Estimator`], checked by [`TrainedModel::from_repr`].
@@ -405,6 +424,7 @@ enum EstimatorRepr {
     Dnn(dnn::MlpRepr),
     Logistic(logistic::LogisticRepr),
     Forest(forest::ForestRepr),
+    Gbdt(gbdt::GbdtRepr),
 }
 
 impl Estimator {
@@ -414,16 +434,17 @@ impl Estimator {
             Estimator::Dnn(_) => ModelKind::Dnn,
             Estimator::Logistic(_) => ModelKind::Logistic,
             Estimator::Forest(_) => ModelKind::Forest,
+            Estimator::Gbdt(_) => ModelKind::Gbdt,
         }
     }
 
-    /// The estimator's own checks (weights finite); a forest is checked
-    /// whenever it is built.
+    /// The estimator's own checks (weights finite); a forest or a booster
+    /// is checked whenever it is built.
     fn check(&self) -> Result<(), Defect> {
         match self {
             Estimator::Dnn(m) => m.check(),
             Estimator::Logistic(m) => m.check(),
-            Estimator::Forest(_) => Ok(()),
+            Estimator::Forest(_) | Estimator::Gbdt(_) => Ok(()),
         }
     }
 
@@ -432,6 +453,7 @@ impl Estimator {
             Estimator::Dnn(m) => m,
             Estimator::Logistic(m) => m,
             Estimator::Forest(m) => m,
+            Estimator::Gbdt(m) => m,
         }
     }
 }
@@ -506,6 +528,7 @@ impl TrainedModel {
             EstimatorRepr::Dnn(m) => Estimator::Dnn(m.try_into()?),
             EstimatorRepr::Logistic(m) => Estimator::Logistic(m.try_into()?),
             EstimatorRepr::Forest(m) => Estimator::Forest(m.try_into()?),
+            EstimatorRepr::Gbdt(m) => Estimator::Gbdt(m.try_into()?),
         };
         let m = TrainedModel {
             kind: r.name,
@@ -585,16 +608,17 @@ impl TrainedModel {
 
     /// What the parts cannot check alone: the estimator is of the model's
     /// kind and has a scaler exactly when its kind uses one (every kind but
-    /// the forest, which splits the schema's columns as they are); a scaled
-    /// estimator takes the schema's design row (scaler included), a forest
-    /// splits only the schema's columns; the threshold is a probability.
+    /// the trees — forest and gbdt — which split the schema's columns as
+    /// they are); a scaled estimator takes the schema's design row (scaler
+    /// included), trees split only the schema's columns; the threshold is a
+    /// probability.
     fn check(&self) -> Result<(), Defect> {
         let estimator = self.estimator.kind();
         if self.kind != estimator {
             return Err(Defect::Estimator(estimator));
         }
         Rule::Probability.check(&[self.threshold], |_| Place::Threshold)?;
-        let scaled = estimator != ModelKind::Forest;
+        let scaled = !matches!(estimator, ModelKind::Forest | ModelKind::Gbdt);
         let width = self.schema.design_width();
         if let Some(s) = &self.scaler {
             check_len(Vector::ScalerMean, s.len(), width)?;
@@ -609,8 +633,10 @@ impl TrainedModel {
                 expected: width,
             });
         }
-        if let Estimator::Forest(f) = &self.estimator {
-            f.check_features(self.schema.n_columns())?;
+        match &self.estimator {
+            Estimator::Forest(f) => f.check_features(self.schema.n_columns())?,
+            Estimator::Gbdt(g) => g.check_features(self.schema.n_columns())?,
+            Estimator::Dnn(_) | Estimator::Logistic(_) => {}
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::data::{self, split::stratified_holdout, DataError, Dataset};
 use crate::metrics::{best_f1_threshold, Report};
 use crate::model::dnn::{self, DnnParams};
 use crate::model::forest::Forest;
+use crate::model::gbdt;
 use crate::model::logistic::Logistic;
 use crate::model::scaler::Scaler;
 use crate::model::{
@@ -425,6 +426,35 @@ pub fn fit_all(
                 ),
                 None,
             ),
+            ModelKind::Gbdt => {
+                let categories: Vec<Option<usize>> = schema
+                    .columns()
+                    .iter()
+                    .map(|c| c.categories().map(|v| v.len() + 1))
+                    .collect();
+                let mut on_round = |r: &gbdt::Round| {
+                    if let Some(l) = r.val_loss {
+                        tracing::debug!("gbdt round {}: validation log loss {l:.6}", r.round);
+                    }
+                };
+                let g = gbdt::fit(
+                    params.gbdt(),
+                    &fit_set.features,
+                    &fit_set.labels,
+                    schema.n_columns(),
+                    &categories,
+                    Some((&valid.features, &valid.labels)),
+                    &mut on_round,
+                    &stopped,
+                )
+                .map_err(stopped_in)?;
+                tracing::info!(
+                    "gbdt: {} trees kept (best validation log loss)",
+                    g.trees().len()
+                );
+                println!("{}", metric_line("gbdt_trees", g.trees().len() as f64));
+                (Estimator::Gbdt(g), None)
+            }
         };
         let fit_seconds = t.elapsed().as_secs_f64();
         // Scores on the validation holdout choose the threshold; the model

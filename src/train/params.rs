@@ -5,6 +5,7 @@
 
 use crate::model::dnn::{DnnParams, Optimizer, MAX_WIDTH};
 use crate::model::forest::ForestParams;
+use crate::model::gbdt::GbdtParams;
 use crate::model::logistic::LogisticParams;
 use crate::model::ModelKind;
 use crate::schema::{FormChoice, Spec};
@@ -53,6 +54,7 @@ pub struct TrainParams {
     class_weight: ClassWeight,
     logistic: LogisticParams,
     forest: ForestParams,
+    gbdt: GbdtParams,
     threshold: Threshold,
     validation_fraction: f64,
     seed: u64,
@@ -62,7 +64,7 @@ pub struct TrainParams {
 /// One hyperparameter: key, default, what is allowed. The README table is
 /// this list.
 pub const KEYS: &[(&str, &str, &str)] = &[
-    ("model", "all", "dnn | logistic | forest | all"),
+    ("model", "all", "dnn | logistic | forest | gbdt | all"),
     ("hidden_units", "10,20,10", "comma-separated layer widths, 1..=1024 each (JSON list also accepted)"),
     ("epochs", "10", "whole number 1..=10000"),
     ("batch_size", "256", "whole number 1..=1000000"),
@@ -76,6 +78,19 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("max_depth", "12", "whole number 1..=64"),
     ("min_samples_leaf", "1", "whole number >= 1"),
     ("forest_normal_fraction", "0.25", "number in (0, 1]: share of normal rows each group of trees sees"),
+    ("gbdt_rounds", "1000", "whole number 1..=100000: most boosting rounds (early stopping usually ends sooner)"),
+    ("gbdt_learning_rate", "0.05", "number in (0, 1]: shrinkage of each tree"),
+    ("gbdt_num_leaves", "31", "whole number 2..=4096: leaves per tree (grown leaf-wise)"),
+    ("gbdt_max_depth", "0", "whole number 0..=64: deepest split level, 0 = no limit"),
+    ("gbdt_min_data_in_leaf", "20", "whole number >= 1: rows each leaf keeps"),
+    ("gbdt_min_child_weight", "0.001", "number >= 0: hessian each leaf keeps"),
+    ("gbdt_lambda", "1", "number >= 0: L2 penalty on leaf values"),
+    ("gbdt_min_split_gain", "0", "number >= 0: smallest loss reduction a split must bring"),
+    ("gbdt_subsample", "0.8", "number in (0, 1]: share of rows each round sees"),
+    ("gbdt_colsample", "0.8", "number in (0, 1]: share of columns each tree may split on"),
+    ("gbdt_scale_pos_weight", "1", "number > 0: loss weight of a fraud row"),
+    ("gbdt_early_stopping_rounds", "30", "whole number >= 0: rounds without a better validation log loss before stopping (the best round is kept); 0 = off"),
+    ("gbdt_max_bin", "255", "whole number 2..=255: bins per column (missing values get one more)"),
     ("seed", "42", "whole number >= 0"),
     ("threshold", "0.5", "number in [0, 1] or auto (maximise F1 on the validation holdout)"),
     ("validation_fraction", "0.2", "number in (0, 0.5]: stratified holdout carved from train when there is no validation channel"),
@@ -142,6 +157,10 @@ impl TrainParams {
 
     pub fn forest(&self) -> &ForestParams {
         &self.forest
+    }
+
+    pub fn gbdt(&self) -> &GbdtParams {
+        &self.gbdt
     }
 
     pub fn threshold(&self) -> Threshold {
@@ -264,7 +283,7 @@ impl TrainParams {
             }
         };
 
-        let model = match word("model", &["dnn", "logistic", "forest", "all"])?.parse() {
+        let model = match word("model", &["dnn", "logistic", "forest", "gbdt", "all"])?.parse() {
             Ok(kind) => ModelChoice::One(kind),
             Err(_) => ModelChoice::All,
         };
@@ -379,6 +398,22 @@ impl TrainParams {
                 normal_fraction: float("forest_normal_fraction", &|v| v > 0.0 && v <= 1.0)?,
                 seed,
             },
+            gbdt: GbdtParams {
+                rounds: uint("gbdt_rounds", 1, 100_000)? as usize,
+                learning_rate: float("gbdt_learning_rate", &|v| v > 0.0 && v <= 1.0)?,
+                num_leaves: uint("gbdt_num_leaves", 2, 4096)? as usize,
+                max_depth: uint("gbdt_max_depth", 0, 64)? as usize,
+                min_data_in_leaf: uint("gbdt_min_data_in_leaf", 1, u64::from(u32::MAX))? as usize,
+                min_child_weight: float("gbdt_min_child_weight", &|v| v >= 0.0)?,
+                lambda: float("gbdt_lambda", &|v| v >= 0.0)?,
+                min_split_gain: float("gbdt_min_split_gain", &|v| v >= 0.0)?,
+                subsample: float("gbdt_subsample", &|v| v > 0.0 && v <= 1.0)?,
+                colsample: float("gbdt_colsample", &|v| v > 0.0 && v <= 1.0)?,
+                scale_pos_weight: float("gbdt_scale_pos_weight", &|v| v > 0.0)?,
+                early_stopping_rounds: uint("gbdt_early_stopping_rounds", 0, 100_000)? as usize,
+                max_bin: uint("gbdt_max_bin", 2, 255)? as usize,
+                seed,
+            },
             threshold,
             validation_fraction: float("validation_fraction", &|v| v > 0.0 && v <= 0.5)?,
             seed,
@@ -408,6 +443,18 @@ impl TrainParams {
                 "min_samples_leaf": self.forest.min_samples_leaf,
                 "normal_fraction": self.forest.normal_fraction, "seed": self.seed, "threshold": threshold,
             }),
+            ModelKind::Gbdt => {
+                let g = &self.gbdt;
+                serde_json::json!({
+                    "rounds": g.rounds, "learning_rate": g.learning_rate, "num_leaves": g.num_leaves,
+                    "max_depth": g.max_depth, "min_data_in_leaf": g.min_data_in_leaf,
+                    "min_child_weight": g.min_child_weight, "lambda": g.lambda,
+                    "min_split_gain": g.min_split_gain, "subsample": g.subsample,
+                    "colsample": g.colsample, "scale_pos_weight": g.scale_pos_weight,
+                    "early_stopping_rounds": g.early_stopping_rounds, "max_bin": g.max_bin,
+                    "seed": self.seed, "threshold": threshold,
+                })
+            }
         }
     }
 }

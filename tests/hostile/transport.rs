@@ -197,10 +197,14 @@ fn malformed_framing_gets_400_and_the_connection_closes() {
         let mut raw = Vec::new();
         let got = c.read_to_end(&mut raw);
         let text = String::from_utf8_lossy(&raw);
-        assert!(
-            got.is_ok(),
-            "{framing:?}: no close within {DEADLINE:?}: {text:?}"
-        );
+        // Closed is EOF, or a reset: when the server closes with the
+        // client's unread body bytes in its socket, the kernel sends RST,
+        // not FIN (a race with the body's arrival). A timeout is a hang.
+        match got {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("{framing:?}: no close within {DEADLINE:?} ({e}): {text:?}"),
+        }
         assert!(text.starts_with("HTTP/1.1 400"), "{framing:?}: {text:?}");
     }
     let (status, _, _) = s.request("GET", "/ping", &[], b"");
