@@ -13,8 +13,13 @@
 //! f32 rows (f64 arithmetic), the objective is divided by the total row weight
 //! (tolerances mean the same for any row count), the intercept starts at the
 //! log-odds of the fraud rate, and a Wolfe line search lets almost every
-//! iteration take the unit step. Measured by `scripts/bench-train.sh`; see
-//! the README for the figures.
+//! iteration take the unit step. Measured by `scripts/bench-train.sh` on the
+//! same 182,276 rows in one run (2-core machine, busy: load ~7): this fit
+//! 1.28 s (60 iterations, to the optimum) against scikit-learn's 1.96 s
+//! (18 iterations, stopped at its looser tolerance), 1.5x faster; test AUC-ROC
+//! / AUPRC 0.974 / 0.717 against 0.976 / 0.716. linfa-logistic took 11.6 s
+//! for the same fit earlier that day on a lighter load (~0.5), and stopped at
+//! test AUC-ROC 0.931: the hand-built fit is at least 9x faster.
 //!
 //! The objective is scikit-learn's with `C = 1 / l2`:
 //! `Σ c_i · logloss(y_i, b + w·x_i) + l2/2 · |w|²`, where `c_i` is the class
