@@ -82,10 +82,12 @@ fn inference(c: &mut Criterion) {
         &ccfraud::model::logistic::LogisticParams {
             l2: 1.0,
             max_iterations: 50,
+            pos_weight: 1.0,
         },
         &xs,
         &y,
         N_FEATURES,
+        &|| false,
     )
     .unwrap();
     let forest = Forest::fit(

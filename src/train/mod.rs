@@ -17,7 +17,7 @@ use crate::metrics::{best_f1_threshold, Report};
 use crate::model::dnn::{self, DnnParams};
 use crate::model::forest::Forest;
 use crate::model::gbdt;
-use crate::model::logistic::Logistic;
+use crate::model::logistic::{Logistic, LogisticParams};
 use crate::model::scaler::Scaler;
 use crate::model::{
     Artifact, Estimator, EvaluatedOn, Model, ModelError, ModelKind, Provenance, TrainedModel,
@@ -29,7 +29,7 @@ use crate::sagemaker::{
     input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
 };
 use crate::schema::Schema;
-use params::{ClassWeight, ParamError, Threshold, TrainParams};
+use params::{ParamError, Threshold, TrainParams};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -373,14 +373,10 @@ pub fn fit_all(
         let t = Instant::now();
         let (estimator, model_scaler) = match kind {
             ModelKind::Dnn => {
-                let pos_weight = match params.class_weight() {
-                    ClassWeight::None => 1.0,
-                    ClassWeight::Fixed(w) => w,
-                    ClassWeight::Balanced => {
-                        let f = fit_set.n_fraud().max(1) as f32;
-                        (fit_set.len() as f32 - f) / f
-                    }
-                };
+                let pos_weight = params
+                    .class_weight()
+                    .fraud_weight(fit_set.len(), fit_set.n_fraud())
+                    as f32;
                 let p = DnnParams {
                     pos_weight,
                     ..params.dnn().clone()
@@ -404,15 +400,17 @@ pub fn fit_all(
                 .map_err(stopped_in)?;
                 (Estimator::Dnn(net), Some(scaler.clone()))
             }
-            ModelKind::Logistic => (
-                Estimator::Logistic(Logistic::fit(
-                    params.logistic(),
-                    &x_fit,
-                    &fit_set.labels,
-                    width,
-                )?),
-                Some(scaler.clone()),
-            ),
+            ModelKind::Logistic => {
+                let p = LogisticParams {
+                    pos_weight: params
+                        .class_weight()
+                        .fraud_weight(fit_set.len(), fit_set.n_fraud()),
+                    ..params.logistic().clone()
+                };
+                let fitted = Logistic::fit(&p, &x_fit, &fit_set.labels, width, &stopped)
+                    .map_err(stopped_in)?;
+                (Estimator::Logistic(fitted), Some(scaler.clone()))
+            }
             ModelKind::Forest => (
                 Estimator::Forest(
                     Forest::fit(

@@ -28,13 +28,28 @@ impl ModelChoice {
     }
 }
 
-/// How fraud rows are weighted in the DNN's loss.
+/// How fraud rows are weighted in the DNN's and logistic regression's loss.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ClassWeight {
     None,
     /// `n_normal / n_fraud` on the training rows.
     Balanced,
     Fixed(f32),
+}
+
+impl ClassWeight {
+    /// Loss weight of one fraud row when fitting on `rows` rows of which
+    /// `frauds` are frauds (a normal row weighs 1).
+    pub fn fraud_weight(self, rows: usize, frauds: usize) -> f64 {
+        match self {
+            ClassWeight::None => 1.0,
+            ClassWeight::Fixed(w) => f64::from(w),
+            ClassWeight::Balanced => {
+                let f = frauds.max(1) as f64;
+                (rows as f64 - f) / f
+            }
+        }
+    }
 }
 
 /// Decision threshold.
@@ -70,7 +85,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("batch_size", "256", "whole number 1..=1000000"),
     ("learning_rate", "0.001", "number > 0"),
     ("optimizer", "adam", "adam | adagrad | sgd"),
-    ("class_weight", "none", "none | balanced | a number > 0 (loss weight of a fraud row in the DNN)"),
+    ("class_weight", "none", "none | balanced | a number > 0 (loss weight of a fraud row in the DNN and logistic regression)"),
     ("l2", "0", "number >= 0 (DNN weight decay; logistic-regression penalty alpha)"),
     ("early_stopping_patience", "3", "whole number >= 1: DNN epochs without a better validation AUPRC before stopping"),
     ("logistic_max_iterations", "100", "whole number 1..=100000"),
@@ -146,7 +161,7 @@ impl TrainParams {
         &self.dnn
     }
 
-    /// Loss weight of fraud rows in the DNN.
+    /// Loss weight of fraud rows in the DNN and logistic regression.
     pub fn class_weight(&self) -> ClassWeight {
         self.class_weight
     }
@@ -390,6 +405,7 @@ impl TrainParams {
             logistic: LogisticParams {
                 l2,
                 max_iterations: uint("logistic_max_iterations", 1, 100_000)?,
+                pos_weight: 1.0,
             },
             forest: ForestParams {
                 n_trees: uint("n_trees", 1, 5000)? as usize,
@@ -436,7 +452,8 @@ impl TrainParams {
                 "early_stopping_patience": self.dnn.patience, "seed": self.seed, "threshold": threshold,
             }),
             ModelKind::Logistic => serde_json::json!({
-                "l2": self.logistic.l2, "max_iterations": self.logistic.max_iterations, "threshold": threshold,
+                "l2": self.logistic.l2, "max_iterations": self.logistic.max_iterations,
+                "class_weight": format!("{:?}", self.class_weight).to_lowercase(), "threshold": threshold,
             }),
             ModelKind::Forest => serde_json::json!({
                 "n_trees": self.forest.n_trees, "max_depth": self.forest.max_depth,
