@@ -1374,7 +1374,7 @@ mod tests {
         assert!(bad(vec![], 0.0).contains("no trees"));
         let t = |nodes| Tree { nodes };
         assert!(bad(vec![t(vec![split(1, 3), leaf(0.), leaf(0.)])], 0.0).contains("children"));
-        assert!(bad(vec![t(vec![split(0, 1), leaf(0.)])], 0.0).contains("children"));
+        assert!(bad(vec![t(vec![split(1, 1), leaf(0.)])], 0.0).contains("children"));
         assert!(bad(vec![t(vec![leaf(f32::NAN)])], 0.0).contains("leaf value"));
         assert!(bad(vec![t(vec![leaf(0.)])], f32::INFINITY).contains("base"));
         let mut s = split(1, 2);

@@ -669,7 +669,7 @@ mod tests {
         )
         .unwrap();
         let models = o.artifact.models();
-        assert_eq!(models.len(), 3);
+        assert_eq!(models.len(), ModelKind::ALL.len());
         for m in models {
             let p = m.provenance();
             assert!(
