@@ -61,6 +61,7 @@ fn dnn_params(epochs: usize) -> DnnParams {
         pos_weight: 1.0,
         seed: 1,
         patience: 100,
+        leak: 0.3,
     }
 }
 

@@ -93,18 +93,18 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
         assert_eq!(m["models"][model]["evaluated_on"], "test");
         assert_eq!(m["models"][model]["evaluation"]["rows"], 56962);
     }
-    // Bars sit below the spread over seeds, not at one seed's draw: default
-    // DNN over seeds 1..=8 and 42 (rand + rand_xoshiro streams) scored test
-    // AUC-ROC 0.949-0.980 (median 0.960) and AUPRC 0.742-0.817 (median
-    // 0.793). With 75 test frauds one figure moves by a few hundredths with
-    // the seed alone.
+    // Issue 12's bars for the default DNN (seed 42). Leaky hidden units
+    // (relu_leak=0.3) scored test AUC-ROC / AUPRC 0.966 / 0.811 at seed 42,
+    // 0.972 / 0.803 at seed 1 and 0.961 / 0.784 at seed 2: with 75 test
+    // frauds one figure moves by a few hundredths with the seed alone, so
+    // the AUPRC bar holds for the default seed, not for every seed.
     assert!(
         get("dnn", "auc_roc") >= 0.94,
         "DNN AUC-ROC {}",
         get("dnn", "auc_roc")
     );
     assert!(
-        get("dnn", "auprc") >= 0.72,
+        get("dnn", "auprc") >= 0.79,
         "DNN AUPRC {}",
         get("dnn", "auprc")
     );
@@ -122,6 +122,15 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
     let score = fraud_score(&body);
     eprintln!("lab example fraud score ({best}): {score:.4}");
     assert!(score >= 0.9, "lab example scored {score}");
+
+    // so does the DNN alone, as the lab's own DNN did (0.9594): plain ReLU
+    // units capped it at sigmoid(output bias), 0.53-0.78 by seed
+    let dnn = Server::start(root.path(), &["--model", "dnn"]);
+    let (status, _, body) = dnn.request("POST", "/invocations", &[], lab_fraud().as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let score = fraud_score(&body);
+    eprintln!("lab example fraud score (dnn): {score:.4}");
+    assert!(score >= 0.9, "lab example scored {score} by the dnn");
 
     // the lab's own Lambda code, unmodified, through boto3's sagemaker-runtime client
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab_lambda.py");
@@ -143,7 +152,14 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
         "lab lambda failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("lab lambda fraud score: 0.9"), "{stdout}");
+    // 0.9 or more; a DNN default may print 1.0000
+    let lambda_score: f64 = stdout
+        .split("lab lambda fraud score: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!(lambda_score >= 0.9, "{stdout}");
 }
 
 /// The standard time split of Kaggle's file as (header names, train rows,

@@ -252,6 +252,8 @@ pub enum Defect {
     LayerWidth { layer: usize, outputs: usize },
     #[error("the last layer has {0} outputs, expected 1")]
     Output(usize),
+    #[error("the hidden units' leak is {0}, expected a number in [0, 1)")]
+    Leak(f32),
     #[error("no trees")]
     NoTrees,
     #[error("tree {tree} has no nodes")]

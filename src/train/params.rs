@@ -87,6 +87,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("optimizer", "adam", "adam | adagrad | sgd"),
     ("class_weight", "none", "none | balanced | a number > 0 (loss weight of a fraud row in the DNN and logistic regression)"),
     ("l2", "0", "number >= 0 (DNN weight decay; logistic-regression penalty alpha)"),
+    ("relu_leak", "0.3", "number in [0, 1): slope of the DNN's hidden units below zero (0 = plain ReLU)"),
     ("early_stopping_patience", "3", "whole number >= 1: DNN epochs without a better validation AUPRC before stopping"),
     ("logistic_max_iterations", "100", "whole number 1..=100000"),
     ("n_trees", "100", "whole number 1..=5000"),
@@ -400,6 +401,7 @@ impl TrainParams {
                 pos_weight: 1.0,
                 seed,
                 patience: uint("early_stopping_patience", 1, 10_000)? as usize,
+                leak: float("relu_leak", &|v| (0.0..1.0).contains(&v))? as f32,
             },
             class_weight,
             logistic: LogisticParams {
@@ -449,7 +451,7 @@ impl TrainParams {
                 "batch_size": self.dnn.batch_size, "learning_rate": self.dnn.learning_rate,
                 "optimizer": self.dnn.optimizer, "l2": self.dnn.l2,
                 "class_weight": format!("{:?}", self.class_weight).to_lowercase(),
-                "early_stopping_patience": self.dnn.patience, "seed": self.seed, "threshold": threshold,
+                "early_stopping_patience": self.dnn.patience, "relu_leak": self.dnn.leak, "seed": self.seed, "threshold": threshold,
             }),
             ModelKind::Logistic => serde_json::json!({
                 "l2": self.logistic.l2, "max_iterations": self.logistic.max_iterations,
@@ -531,6 +533,7 @@ mod tests {
         assert_eq!(p.dnn.batch_size, 256);
         assert_eq!(p.dnn.learning_rate, 0.001);
         assert_eq!(p.dnn.optimizer, Optimizer::Adam);
+        assert_eq!(p.dnn.leak, 0.3);
         assert_eq!(p.class_weight, ClassWeight::None);
         assert_eq!(p.threshold, Threshold::Fixed(0.5));
         assert_eq!(p.forest.n_trees, 100);
@@ -578,6 +581,8 @@ mod tests {
             r#"{"threshold": "1.5"}"#,
             r#"{"class_weight": "-1"}"#,
             r#"{"learning_rate": "nan"}"#,
+            r#"{"relu_leak": "1"}"#,
+            r#"{"relu_leak": "-0.1"}"#,
             r#"{"validation_fraction": "0.9"}"#,
             r#"{"epochs": null}"#,
         ] {
