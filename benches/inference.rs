@@ -39,6 +39,8 @@ fn model(estimator: Estimator, scaler: Option<Scaler>) -> TrainedModel {
         validation: Report::new(&[], &[], 0.5),
         evaluation: Report::new(&[], &[], 0.5),
         evaluated_on: EvaluatedOn::Test,
+        intervals: None,
+        calibration: None,
     };
     TrainedModel::new(
         0.5,

@@ -24,6 +24,7 @@
 //! [`Defect`] naming the model and the place. Past that, the core trusts
 //! the models.
 
+pub mod calibrate;
 pub mod dnn;
 pub mod forest;
 pub mod gbdt;
@@ -31,8 +32,9 @@ pub mod logistic;
 pub mod scaler;
 
 use crate::data::{AMOUNT_MEAN, AMOUNT_STD};
-use crate::metrics::Report;
+use crate::metrics::{Bin, Intervals, Report};
 use crate::schema::Schema;
+use calibrate::{Calibrator, CalibratorRepr};
 use rayon::prelude::*;
 use scaler::Scaler;
 use serde::{Deserialize, Serialize};
@@ -279,6 +281,10 @@ pub enum Defect {
         feature: u16,
         columns: usize,
     },
+    #[error("the isotonic calibration has no breakpoints")]
+    NoBreakpoints,
+    #[error("{of}[{at}] is not above the value before it: the calibration must be monotone")]
+    Unordered { of: Vector, at: usize },
 }
 
 /// A list of numbers of a model, named in a [`Defect::Length`].
@@ -289,6 +295,8 @@ pub enum Vector {
     LogisticWeights,
     LayerWeights(usize),
     LayerBias(usize),
+    IsotonicX,
+    IsotonicY,
 }
 
 impl std::fmt::Display for Vector {
@@ -299,6 +307,8 @@ impl std::fmt::Display for Vector {
             Vector::LogisticWeights => f.write_str("logistic weights"),
             Vector::LayerWeights(l) => write!(f, "layer {l} weights"),
             Vector::LayerBias(l) => write!(f, "layer {l} bias"),
+            Vector::IsotonicX => f.write_str("isotonic calibration scores"),
+            Vector::IsotonicY => f.write_str("isotonic calibration probabilities"),
         }
     }
 }
@@ -324,6 +334,8 @@ pub enum Place {
     },
     /// A booster's base score.
     Base,
+    PlattSlope,
+    PlattIntercept,
 }
 
 impl std::fmt::Display for Place {
@@ -336,6 +348,8 @@ impl std::fmt::Display for Place {
             Place::Leaf { tree, node } => write!(f, "tree {tree} node {node}'s leaf probability"),
             Place::LeafValue { tree, node } => write!(f, "tree {tree} node {node}'s leaf value"),
             Place::Base => f.write_str("the booster's base score"),
+            Place::PlattSlope => f.write_str("the Platt calibration's slope"),
+            Place::PlattIntercept => f.write_str("the Platt calibration's intercept"),
         }
     }
 }
@@ -346,6 +360,7 @@ pub enum Rule {
     Finite,
     Positive,
     Probability,
+    NonNegative,
 }
 
 impl Rule {
@@ -355,6 +370,7 @@ impl Rule {
             Rule::Finite => v.is_finite(),
             Rule::Positive => v.is_finite() && v > 0.0,
             Rule::Probability => (0.0..=1.0).contains(&v),
+            Rule::NonNegative => v.is_finite() && v >= 0.0,
         }
     }
 
@@ -381,6 +397,7 @@ impl std::fmt::Display for Rule {
             Rule::Finite => "must be finite",
             Rule::Positive => "must be finite and above 0",
             Rule::Probability => "must be in [0, 1]",
+            Rule::NonNegative => "must be finite and not below 0",
         })
     }
 }
@@ -472,6 +489,54 @@ pub struct Provenance {
     pub evaluation: Report,
     /// Which set `evaluation` is on.
     pub evaluated_on: EvaluatedOn,
+    /// Bootstrap intervals of `evaluation`'s figures (absent in artifacts
+    /// written before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<Intervals>,
+    /// How the calibration was chosen and what it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<CalibrationReport>,
+}
+
+/// Calibration figures of one set of scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub log_loss: f64,
+    pub brier: f64,
+    pub auc_roc: f64,
+    pub auprc: f64,
+    /// Ten equal-width bins of `[0, 1]`, empty ones left out.
+    pub reliability: Vec<Bin>,
+}
+
+impl Calibration {
+    pub fn new(scores: &[f32], labels: &[u8]) -> Calibration {
+        use crate::metrics as m;
+        Calibration {
+            log_loss: m::log_loss(scores, labels),
+            brier: m::brier(scores, labels),
+            auc_roc: m::auc_roc(scores, labels),
+            auprc: m::average_precision(scores, labels),
+            reliability: m::reliability(scores, labels, 10),
+        }
+    }
+}
+
+/// The calibration of a model: the method used, each candidate's
+/// cross-fitted validation log loss, and the figures before (the
+/// estimator's scores) and after (validation: the chosen method's
+/// out-of-fold probabilities, each half of the holdout calibrated by the
+/// map fitted on the other half; evaluation: the stored map's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationReport {
+    pub method: calibrate::Method,
+    /// `calibration` hyperparameter: `auto` or the method it names.
+    pub asked: String,
+    pub cross_fit_log_loss: std::collections::BTreeMap<String, f64>,
+    pub validation_before: Calibration,
+    pub validation_after: Calibration,
+    pub evaluation_before: Calibration,
+    pub evaluation_after: Calibration,
 }
 
 /// One trained model with everything needed to score it: built only by
@@ -486,6 +551,10 @@ pub struct TrainedModel {
     /// Standardization applied before the estimator (none for the forest).
     scaler: Option<Scaler>,
     estimator: Estimator,
+    /// Applied to the estimator's score (not written when none; the
+    /// provenance's `calibration` says how it was chosen).
+    #[serde(rename = "calibrator", skip_serializing_if = "Calibrator::is_none")]
+    calibration: Calibrator,
     #[serde(flatten)]
     provenance: Provenance,
     /// The columns its rows have (stored once, in the artifact).
@@ -500,6 +569,9 @@ struct TrainedModelRepr {
     threshold: f64,
     scaler: Option<scaler::ScalerRepr>,
     estimator: EstimatorRepr,
+    /// Absent (before calibration, or none): none.
+    #[serde(default)]
+    calibrator: Option<CalibratorRepr>,
     #[serde(flatten)]
     provenance: Provenance,
 }
@@ -518,6 +590,7 @@ impl TrainedModel {
             threshold,
             scaler,
             estimator,
+            calibration: Calibrator::None,
             provenance,
             schema,
         };
@@ -537,6 +610,11 @@ impl TrainedModel {
             threshold: r.threshold,
             scaler: r.scaler.map(Scaler::try_from).transpose()?,
             estimator,
+            calibration: r
+                .calibrator
+                .map(Calibrator::try_from)
+                .transpose()?
+                .unwrap_or_default(),
             provenance: r.provenance,
             schema: schema.clone(),
         };
@@ -554,6 +632,17 @@ impl TrainedModel {
         self.threshold = threshold;
         self.provenance = provenance;
         self.checked()
+    }
+
+    /// The same model scoring calibrated probabilities (checked again).
+    pub fn calibrated(mut self, calibration: Calibrator) -> Result<TrainedModel, ModelError> {
+        self.calibration = calibration;
+        self.checked()
+    }
+
+    /// The map from the estimator's score to the probability served.
+    pub fn calibration(&self) -> &Calibrator {
+        &self.calibration
     }
 
     pub fn kind(&self) -> ModelKind {
@@ -598,7 +687,8 @@ impl TrainedModel {
     /// whole are checked.
     fn checked(self) -> Result<TrainedModel, ModelError> {
         let parts = (self.scaler.as_ref().map_or(Ok(()), Scaler::check))
-            .and_then(|()| self.estimator.check());
+            .and_then(|()| self.estimator.check())
+            .and_then(|()| self.calibration.check());
         match parts.and_then(|()| self.check()) {
             Ok(()) => Ok(self),
             Err(defect) => Err(ModelError::Invalid {
@@ -647,6 +737,12 @@ impl TrainedModel {
     /// as they are; the other kinds see each row's design row (categories
     /// one-hot), standardized, a missing value at the training mean.
     fn predict_serial(&self, rows: &[f32], out: &mut [f32]) {
+        self.predict_uncalibrated(rows, out);
+        self.calibration.apply_all(out);
+    }
+
+    /// The estimator's scores, before the calibration.
+    fn predict_uncalibrated(&self, rows: &[f32], out: &mut [f32]) {
         let est = self.estimator.model();
         let Some(s) = &self.scaler else {
             return est.predict_proba(rows, out);
@@ -1013,6 +1109,8 @@ pub(crate) mod tests {
             validation: report.clone(),
             evaluation: report,
             evaluated_on: EvaluatedOn::Test,
+            intervals: None,
+            calibration: None,
         };
         let dnn = TrainedModel::new(
             0.5,
@@ -1536,6 +1634,70 @@ pub(crate) mod tests {
         assert!(matches!(p, Corruption::Payload(_)), "{p}");
         // unchanged, it loads
         assert_eq!(resigned(&a, |_| {}).unwrap(), a);
+    }
+
+    /// A version-2 artifact written before calibration has none and serves
+    /// as before; a stored map applies after the estimator and is checked.
+    #[test]
+    fn calibration_is_stored_applied_and_checked() {
+        use serde_json::json;
+        let a = sample_artifact();
+        assert!(a.models().iter().all(|m| m.calibration().is_none()));
+        let text = String::from_utf8(a.to_bytes()).unwrap();
+        assert!(!text.contains("calibrator"), "none is not written");
+        let row = vec![0.3f32; N_FEATURES];
+        let raw = a.model(Some(ModelKind::Logistic)).unwrap().score_row(&row);
+        let platt = resigned(&a, |v| {
+            v["models"][1]["calibrator"] =
+                json!({"method": "platt", "slope": 2.0, "intercept": -1.0})
+        })
+        .unwrap();
+        let m = platt.model(Some(ModelKind::Logistic)).unwrap();
+        let z = (f64::from(raw) / (1.0 - f64::from(raw))).ln();
+        let want = 1.0 / (1.0 + (-(2.0 * z - 1.0)).exp());
+        assert!((f64::from(m.score_row(&row)) - want).abs() < 1e-5);
+        let mut batch = vec![0f32; 5000];
+        m.predict_proba(&row.repeat(5000), &mut batch);
+        assert!(batch.iter().all(|&s| (s - m.score_row(&row)).abs() < 1e-6));
+        assert_eq!(
+            Artifact::from_bytes(Path::new("p"), &platt.to_bytes()).unwrap(),
+            platt
+        );
+        let (model, d) = defect(&a, |v| {
+            v["models"][0]["calibrator"] =
+                json!({"method": "isotonic", "x": [0.2, 0.1], "y": [0.1, 0.2]})
+        });
+        assert_eq!(
+            (model, d),
+            (
+                ModelKind::Dnn,
+                Defect::Unordered {
+                    of: Vector::IsotonicX,
+                    at: 1
+                }
+            )
+        );
+        let (_, d) = defect(&a, |v| {
+            v["models"][1]["calibrator"] =
+                json!({"method": "platt", "slope": -0.5, "intercept": 0.0})
+        });
+        assert!(
+            d.to_string().contains("Platt calibration's slope is -0.5"),
+            "{d}"
+        );
+        let p = resigned(&a, |v| {
+            v["models"][0]["calibrator"] = json!({"method": "beta"})
+        });
+        assert!(
+            matches!(
+                p,
+                Err(ModelError::Corrupt {
+                    problem: Corruption::Payload(_),
+                    ..
+                })
+            ),
+            "{p:?}"
+        );
     }
 
     #[test]

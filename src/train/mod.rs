@@ -13,15 +13,16 @@
 pub mod params;
 
 use crate::data::{self, split::stratified_holdout, DataError, Dataset};
-use crate::metrics::{best_f1_threshold, Report};
+use crate::metrics::{best_f1_threshold, bootstrap, Report, RESAMPLES};
+use crate::model::calibrate;
 use crate::model::dnn::{self, DnnParams};
 use crate::model::forest::Forest;
 use crate::model::gbdt;
 use crate::model::logistic::{Logistic, LogisticParams};
 use crate::model::scaler::Scaler;
 use crate::model::{
-    Artifact, Estimator, EvaluatedOn, Model, ModelError, ModelKind, Provenance, TrainedModel,
-    ARTIFACT_FILE,
+    Artifact, Calibration, CalibrationReport, Estimator, EvaluatedOn, Model, ModelError, ModelKind,
+    Provenance, TrainedModel, ARTIFACT_FILE,
 };
 use crate::s3::{S3Uri, S3};
 use crate::sagemaker::archive::{self, ArchiveError};
@@ -29,7 +30,7 @@ use crate::sagemaker::{
     input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
 };
 use crate::schema::Schema;
-use params::{ParamError, Threshold, TrainParams};
+use params::{Evaluation, ParamError, Threshold, TrainParams};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -51,6 +52,12 @@ pub enum TrainError {
     NoTrainChannel(PathBuf),
     #[error("the training data has {frauds} fraud(s) among {rows} transactions: the validation holdout needs both classes, so each needs two rows or more (or give a 'validation' channel)")]
     OneClassHoldout { rows: usize, frauds: usize },
+    #[error("evaluation=rolling: fold {fold}'s test block has {frauds} fraud(s) among {rows} transactions; each block needs both classes (use evaluation=holdout, or more data)")]
+    OneClassFold {
+        fold: usize,
+        rows: usize,
+        frauds: usize,
+    },
     #[error(transparent)]
     Model(#[from] ModelError),
     /// A check of the artifact about to be written failed: serve would
@@ -92,6 +99,7 @@ impl TrainError {
             | TrainError::PipeMode { .. }
             | TrainError::NoTrainChannel(_)
             | TrainError::OneClassHoldout { .. }
+            | TrainError::OneClassFold { .. }
             | TrainError::Unusable { .. } => Exit::BadInput,
             TrainError::Model(e) => match e {
                 ModelError::Diverged { .. }
@@ -312,18 +320,15 @@ fn design<'a>(schema: &Schema, rows: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Fits and evaluates every requested model; pure computation, no files.
-pub fn fit_all(
+/// The fit rows and the validation holdout: the `validation` channel, else
+/// a seeded, stratified slice of `train` (which must hold both classes).
+fn holdout(
     params: &TrainParams,
-    schema: &Arc<Schema>,
     train: Dataset,
     validation: Option<Dataset>,
-    test: Option<Dataset>,
-    cancel: &CancellationToken,
-) -> Result<Outcome, TrainError> {
-    let stopped = || cancel.is_cancelled();
-    let (fit_set, valid) = match validation {
-        Some(v) => (train, v),
+) -> Result<(Dataset, Dataset), TrainError> {
+    match validation {
+        Some(v) => Ok((train, v)),
         None => {
             let (keep, hold) =
                 stratified_holdout(&train.labels, params.validation_fraction(), params.seed());
@@ -334,9 +339,219 @@ pub fn fit_all(
                     frauds: train.n_fraud(),
                 });
             }
-            (train.select(&keep), v)
+            Ok((train.select(&keep), v))
         }
+    }
+}
+
+/// What every kind's fit reads: the fit rows and the holdout, and both as
+/// standardized design rows (scaler fitted on the fit rows).
+struct Prepared {
+    fit_set: Dataset,
+    valid: Dataset,
+    scaler: Scaler,
+    x_fit: Vec<f32>,
+    x_val: Vec<f32>,
+    width: usize,
+}
+
+impl Prepared {
+    fn new(schema: &Schema, fit_set: Dataset, valid: Dataset) -> Prepared {
+        let width = schema.design_width();
+        let (d_fit, d_val) = (
+            design(schema, &fit_set.features),
+            design(schema, &valid.features),
+        );
+        let scaler = Scaler::fit(&d_fit, width);
+        let x_fit = scaler.transform(&d_fit);
+        let x_val = scaler.transform(&d_val);
+        Prepared {
+            fit_set,
+            valid,
+            scaler,
+            x_fit,
+            x_val,
+            width,
+        }
+    }
+}
+
+/// Fits one kind of model on prepared rows: its estimator and the scaler
+/// it needs. `epoch_lines` prints the DNN's per-epoch metric lines.
+fn fit_kind(
+    kind: ModelKind,
+    params: &TrainParams,
+    schema: &Schema,
+    p: &Prepared,
+    epoch_lines: bool,
+    cancel: &CancellationToken,
+) -> Result<(Estimator, Option<Scaler>), TrainError> {
+    let stopped = || cancel.is_cancelled();
+    let stopped_in = |e| match e {
+        ModelError::Interrupted { .. } => TrainError::StoppedFitting {
+            model: kind,
+            source: e,
+        },
+        e => e.into(),
     };
+    let (fit_set, valid, width) = (&p.fit_set, &p.valid, p.width);
+    let (x_fit, x_val, scaler) = (&p.x_fit, &p.x_val, &p.scaler);
+    Ok(match kind {
+        ModelKind::Dnn => {
+            let pos_weight = params
+                .class_weight()
+                .fraud_weight(fit_set.len(), fit_set.n_fraud()) as f32;
+            let dp = DnnParams {
+                pos_weight,
+                ..params.dnn().clone()
+            };
+            let mut on_epoch = |e: &dnn::Epoch| {
+                if !epoch_lines {
+                    return;
+                }
+                println!("{}", metric_line("dnn_epoch", e.epoch as f64));
+                println!("{}", metric_line("dnn_train_loss", e.train_loss));
+                if let Some(ap) = e.val_auprc {
+                    println!("{}", metric_line("dnn_validation_auprc", ap));
+                }
+            };
+            let net = dnn::fit(
+                &dp,
+                x_fit,
+                &fit_set.labels,
+                width,
+                Some((x_val, &valid.labels)),
+                &mut on_epoch,
+                &stopped,
+            )
+            .map_err(stopped_in)?;
+            (Estimator::Dnn(net), Some(scaler.clone()))
+        }
+        ModelKind::Logistic => {
+            let lp = LogisticParams {
+                pos_weight: params
+                    .class_weight()
+                    .fraud_weight(fit_set.len(), fit_set.n_fraud()),
+                ..params.logistic().clone()
+            };
+            let fitted =
+                Logistic::fit(&lp, x_fit, &fit_set.labels, width, &stopped).map_err(stopped_in)?;
+            (Estimator::Logistic(fitted), Some(scaler.clone()))
+        }
+        ModelKind::Forest => (
+            Estimator::Forest(
+                Forest::fit(
+                    params.forest(),
+                    &fit_set.features,
+                    &fit_set.labels,
+                    schema.n_columns(),
+                    &stopped,
+                )
+                .map_err(stopped_in)?,
+            ),
+            None,
+        ),
+        ModelKind::Gbdt => {
+            let categories: Vec<Option<usize>> = schema
+                .columns()
+                .iter()
+                .map(|c| c.categories().map(|v| v.len() + 1))
+                .collect();
+            let mut on_round = |r: &gbdt::Round| {
+                if let Some(l) = r.val_loss {
+                    tracing::debug!("gbdt round {}: validation log loss {l:.6}", r.round);
+                }
+            };
+            let g = gbdt::fit(
+                params.gbdt(),
+                &fit_set.features,
+                &fit_set.labels,
+                schema.n_columns(),
+                &categories,
+                Some((&valid.features, &valid.labels)),
+                &mut on_round,
+                &stopped,
+            )
+            .map_err(stopped_in)?;
+            tracing::info!(
+                "gbdt: {} trees kept (best validation log loss)",
+                g.trees().len()
+            );
+            if epoch_lines {
+                println!("{}", metric_line("gbdt_trees", g.trees().len() as f64));
+            }
+            (Estimator::Gbdt(g), None)
+        }
+    })
+}
+
+/// A model fitted (not yet calibrated), its calibration's choice (the
+/// out-of-fold validation probabilities among it), the time taken, and the
+/// estimator's validation scores.
+fn fit_calibrated(
+    kind: ModelKind,
+    params: &TrainParams,
+    schema: &Arc<Schema>,
+    p: &Prepared,
+    evaluated_on: EvaluatedOn,
+    epoch_lines: bool,
+    cancel: &CancellationToken,
+) -> Result<(TrainedModel, calibrate::Choice, Timing, Vec<f32>), TrainError> {
+    let t = Instant::now();
+    let (estimator, model_scaler) = fit_kind(kind, params, schema, p, epoch_lines, cancel)?;
+    let fit_seconds = t.elapsed().as_secs_f64();
+    let model = TrainedModel::new(
+        0.5,
+        model_scaler,
+        estimator,
+        provenance_stub(params, kind, evaluated_on),
+        schema.clone(),
+    )?;
+    let t = Instant::now();
+    let raw_val = scores(&model, &p.valid);
+    let choice = calibrate::choose(
+        &params.calibration().candidates(),
+        &raw_val,
+        &p.valid.labels,
+        params.seed(),
+    );
+    let calibration_seconds = t.elapsed().as_secs_f64();
+    let timing = Timing {
+        fit_seconds,
+        calibration_seconds,
+        bootstrap_seconds: 0.0,
+    };
+    Ok((model, choice, timing, raw_val))
+}
+
+/// Seconds spent on one model beyond reading data.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Timing {
+    fit_seconds: f64,
+    /// Scoring the holdout and choosing and fitting the calibration.
+    calibration_seconds: f64,
+    /// The bootstrap intervals of its evaluation.
+    bootstrap_seconds: f64,
+}
+
+/// Fits and evaluates every requested model; pure computation, no files.
+pub fn fit_all(
+    params: &TrainParams,
+    schema: &Arc<Schema>,
+    train: Dataset,
+    validation: Option<Dataset>,
+    test: Option<Dataset>,
+    cancel: &CancellationToken,
+) -> Result<Outcome, TrainError> {
+    // rolling folds need the rows in time order, before the holdout
+    let all_rows = (params.evaluation() == Evaluation::Rolling).then(|| {
+        let mut all = train.clone();
+        if let Some(t) = &test {
+            all.extend(t.clone());
+        }
+        all
+    });
+    let (fit_set, valid) = holdout(params, train, validation)?;
     tracing::info!(
         "fitting on {} rows ({} frauds), validating on {} rows ({} frauds)",
         fit_set.len(),
@@ -344,149 +559,92 @@ pub fn fit_all(
         valid.len(),
         valid.n_fraud()
     );
-    let (eval_set, evaluated_on) = match &test {
-        Some(t) => (t, EvaluatedOn::Test),
-        None => (&valid, EvaluatedOn::Validation),
+    let evaluated_on = match &test {
+        Some(_) => EvaluatedOn::Test,
+        None => EvaluatedOn::Validation,
     };
-    let width = schema.design_width();
-    let (d_fit, d_val) = (
-        design(schema, &fit_set.features),
-        design(schema, &valid.features),
-    );
-    let scaler = Scaler::fit(&d_fit, width);
-    let x_fit = scaler.transform(&d_fit);
-    let x_val = scaler.transform(&d_val);
+    let prep = Prepared::new(schema, fit_set, valid);
+    let valid = &prep.valid;
+    let eval_labels = match &test {
+        Some(t) => &t.labels,
+        None => &valid.labels,
+    };
 
     let mut models = Vec::new();
+    let mut timings = Vec::new();
     for kind in params.model().kinds() {
-        let stopped_in = |e| match e {
-            ModelError::Interrupted { .. } => TrainError::StoppedFitting {
-                model: kind,
-                source: e,
-            },
-            e => e.into(),
-        };
-        if stopped() {
+        if cancel.is_cancelled() {
             return Err(TrainError::Interrupted);
         }
         tracing::info!("{kind}: fitting");
+        let (model, choice, mut timing, raw_val) =
+            fit_calibrated(kind, params, schema, &prep, evaluated_on, true, cancel)?;
+        // The estimator's scores, then the calibrated ones (what the model
+        // serves): the validation report (model choice) and the threshold
+        // use the served map's validation scores. The out-of-fold
+        // probabilities chose the method and are reported beside: mixing
+        // two maps, their ranking figures are not the served model's.
         let t = Instant::now();
-        let (estimator, model_scaler) = match kind {
-            ModelKind::Dnn => {
-                let pos_weight = params
-                    .class_weight()
-                    .fraud_weight(fit_set.len(), fit_set.n_fraud())
-                    as f32;
-                let p = DnnParams {
-                    pos_weight,
-                    ..params.dnn().clone()
-                };
-                let mut on_epoch = |e: &dnn::Epoch| {
-                    println!("{}", metric_line("dnn_epoch", e.epoch as f64));
-                    println!("{}", metric_line("dnn_train_loss", e.train_loss));
-                    if let Some(ap) = e.val_auprc {
-                        println!("{}", metric_line("dnn_validation_auprc", ap));
-                    }
-                };
-                let net = dnn::fit(
-                    &p,
-                    &x_fit,
-                    &fit_set.labels,
-                    width,
-                    Some((&x_val, &valid.labels)),
-                    &mut on_epoch,
-                    &stopped,
-                )
-                .map_err(stopped_in)?;
-                (Estimator::Dnn(net), Some(scaler.clone()))
-            }
-            ModelKind::Logistic => {
-                let p = LogisticParams {
-                    pos_weight: params
-                        .class_weight()
-                        .fraud_weight(fit_set.len(), fit_set.n_fraud()),
-                    ..params.logistic().clone()
-                };
-                let fitted = Logistic::fit(&p, &x_fit, &fit_set.labels, width, &stopped)
-                    .map_err(stopped_in)?;
-                (Estimator::Logistic(fitted), Some(scaler.clone()))
-            }
-            ModelKind::Forest => (
-                Estimator::Forest(
-                    Forest::fit(
-                        params.forest(),
-                        &fit_set.features,
-                        &fit_set.labels,
-                        schema.n_columns(),
-                        &stopped,
-                    )
-                    .map_err(stopped_in)?,
-                ),
-                None,
-            ),
-            ModelKind::Gbdt => {
-                let categories: Vec<Option<usize>> = schema
-                    .columns()
-                    .iter()
-                    .map(|c| c.categories().map(|v| v.len() + 1))
-                    .collect();
-                let mut on_round = |r: &gbdt::Round| {
-                    if let Some(l) = r.val_loss {
-                        tracing::debug!("gbdt round {}: validation log loss {l:.6}", r.round);
-                    }
-                };
-                let g = gbdt::fit(
-                    params.gbdt(),
-                    &fit_set.features,
-                    &fit_set.labels,
-                    schema.n_columns(),
-                    &categories,
-                    Some((&valid.features, &valid.labels)),
-                    &mut on_round,
-                    &stopped,
-                )
-                .map_err(stopped_in)?;
-                tracing::info!(
-                    "gbdt: {} trees kept (best validation log loss)",
-                    g.trees().len()
-                );
-                println!("{}", metric_line("gbdt_trees", g.trees().len() as f64));
-                (Estimator::Gbdt(g), None)
-            }
+        let raw_eval = match &test {
+            Some(t) => scores(&model, t),
+            None => raw_val.clone(),
         };
-        let fit_seconds = t.elapsed().as_secs_f64();
-        // Scores on the validation holdout choose the threshold; the model
-        // then gets its threshold and both reports.
-        let model = TrainedModel::new(
-            0.5,
-            model_scaler,
-            estimator,
-            provenance_stub(params, kind, evaluated_on),
-            schema.clone(),
-        )?;
-        let val_scores = scores(&model, &valid);
+        let model = model.calibrated(choice.calibrator.clone())?;
+        let calibrated = |raw: &[f32]| {
+            let mut s = raw.to_vec();
+            model.calibration().apply_all(&mut s);
+            s
+        };
+        let val_scores = calibrated(&raw_val);
+        let eval_scores = calibrated(&raw_eval);
+        timing.calibration_seconds += t.elapsed().as_secs_f64();
         let threshold = match params.threshold() {
             Threshold::Fixed(t) => t,
             Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
         };
-        let eval_scores = match &test {
-            Some(t) => scores(&model, t),
-            None => val_scores.clone(),
+        let t = Instant::now();
+        let intervals = bootstrap(
+            &eval_scores,
+            eval_labels,
+            threshold,
+            RESAMPLES,
+            params.seed(),
+        );
+        timing.bootstrap_seconds = t.elapsed().as_secs_f64();
+        let calibration = CalibrationReport {
+            method: model.calibration().method(),
+            asked: params.calibration().to_string(),
+            cross_fit_log_loss: choice
+                .cross_fit
+                .iter()
+                .map(|(m, l)| (m.to_string(), *l))
+                .collect(),
+            validation_before: Calibration::new(&raw_val, &valid.labels),
+            validation_after: Calibration::new(&choice.out_of_fold, &valid.labels),
+            evaluation_before: Calibration::new(&raw_eval, eval_labels),
+            evaluation_after: Calibration::new(&eval_scores, eval_labels),
         };
         let provenance = Provenance {
             params: params.summary(kind),
-            fit_seconds,
+            fit_seconds: timing.fit_seconds,
             validation: Report::new(&val_scores, &valid.labels, threshold),
-            evaluation: Report::new(&eval_scores, &eval_set.labels, threshold),
+            evaluation: Report::new(&eval_scores, eval_labels, threshold),
             evaluated_on,
+            intervals,
+            calibration: Some(calibration),
         };
         tracing::info!(
-            "{kind}: fit in {fit_seconds:.2} s; validation AUPRC {:.4}; {evaluated_on} AUC-ROC {:.4} AUPRC {:.4}",
+            "{kind}: fit in {:.2} s; calibration {} ({:.3} s); validation AUPRC {:.4}; {evaluated_on} AUC-ROC {:.4} AUPRC {:.4} (bootstrap {:.3} s)",
+            timing.fit_seconds,
+            model.calibration().method(),
+            timing.calibration_seconds,
             provenance.validation.auprc,
             provenance.evaluation.auc_roc,
-            provenance.evaluation.auprc
+            provenance.evaluation.auprc,
+            timing.bootstrap_seconds,
         );
         models.push(model.evaluated(threshold, provenance)?);
+        timings.push((kind, timing));
     }
     let best = models
         .iter()
@@ -497,9 +655,162 @@ pub fn fit_all(
         .map(TrainedModel::kind)
         .ok_or(ModelError::Artifact(crate::model::Corruption::NoModels))?;
     let artifact = Artifact::new(models, best)?;
-    let metrics = metrics_json(&artifact);
     print_metrics(&artifact);
+    let rolling = match all_rows {
+        Some(all) => {
+            let r = rolling(params, schema, &all, cancel)?;
+            print_rolling(&r);
+            Some(r)
+        }
+        None => None,
+    };
+    let mut metrics = metrics_json(&artifact);
+    let extra = metrics
+        .as_object_mut()
+        .expect("metrics_json gives an object");
+    extra.insert(
+        "seconds".into(),
+        serde_json::json!(timings
+            .iter()
+            .map(|(k, t)| (k.to_string(), t))
+            .collect::<std::collections::BTreeMap<_, _>>()),
+    );
+    if let Some(r) = rolling {
+        extra.insert("rolling".into(), serde_json::json!(r));
+    }
     Ok(Outcome { artifact, metrics })
+}
+
+/// Folds of `evaluation=rolling`.
+pub const ROLLING_FOLDS: usize = 4;
+
+/// Mean and sample standard deviation of one figure over the folds, and
+/// each fold's value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub sd: f64,
+    pub folds: Vec<f64>,
+}
+
+impl Spread {
+    fn new(folds: Vec<f64>) -> Spread {
+        let n = folds.len() as f64;
+        let mean = folds.iter().sum::<f64>() / n;
+        let var = folds.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        Spread {
+            mean,
+            sd: var.sqrt(),
+            folds,
+        }
+    }
+}
+
+/// What `evaluation=rolling` found: the folds' test blocks (first row,
+/// rows, frauds) and, per model, the spread of its test-block AUC-ROC and
+/// AUPRC.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Rolling {
+    pub blocks: Vec<serde_json::Value>,
+    pub models: std::collections::BTreeMap<String, RollingModel>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RollingModel {
+    pub auc_roc: Spread,
+    pub auprc: Spread,
+}
+
+/// Time-ordered rolling-origin evaluation: `all` (train then test rows, in
+/// file order) is cut into `ROLLING_FOLDS + 1` equal blocks; fold `k`
+/// fits on blocks `0..k` (its holdout carved as training carves it) and
+/// scores block `k`, with the same hyperparameters and calibration rule.
+fn rolling(
+    params: &TrainParams,
+    schema: &Arc<Schema>,
+    all: &Dataset,
+    cancel: &CancellationToken,
+) -> Result<Rolling, TrainError> {
+    let n = all.len();
+    let block = n / (ROLLING_FOLDS + 1);
+    let mut blocks = Vec::new();
+    let mut per_kind: std::collections::BTreeMap<ModelKind, (Vec<f64>, Vec<f64>)> =
+        Default::default();
+    for k in 1..=ROLLING_FOLDS {
+        let (start, end) = (
+            k * block,
+            if k == ROLLING_FOLDS {
+                n
+            } else {
+                (k + 1) * block
+            },
+        );
+        let past = all.select(&(0..start).collect::<Vec<_>>());
+        let next = all.select(&(start..end).collect::<Vec<_>>());
+        if next.n_fraud() == 0 || next.n_fraud() == next.len() {
+            return Err(TrainError::OneClassFold {
+                fold: k,
+                rows: next.len(),
+                frauds: next.n_fraud(),
+            });
+        }
+        tracing::info!(
+            "rolling fold {k}/{ROLLING_FOLDS}: fitting on rows 0..{start}, scoring rows {start}..{end} ({} frauds)",
+            next.n_fraud()
+        );
+        blocks.push(serde_json::json!({"fold": k, "fit_rows": start, "first_row": start, "rows": next.len(), "frauds": next.n_fraud()}));
+        let (fit_set, valid) = holdout(params, past, None)?;
+        let prep = Prepared::new(schema, fit_set, valid);
+        for kind in params.model().kinds() {
+            if cancel.is_cancelled() {
+                return Err(TrainError::Interrupted);
+            }
+            let (model, choice, _, _) = fit_calibrated(
+                kind,
+                params,
+                schema,
+                &prep,
+                EvaluatedOn::Test,
+                false,
+                cancel,
+            )?;
+            let model = model.calibrated(choice.calibrator)?;
+            let s = scores(&model, &next);
+            let e = per_kind.entry(kind).or_default();
+            e.0.push(crate::metrics::auc_roc(&s, &next.labels));
+            e.1.push(crate::metrics::average_precision(&s, &next.labels));
+        }
+    }
+    Ok(Rolling {
+        blocks,
+        models: per_kind
+            .into_iter()
+            .map(|(k, (auc, ap))| {
+                (
+                    k.to_string(),
+                    RollingModel {
+                        auc_roc: Spread::new(auc),
+                        auprc: Spread::new(ap),
+                    },
+                )
+            })
+            .collect(),
+    })
+}
+
+fn print_rolling(r: &Rolling) {
+    for (kind, m) in &r.models {
+        for (metric, s) in [("auc", &m.auc_roc), ("auprc", &m.auprc)] {
+            println!(
+                "{}",
+                metric_line(&format!("{kind}_rolling_{metric}_mean"), s.mean)
+            );
+            println!(
+                "{}",
+                metric_line(&format!("{kind}_rolling_{metric}_sd"), s.sd)
+            );
+        }
+    }
 }
 
 /// Provenance of a model not yet evaluated.
@@ -511,6 +822,8 @@ fn provenance_stub(params: &TrainParams, kind: ModelKind, evaluated_on: Evaluate
         validation: empty.clone(),
         evaluation: empty,
         evaluated_on,
+        intervals: None,
+        calibration: None,
     }
 }
 
@@ -544,11 +857,27 @@ pub fn metrics_json(a: &Artifact) -> serde_json::Value {
                     "threshold": m.threshold(),
                     "fit_seconds": p.fit_seconds,
                     "params": p.params,
+                    "intervals": p.intervals,
+                    "calibration": p.calibration,
                 }),
             )
         })
         .collect();
     serde_json::json!({ "default_model": a.default_model(), "models": models })
+}
+
+/// `<name>_lo` and `<name>_hi` lines of the interval of `metric` (the
+/// metric lines' names: `auc` is the AUC-ROC), when there is one.
+fn print_interval(name: &str, p: &Provenance, metric: &str) {
+    let wanted = if metric == "auc" { "auc_roc" } else { metric };
+    let found = p
+        .intervals
+        .as_ref()
+        .and_then(|i| i.named().into_iter().find(|(m, _)| *m == wanted));
+    if let Some((_, i)) = found {
+        println!("{}", metric_line(&format!("{name}_lo"), i.lo));
+        println!("{}", metric_line(&format!("{name}_hi"), i.hi));
+    }
 }
 
 fn print_metrics(a: &Artifact) {
@@ -562,11 +891,13 @@ fn print_metrics(a: &Artifact) {
             ("auc", r.auc_roc),
             ("auprc", r.auprc),
             ("log_loss", r.log_loss),
+            ("brier", r.brier.unwrap_or(f64::NAN)),
             ("precision", r.precision),
             ("recall", r.recall),
             ("f1", r.f1),
         ] {
             println!("{}", metric_line(&format!("{n}_{set}_{metric}"), v));
+            print_interval(&format!("{n}_{set}_{metric}"), p, metric);
         }
         println!(
             "{}",
@@ -578,9 +909,12 @@ fn print_metrics(a: &Artifact) {
         );
     }
     if let Ok(best) = a.model(None) {
-        let e = &best.provenance().evaluation;
+        let p = best.provenance();
+        let e = &p.evaluation;
         println!("{}", metric_line("best_auprc", e.auprc));
+        print_interval("best_auprc", p, "auprc");
         println!("{}", metric_line("best_auc", e.auc_roc));
+        print_interval("best_auc", p, "auc");
     }
 }
 
@@ -689,6 +1023,110 @@ mod tests {
         let ap = |m: &TrainedModel| m.provenance().validation.auprc;
         assert!(models.iter().all(|m| ap(m) <= ap(best)));
         assert_eq!(o.metrics["default_model"], best.kind().name());
+        // every model: intervals around its figures, a calibration report
+        for m in models {
+            let p = m.provenance();
+            let i = p.intervals.as_ref().expect("intervals");
+            assert_eq!(i.resamples, RESAMPLES);
+            assert!(i.auprc.lo <= p.evaluation.auprc && p.evaluation.auprc <= i.auprc.hi);
+            let c = p.calibration.as_ref().expect("calibration");
+            assert_eq!(c.method, m.calibration().method());
+            assert_eq!(c.cross_fit_log_loss.len(), 3);
+            let j = &o.metrics["models"][m.kind().name()];
+            assert_eq!(j["intervals"]["auprc"]["lo"], i.auprc.lo);
+            assert!(j["calibration"]["validation_before"]["reliability"].is_array());
+            assert!(o.metrics["seconds"][m.kind().name()]["bootstrap_seconds"].is_number());
+        }
+        assert!(o.metrics.get("rolling").is_none());
+    }
+
+    #[test]
+    fn rolling_folds_fit_on_the_past_and_score_the_next_block() {
+        let p =
+            TrainParams::from_pairs(&[("model", "logistic"), ("evaluation", "rolling")]).unwrap();
+        let o = fit_all(
+            &p,
+            &lab(),
+            synthetic(4000, 1),
+            None,
+            Some(synthetic(1000, 2)),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+        let r = &o.metrics["rolling"];
+        let blocks = r["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), ROLLING_FOLDS);
+        // 5,000 rows in 5 blocks: fold k fits on the first k * 1000
+        for (k, b) in blocks.iter().enumerate() {
+            assert_eq!(b["fit_rows"], (k + 1) * 1000);
+            assert_eq!(b["rows"], 1000);
+        }
+        let auc = &r["models"]["logistic"]["auc_roc"];
+        let folds: Vec<f64> = auc["folds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(folds.len(), ROLLING_FOLDS);
+        assert!(folds.iter().all(|&a| a > 0.9), "{folds:?}");
+        let mean = folds.iter().sum::<f64>() / 4.0;
+        assert!((auc["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+        let sd = (folds.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+        assert!((auc["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
+        // a block without frauds is refused, naming the fold
+        let mut d = synthetic(4000, 3);
+        for y in &mut d.labels[2400..3200] {
+            *y = 0;
+        }
+        let e = fit_all(&p, &lab(), d, None, None, &CancellationToken::new()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TrainError::OneClassFold {
+                    fold: 3,
+                    frauds: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.exit(), Exit::BadInput);
+    }
+
+    #[test]
+    fn calibration_none_serves_the_estimators_scores() {
+        let p = TrainParams::from_pairs(&[("model", "logistic"), ("calibration", "none")]).unwrap();
+        let o = fit_all(
+            &p,
+            &lab(),
+            synthetic(3000, 3),
+            None,
+            Some(synthetic(500, 4)),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+        let m = &o.artifact.models()[0];
+        assert!(m.calibration().is_none());
+        let c = m.provenance().calibration.as_ref().unwrap();
+        assert_eq!(c.evaluation_before, c.evaluation_after);
+        assert_eq!(c.validation_before, c.validation_after);
+        let p =
+            TrainParams::from_pairs(&[("model", "logistic"), ("calibration", "platt")]).unwrap();
+        let o = fit_all(
+            &p,
+            &lab(),
+            synthetic(3000, 3),
+            None,
+            Some(synthetic(500, 4)),
+            &CancellationToken::new(),
+        )
+        .unwrap();
+        let m = &o.artifact.models()[0];
+        assert_eq!(m.calibration().method(), calibrate::Method::Platt);
+        // stored and loaded back with its map
+        let back = Artifact::from_bytes(Path::new("m"), &o.artifact.to_bytes()).unwrap();
+        assert_eq!(back, o.artifact);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Keys starting with `_` or `sagemaker_` are SageMaker's and ignored; any
 //! other unknown key is an error that names it.
 
+use crate::model::calibrate::Method;
 use crate::model::dnn::{DnnParams, Optimizer, MAX_WIDTH};
 use crate::model::forest::ForestParams;
 use crate::model::gbdt::GbdtParams;
@@ -60,6 +61,42 @@ pub enum Threshold {
     Auto,
 }
 
+/// Which calibration each model gets, fitted on the validation holdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibrationChoice {
+    /// The method with the lowest 2-fold cross-fitted validation log loss.
+    Auto,
+    Fixed(Method),
+}
+
+impl CalibrationChoice {
+    /// The methods to try.
+    pub fn candidates(self) -> Vec<Method> {
+        match self {
+            CalibrationChoice::Auto => Method::ALL.to_vec(),
+            CalibrationChoice::Fixed(m) => vec![m],
+        }
+    }
+}
+
+impl std::fmt::Display for CalibrationChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CalibrationChoice::Auto => f.write_str("auto"),
+            CalibrationChoice::Fixed(m) => m.fmt(f),
+        }
+    }
+}
+
+/// How models are evaluated beyond the test channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluation {
+    /// The test channel (or the holdout) only.
+    Holdout,
+    /// Also time-ordered rolling-origin folds over train + test.
+    Rolling,
+}
+
 /// Every training setting, checked. Built only by [`TrainParams::from_map`]
 /// (or [`Default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +111,8 @@ pub struct TrainParams {
     validation_fraction: f64,
     seed: u64,
     schema: Spec,
+    calibration: CalibrationChoice,
+    evaluation: Evaluation,
 }
 
 /// One hyperparameter: key, default, what is allowed. The README table is
@@ -110,6 +149,8 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("seed", "42", "whole number >= 0"),
     ("threshold", "0.5", "number in [0, 1] or auto (maximise F1 on the validation holdout)"),
     ("validation_fraction", "0.2", "number in (0, 0.5]: stratified holdout carved from train when there is no validation channel"),
+    ("calibration", "auto", "auto | isotonic | platt | none: map from score to probability fitted on the validation holdout (auto: lowest 2-fold cross-fitted validation log loss)"),
+    ("evaluation", "holdout", "holdout | rolling: rolling adds 4 time-ordered rolling-origin folds over train + test (mean and sd of AUC-ROC and AUPRC per model)"),
     ("label", "Class", "name of the 0/1 label column (files with a header)"),
     ("label_column", "auto", "auto | first: first = SageMaker's built-in algorithms' CSV, no header and the label first (also chosen by the channel's content type text/csv;label_size=1)"),
     ("ignore", "", "comma-separated columns to drop (an id, Time)"),
@@ -190,6 +231,16 @@ impl TrainParams {
 
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Which calibration to fit.
+    pub fn calibration(&self) -> CalibrationChoice {
+        self.calibration
+    }
+
+    /// Whether to add rolling-origin folds.
+    pub fn evaluation(&self) -> Evaluation {
+        self.evaluation
     }
 
     /// What the hyperparameters say about the columns.
@@ -354,6 +405,17 @@ impl TrainParams {
             }
         };
         let seed = uint("seed", 0, u64::MAX)?;
+        let calibration =
+            match word("calibration", &["auto", "isotonic", "platt", "none"])?.as_str() {
+                "isotonic" => CalibrationChoice::Fixed(Method::Isotonic),
+                "platt" => CalibrationChoice::Fixed(Method::Platt),
+                "none" => CalibrationChoice::Fixed(Method::None),
+                _ => CalibrationChoice::Auto,
+            };
+        let evaluation = match word("evaluation", &["holdout", "rolling"])?.as_str() {
+            "rolling" => Evaluation::Rolling,
+            _ => Evaluation::Holdout,
+        };
         let l2 = float("l2", &|v| v >= 0.0)?;
         let names = |key: &str| -> Result<Vec<String>, ParamError> {
             let g = get(key);
@@ -436,6 +498,8 @@ impl TrainParams {
             validation_fraction: float("validation_fraction", &|v| v > 0.0 && v <= 0.5)?,
             seed,
             schema,
+            calibration,
+            evaluation,
         })
     }
 
@@ -538,6 +602,32 @@ mod tests {
         assert_eq!(p.threshold, Threshold::Fixed(0.5));
         assert_eq!(p.forest.n_trees, 100);
         assert_eq!(p.seed, 42);
+        assert_eq!(p.calibration, CalibrationChoice::Auto);
+        assert_eq!(p.evaluation, Evaluation::Holdout);
+    }
+
+    #[test]
+    fn calibration_and_evaluation_parse_and_refuse() {
+        let p = parse(r#"{"calibration": "Isotonic", "evaluation": "rolling"}"#).unwrap();
+        assert_eq!(p.calibration(), CalibrationChoice::Fixed(Method::Isotonic));
+        assert_eq!(p.calibration().candidates(), vec![Method::Isotonic]);
+        assert_eq!(p.evaluation(), Evaluation::Rolling);
+        assert_eq!(
+            parse(r#"{"calibration": "platt"}"#).unwrap().calibration(),
+            CalibrationChoice::Fixed(Method::Platt)
+        );
+        assert_eq!(
+            parse(r#"{"calibration": "none"}"#)
+                .unwrap()
+                .calibration()
+                .to_string(),
+            "none"
+        );
+        assert_eq!(CalibrationChoice::Auto.candidates().len(), 3);
+        for bad in [r#"{"calibration": "beta"}"#, r#"{"evaluation": "kfold"}"#] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.to_string().contains("expected"), "{e}");
+        }
     }
 
     #[test]
