@@ -24,6 +24,7 @@
 //! [`Defect`] naming the model and the place. Past that, the core trusts
 //! the models.
 
+pub mod blend;
 pub mod calibrate;
 pub mod dnn;
 pub mod forest;
@@ -60,6 +61,9 @@ pub enum ModelKind {
     Logistic,
     Forest,
     Gbdt,
+    /// A weighted mean of other models (`model=all` only; never in
+    /// [`ModelKind::ALL`], which lists what can be trained alone).
+    Blend,
 }
 
 impl ModelKind {
@@ -78,6 +82,7 @@ impl ModelKind {
             ModelKind::Logistic => "logistic",
             ModelKind::Forest => "forest",
             ModelKind::Gbdt => "gbdt",
+            ModelKind::Blend => "blend",
         }
     }
 }
@@ -90,7 +95,7 @@ impl std::fmt::Display for ModelKind {
 
 /// A name that is not a [`ModelKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model '{0}' (expected dnn, logistic, forest or gbdt)")]
+#[error("unknown model '{0}' (expected dnn, logistic, forest, gbdt or blend)")]
 pub struct UnknownKind(pub String);
 
 impl std::str::FromStr for ModelKind {
@@ -98,6 +103,7 @@ impl std::str::FromStr for ModelKind {
     fn from_str(s: &str) -> Result<ModelKind, UnknownKind> {
         ModelKind::ALL
             .into_iter()
+            .chain([ModelKind::Blend])
             .find(|k| k.name() == s)
             .ok_or_else(|| UnknownKind(s.to_string()))
     }
@@ -270,6 +276,12 @@ pub enum Defect {
         right: u32,
         nodes: usize,
     },
+    #[error("a blend needs two members or more, it has {0}")]
+    BlendMembers(usize),
+    #[error("blend member '{0}' is not a model of the artifact, is a blend, or appears twice")]
+    BlendMember(ModelKind),
+    #[error("blend weights sum to {0}, not 1")]
+    BlendWeights(f64),
     #[error("tree {tree} node {node}: its category set must be ascending codes below {}", 1u32 << 20)]
     CategorySet { tree: usize, node: usize },
     #[error(
@@ -334,6 +346,8 @@ pub enum Place {
     },
     /// A booster's base score.
     Base,
+    /// The weight of a blend's member.
+    BlendWeight(usize),
     PlattSlope,
     PlattIntercept,
 }
@@ -348,6 +362,7 @@ impl std::fmt::Display for Place {
             Place::Leaf { tree, node } => write!(f, "tree {tree} node {node}'s leaf probability"),
             Place::LeafValue { tree, node } => write!(f, "tree {tree} node {node}'s leaf value"),
             Place::Base => f.write_str("the booster's base score"),
+            Place::BlendWeight(i) => write!(f, "blend member {i}'s weight"),
             Place::PlattSlope => f.write_str("the Platt calibration's slope"),
             Place::PlattIntercept => f.write_str("the Platt calibration's intercept"),
         }
@@ -434,6 +449,7 @@ pub enum Estimator {
     Logistic(logistic::Logistic),
     Forest(forest::Forest),
     Gbdt(gbdt::Gbdt),
+    Blend(blend::Blend),
 }
 
 /// Stored form of [`Estimator`], checked by [`TrainedModel::from_repr`].
@@ -444,6 +460,7 @@ enum EstimatorRepr {
     Logistic(logistic::LogisticRepr),
     Forest(forest::ForestRepr),
     Gbdt(gbdt::GbdtRepr),
+    Blend(blend::BlendRepr),
 }
 
 impl Estimator {
@@ -454,6 +471,7 @@ impl Estimator {
             Estimator::Logistic(_) => ModelKind::Logistic,
             Estimator::Forest(_) => ModelKind::Forest,
             Estimator::Gbdt(_) => ModelKind::Gbdt,
+            Estimator::Blend(_) => ModelKind::Blend,
         }
     }
 
@@ -463,7 +481,7 @@ impl Estimator {
         match self {
             Estimator::Dnn(m) => m.check(),
             Estimator::Logistic(m) => m.check(),
-            Estimator::Forest(_) | Estimator::Gbdt(_) => Ok(()),
+            Estimator::Forest(_) | Estimator::Gbdt(_) | Estimator::Blend(_) => Ok(()),
         }
     }
 
@@ -473,6 +491,7 @@ impl Estimator {
             Estimator::Logistic(m) => m,
             Estimator::Forest(m) => m,
             Estimator::Gbdt(m) => m,
+            Estimator::Blend(m) => m,
         }
     }
 }
@@ -598,12 +617,18 @@ impl TrainedModel {
     }
 
     /// The model a stored form describes, every part checked.
-    fn from_repr(r: TrainedModelRepr, schema: &Arc<Schema>) -> Result<TrainedModel, Defect> {
+    /// `others` are the artifact's models already built (a blend's members).
+    fn from_repr(
+        r: TrainedModelRepr,
+        schema: &Arc<Schema>,
+        others: &[TrainedModel],
+    ) -> Result<TrainedModel, Defect> {
         let estimator = match r.estimator {
             EstimatorRepr::Dnn(m) => Estimator::Dnn(m.try_into()?),
             EstimatorRepr::Logistic(m) => Estimator::Logistic(m.try_into()?),
             EstimatorRepr::Forest(m) => Estimator::Forest(m.try_into()?),
             EstimatorRepr::Gbdt(m) => Estimator::Gbdt(m.try_into()?),
+            EstimatorRepr::Blend(m) => Estimator::Blend(m.resolve(others)?),
         };
         let m = TrainedModel {
             kind: r.name,
@@ -710,7 +735,10 @@ impl TrainedModel {
             return Err(Defect::Estimator(estimator));
         }
         Rule::Probability.check(&[self.threshold], |_| Place::Threshold)?;
-        let scaled = !matches!(estimator, ModelKind::Forest | ModelKind::Gbdt);
+        let scaled = !matches!(
+            estimator,
+            ModelKind::Forest | ModelKind::Gbdt | ModelKind::Blend
+        );
         let width = self.schema.design_width();
         if let Some(s) = &self.scaler {
             check_len(Vector::ScalerMean, s.len(), width)?;
@@ -728,7 +756,7 @@ impl TrainedModel {
         match &self.estimator {
             Estimator::Forest(f) => f.check_features(self.schema.n_columns())?,
             Estimator::Gbdt(g) => g.check_features(self.schema.n_columns())?,
-            Estimator::Dnn(_) | Estimator::Logistic(_) => {}
+            Estimator::Dnn(_) | Estimator::Logistic(_) | Estimator::Blend(_) => {}
         }
         Ok(())
     }
@@ -874,15 +902,18 @@ impl ArtifactRepr {
             self.schema.ok_or(missing("a schema"))?
         };
         let schema = Arc::new(schema);
-        let models = self
+        // Blends last: their members are the other models.
+        let (blends, singles): (Vec<_>, Vec<_>) = self
             .models
             .into_iter()
-            .map(|m| {
-                let model = m.name;
-                TrainedModel::from_repr(m, &schema)
-                    .map_err(|defect| Corruption::Model { model, defect })
-            })
-            .collect::<Result<_, _>>()?;
+            .partition(|m| matches!(m.estimator, EstimatorRepr::Blend(_)));
+        let mut models: Vec<TrainedModel> = Vec::new();
+        for m in singles.into_iter().chain(blends) {
+            let model = m.name;
+            let built = TrainedModel::from_repr(m, &schema, &models)
+                .map_err(|defect| Corruption::Model { model, defect })?;
+            models.push(built);
+        }
         let a = Artifact {
             created_by: self.created_by,
             schema,

@@ -14,6 +14,7 @@ pub mod params;
 
 use crate::data::{self, split::stratified_holdout, DataError, Dataset};
 use crate::metrics::{best_f1_threshold, bootstrap, Report, RESAMPLES};
+use crate::model::blend::{self, Blend, Member};
 use crate::model::calibrate;
 use crate::model::dnn::{self, DnnParams};
 use crate::model::forest::Forest;
@@ -30,7 +31,7 @@ use crate::sagemaker::{
     input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
 };
 use crate::schema::Schema;
-use params::{Evaluation, ParamError, Threshold, TrainParams};
+use params::{Evaluation, ModelChoice, ParamError, Threshold, TrainParams};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -482,6 +483,14 @@ fn fit_kind(
             }
             (Estimator::Gbdt(g), None)
         }
+        // `model` never names it: a blend is made of fitted models
+        // (consider_blend), not fitted from rows.
+        ModelKind::Blend => {
+            return Err(TrainError::Model(ModelError::Fit {
+                model: kind,
+                source: "a blend is made of fitted models, not fitted from rows".into(),
+            }))
+        }
     })
 }
 
@@ -646,6 +655,12 @@ pub fn fit_all(
         models.push(model.evaluated(threshold, provenance)?);
         timings.push((kind, timing));
     }
+    if params.model() == ModelChoice::All && models.len() >= 2 {
+        let test_set = test.as_ref();
+        if let Some(b) = consider_blend(params, schema, &models, valid, test_set, evaluated_on)? {
+            models.push(b);
+        }
+    }
     let best = models
         .iter()
         .max_by(|a, b| {
@@ -654,6 +669,8 @@ pub fn fit_all(
         })
         .map(TrainedModel::kind)
         .ok_or(ModelError::Artifact(crate::model::Corruption::NoModels))?;
+    let reason = default_reason(&models, best);
+    tracing::info!("default model: {reason}");
     let artifact = Artifact::new(models, best)?;
     print_metrics(&artifact);
     let rolling = match all_rows {
@@ -678,7 +695,112 @@ pub fn fit_all(
     if let Some(r) = rolling {
         extra.insert("rolling".into(), serde_json::json!(r));
     }
+    extra.insert("default_reason".into(), serde_json::json!(reason));
     Ok(Outcome { artifact, metrics })
+}
+
+/// Why `best` serves by default: every model's validation AUPRC, best
+/// first.
+fn default_reason(models: &[TrainedModel], best: ModelKind) -> String {
+    let mut ranked: Vec<(ModelKind, f64)> = models
+        .iter()
+        .map(|m| (m.kind(), m.provenance().validation.auprc))
+        .collect();
+    ranked.sort_by(|a, b| nan_low(b.1).total_cmp(&nan_low(a.1)));
+    let all = ranked
+        .iter()
+        .map(|(k, ap)| format!("{k} {ap:.4}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{best}: the best validation AUPRC ({all})")
+}
+
+/// The blend `model=all` considers (see [`blend`]): the best three models
+/// by validation AUPRC, weights chosen on the validation holdout; `None`
+/// when no mix beats the best model alone there.
+fn consider_blend(
+    params: &TrainParams,
+    schema: &Arc<Schema>,
+    models: &[TrainedModel],
+    valid: &Dataset,
+    test: Option<&Dataset>,
+    evaluated_on: EvaluatedOn,
+) -> Result<Option<TrainedModel>, TrainError> {
+    let t = Instant::now();
+    let mut ranked: Vec<&TrainedModel> = models.iter().collect();
+    ranked.sort_by(|a, b| {
+        let ap = |m: &TrainedModel| nan_low(m.provenance().validation.auprc);
+        ap(b).total_cmp(&ap(a))
+    });
+    ranked.truncate(3);
+    let val: Vec<Vec<f32>> = ranked.iter().map(|m| scores(m, valid)).collect();
+    let (weights, ap) = blend::choose_weights(&val, &valid.labels);
+    let members: Vec<Member> = ranked
+        .iter()
+        .zip(&weights)
+        .filter(|(_, &w)| w > 0.0)
+        .map(|(m, &weight)| Member {
+            model: m.kind(),
+            weight,
+        })
+        .collect();
+    if members.len() < 2 {
+        tracing::info!(
+            "blend: no mix of the best {} beats {} alone on validation AUPRC ({ap:.4})",
+            ranked.len(),
+            ranked[0].kind()
+        );
+        return Ok(None);
+    }
+    let b = Blend::new(members, models).map_err(|defect| ModelError::Invalid {
+        model: ModelKind::Blend,
+        defect,
+    })?;
+    let model = TrainedModel::new(
+        0.5,
+        None,
+        Estimator::Blend(b),
+        provenance_stub(params, ModelKind::Blend, evaluated_on),
+        schema.clone(),
+    )?;
+    let val_scores = scores(&model, valid);
+    let eval_scores = match test {
+        Some(t) => scores(&model, t),
+        None => val_scores.clone(),
+    };
+    let eval_labels = test.map_or(&valid.labels, |t| &t.labels);
+    let threshold = match params.threshold() {
+        Threshold::Fixed(t) => t,
+        Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
+    };
+    let intervals = bootstrap(
+        &eval_scores,
+        eval_labels,
+        threshold,
+        RESAMPLES,
+        params.seed(),
+    );
+    let mut summary = params.summary(ModelKind::Blend);
+    if let Estimator::Blend(b) = model.estimator() {
+        summary["members"] = serde_json::json!(b.members());
+    }
+    let provenance = Provenance {
+        params: summary,
+        fit_seconds: t.elapsed().as_secs_f64(),
+        validation: Report::new(&val_scores, &valid.labels, threshold),
+        evaluation: Report::new(&eval_scores, eval_labels, threshold),
+        evaluated_on,
+        intervals,
+        calibration: None,
+    };
+    tracing::info!(
+        "blend of {}: validation AUPRC {:.4}; {evaluated_on} AUC-ROC {:.4} AUPRC {:.4}",
+        provenance.params["members"],
+        provenance.validation.auprc,
+        provenance.evaluation.auc_roc,
+        provenance.evaluation.auprc,
+    );
+    Ok(Some(model.evaluated(threshold, provenance)?))
 }
 
 /// Folds of `evaluation=rolling`.
@@ -1003,7 +1125,12 @@ mod tests {
         )
         .unwrap();
         let models = o.artifact.models();
-        assert_eq!(models.len(), ModelKind::ALL.len());
+        // every kind, and a blend when a mix beat them on validation
+        let n = models.len();
+        assert!(
+            n == ModelKind::ALL.len() || n == ModelKind::ALL.len() + 1,
+            "{n}"
+        );
         for m in models {
             let p = m.provenance();
             assert!(
@@ -1029,6 +1156,11 @@ mod tests {
             let i = p.intervals.as_ref().expect("intervals");
             assert_eq!(i.resamples, RESAMPLES);
             assert!(i.auprc.lo <= p.evaluation.auprc && p.evaluation.auprc <= i.auprc.hi);
+            if m.kind() == ModelKind::Blend {
+                // a mean of calibrated members: no map of its own
+                assert!(p.calibration.is_none());
+                continue;
+            }
             let c = p.calibration.as_ref().expect("calibration");
             assert_eq!(c.method, m.calibration().method());
             assert_eq!(c.cross_fit_log_loss.len(), 3);

@@ -526,6 +526,11 @@ impl TrainParams {
                 "min_samples_leaf": self.forest.min_samples_leaf,
                 "normal_fraction": self.forest.normal_fraction, "seed": self.seed, "threshold": threshold,
             }),
+            ModelKind::Blend => serde_json::json!({
+                "members": "the best 3 models by validation AUPRC",
+                "weights": "multiples of 0.1 summing to 1, best validation AUPRC",
+                "threshold": threshold,
+            }),
             ModelKind::Gbdt => {
                 let g = &self.gbdt;
                 serde_json::json!({
