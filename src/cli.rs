@@ -204,7 +204,7 @@ pub struct ServeArgs {
     /// instead of <ml-root>/model.
     #[arg(long, env = "CCFRAUD_MODEL_URI")]
     pub model_uri: Option<String>,
-    /// Which trained model to serve: dnn, logistic or forest (default: the one
+    /// Which trained model to serve: dnn, logistic, forest, gbdt or blend (default: the one
     /// training marked best).
     #[arg(long, env = "CCFRAUD_MODEL")]
     pub model: Option<crate::model::ModelKind>,

@@ -755,7 +755,7 @@ fn startup_fails_clearly_without_a_usable_model() {
     let (code, err) = run(trained_all(), &["--model", "xgboost"]);
     assert_eq!(code, Some(2));
     assert!(
-        err.contains("unknown model 'xgboost' (expected dnn, logistic or forest)"),
+        err.contains("unknown model 'xgboost' (expected dnn, logistic, forest, gbdt or blend)"),
         "{err}"
     );
 
