@@ -119,12 +119,19 @@ pub enum EvaluatedOn {
     Validation,
 }
 
-impl std::fmt::Display for EvaluatedOn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl EvaluatedOn {
+    /// The set's name in metric lines and `metrics.json`.
+    pub fn name(self) -> &'static str {
+        match self {
             EvaluatedOn::Test => "test",
             EvaluatedOn::Validation => "validation",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for EvaluatedOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -11,9 +11,10 @@
 //! `train`); the `test` channel only reports.
 
 pub mod params;
+mod pricing;
 
 use crate::data::{self, split::stratified_holdout, DataError, Dataset};
-use crate::metrics::{best_f1_threshold, bootstrap, Report, RESAMPLES};
+use crate::metrics::{bootstrap, Report, RESAMPLES};
 use crate::model::blend::{self, Blend, Member};
 use crate::model::calibrate;
 use crate::model::dnn::{self, DnnParams};
@@ -31,7 +32,8 @@ use crate::sagemaker::{
     input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
 };
 use crate::schema::Schema;
-use params::{Evaluation, ModelChoice, ParamError, Threshold, TrainParams};
+use params::{Evaluation, ModelChoice, ParamError, TrainParams};
+use pricing::{Priced, Scored};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -142,6 +144,9 @@ pub enum Config {
 pub struct Outcome {
     pub artifact: Artifact,
     pub metrics: serde_json::Value,
+    /// `thresholds.csv` of the default model, when errors have a price
+    /// (see [`pricing`]).
+    pub thresholds: Option<String>,
 }
 
 /// Runs training as `config` says until done or `cancel` is cancelled.
@@ -264,9 +269,15 @@ fn run_remote(
         .map_err(output_err)?;
     let model_uri = output.join("model.tar.gz");
     s3.put(archive, &model_uri)?;
-    if let Err(e) = s3.put(metrics, &output.join("metrics.json")) {
-        let _ = s3.delete(&model_uri);
-        return Err(e.into());
+    let mut side = vec![(metrics, output.join("metrics.json"))];
+    if let Some(t) = &outcome.thresholds {
+        side.push((t.as_bytes().to_vec(), output.join("thresholds.csv")));
+    }
+    for (bytes, uri) in side {
+        if let Err(e) = s3.put(bytes, &uri) {
+            let _ = s3.delete(&model_uri);
+            return Err(e.into());
+        }
     }
     tracing::info!("uploaded {model_uri} and metrics.json");
     Ok(outcome)
@@ -560,6 +571,7 @@ pub fn fit_all(
         }
         all
     });
+    pricing::check(params, schema)?;
     let (fit_set, valid) = holdout(params, train, validation)?;
     tracing::info!(
         "fitting on {} rows ({} frauds), validating on {} rows ({} frauds)",
@@ -581,6 +593,7 @@ pub fn fit_all(
 
     let mut models = Vec::new();
     let mut timings = Vec::new();
+    let mut priced = Vec::new();
     for kind in params.model().kinds() {
         if cancel.is_cancelled() {
             return Err(TrainError::Interrupted);
@@ -607,10 +620,26 @@ pub fn fit_all(
         let val_scores = calibrated(&raw_val);
         let eval_scores = calibrated(&raw_eval);
         timing.calibration_seconds += t.elapsed().as_secs_f64();
-        let threshold = match params.threshold() {
-            Threshold::Fixed(t) => t,
-            Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
-        };
+        let threshold = pricing::threshold(params, schema, &val_scores, valid);
+        let eval_rows = test.as_ref().unwrap_or(valid);
+        priced.push((
+            kind,
+            pricing::price(
+                params,
+                schema,
+                threshold,
+                Scored {
+                    name: "validation",
+                    scores: &val_scores,
+                    rows: valid,
+                },
+                Scored {
+                    name: evaluated_on.name(),
+                    scores: &eval_scores,
+                    rows: eval_rows,
+                },
+            ),
+        ));
         let t = Instant::now();
         let intervals = bootstrap(
             &eval_scores,
@@ -657,8 +686,11 @@ pub fn fit_all(
     }
     if params.model() == ModelChoice::All && models.len() >= 2 {
         let test_set = test.as_ref();
-        if let Some(b) = consider_blend(params, schema, &models, valid, test_set, evaluated_on)? {
+        if let Some((b, p)) =
+            consider_blend(params, schema, &models, valid, test_set, evaluated_on)?
+        {
             models.push(b);
+            priced.push((ModelKind::Blend, p));
         }
     }
     let best = models
@@ -673,6 +705,19 @@ pub fn fit_all(
     tracing::info!("default model: {reason}");
     let artifact = Artifact::new(models, best)?;
     print_metrics(&artifact);
+    for (kind, p) in &priced {
+        if let Some(p) = p {
+            let set = evaluated_on.name();
+            println!(
+                "{}",
+                metric_line(&format!("{kind}_{set}_cost"), p.evaluation.total_cost)
+            );
+            println!(
+                "{}",
+                metric_line(&format!("{kind}_{set}_savings"), p.evaluation.savings)
+            );
+        }
+    }
     let rolling = match all_rows {
         Some(all) => {
             let r = rolling(params, schema, &all, cancel)?;
@@ -696,7 +741,22 @@ pub fn fit_all(
         extra.insert("rolling".into(), serde_json::json!(r));
     }
     extra.insert("default_reason".into(), serde_json::json!(reason));
-    Ok(Outcome { artifact, metrics })
+    let costs: serde_json::Map<String, serde_json::Value> = priced
+        .iter()
+        .filter_map(|(k, p)| Some((k.to_string(), p.as_ref()?.json.clone())))
+        .collect();
+    if !costs.is_empty() {
+        extra.insert("costs".into(), serde_json::Value::Object(costs));
+    }
+    let thresholds = priced
+        .into_iter()
+        .find(|(k, _)| *k == best)
+        .and_then(|(_, p)| p.map(|p| p.csv));
+    Ok(Outcome {
+        artifact,
+        metrics,
+        thresholds,
+    })
 }
 
 /// Why `best` serves by default: every model's validation AUPRC, best
@@ -725,7 +785,7 @@ fn consider_blend(
     valid: &Dataset,
     test: Option<&Dataset>,
     evaluated_on: EvaluatedOn,
-) -> Result<Option<TrainedModel>, TrainError> {
+) -> Result<Option<(TrainedModel, Option<Priced>)>, TrainError> {
     let t = Instant::now();
     let mut ranked: Vec<&TrainedModel> = models.iter().collect();
     ranked.sort_by(|a, b| {
@@ -769,10 +829,22 @@ fn consider_blend(
         None => val_scores.clone(),
     };
     let eval_labels = test.map_or(&valid.labels, |t| &t.labels);
-    let threshold = match params.threshold() {
-        Threshold::Fixed(t) => t,
-        Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
-    };
+    let threshold = pricing::threshold(params, schema, &val_scores, valid);
+    let priced = pricing::price(
+        params,
+        schema,
+        threshold,
+        Scored {
+            name: "validation",
+            scores: &val_scores,
+            rows: valid,
+        },
+        Scored {
+            name: evaluated_on.name(),
+            scores: &eval_scores,
+            rows: test.unwrap_or(valid),
+        },
+    );
     let intervals = bootstrap(
         &eval_scores,
         eval_labels,
@@ -800,7 +872,7 @@ fn consider_blend(
         provenance.evaluation.auc_roc,
         provenance.evaluation.auprc,
     );
-    Ok(Some(model.evaluated(threshold, provenance)?))
+    Ok(Some((model.evaluated(threshold, provenance)?, priced)))
 }
 
 /// Folds of `evaluation=rolling`.
@@ -1047,11 +1119,15 @@ fn print_metrics(a: &Artifact) {
 fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), TrainError> {
     let (artifact, metrics) = serialized(o)?;
     let model_dir = root.model_dir();
-    let files = [
+    let thresholds = o.thresholds.as_ref().map(|t| t.as_bytes().to_vec());
+    let mut files = vec![
         (root.output_data_dir().join("metrics.json"), &metrics),
         (model_dir.join("metrics.json"), &metrics),
-        (model_dir.join(ARTIFACT_FILE), &artifact),
     ];
+    if let Some(t) = &thresholds {
+        files.push((root.output_data_dir().join("thresholds.csv"), t));
+    }
+    files.push((model_dir.join(ARTIFACT_FILE), &artifact));
     let mut written = Vec::new();
     let result = files.iter().try_for_each(|(path, bytes)| {
         if let Some(dir) = path.parent() {
@@ -1294,7 +1370,12 @@ mod tests {
         let metrics = fs_err::read(root.output_data_dir().join("metrics.json")).unwrap();
         let metrics: serde_json::Value = serde_json::from_slice(&metrics).unwrap();
         assert_eq!(metrics, o.metrics);
-        assert_eq!(walk(dir.path()).len(), 3);
+        // the lab's rows have amounts: errors have a price
+        let csv = fs_err::read_to_string(root.output_data_dir().join("thresholds.csv")).unwrap();
+        assert_eq!(Some(csv.as_str()), o.thresholds.as_deref());
+        assert!(csv.starts_with("set,threshold,chosen,alerts,"), "{csv}");
+        assert!(o.metrics["costs"]["logistic"]["validation"]["total_cost"].is_number());
+        assert_eq!(walk(dir.path()).len(), 4);
     }
 
     #[test]
@@ -1384,6 +1465,7 @@ mod tests {
         let bad = Outcome {
             artifact: bad,
             metrics: o.metrics.clone(),
+            thresholds: None,
         };
         let e = commit(&MlRoot::new(dir.path()), &bad, &CancellationToken::new()).unwrap_err();
         assert!(matches!(e, TrainError::Unusable { .. }), "{e}");
