@@ -27,6 +27,7 @@
 pub mod blend;
 pub mod calibrate;
 pub mod dnn;
+pub mod explain;
 pub mod forest;
 pub mod gbdt;
 pub mod logistic;
@@ -283,6 +284,8 @@ pub enum Defect {
         right: u32,
         nodes: usize,
     },
+    #[error("tree {tree} node {node}: its count must be above 0 and equal its children's sum, and every node or none must have one")]
+    Cover { tree: usize, node: usize },
     #[error("a blend needs two members or more, it has {0}")]
     BlendMembers(usize),
     #[error("blend member '{0}' is not a model of the artifact, is a blend, or appears twice")]
