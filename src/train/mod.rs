@@ -10,8 +10,10 @@
 //! holdout (the `validation` channel, else a seeded stratified slice of
 //! `train`); the `test` channel only reports.
 
+mod card;
 pub mod params;
 mod pricing;
+mod report;
 
 use crate::data::{self, split::stratified_holdout, DataError, Dataset};
 use crate::metrics::{bootstrap, Report, RESAMPLES};
@@ -147,6 +149,8 @@ pub struct Outcome {
     /// `thresholds.csv` of the default model, when errors have a price
     /// (see [`pricing`]).
     pub thresholds: Option<String>,
+    /// `report.html` (see [`report`]).
+    pub report: String,
 }
 
 /// Runs training as `config` says until done or `cancel` is cancelled.
@@ -269,7 +273,13 @@ fn run_remote(
         .map_err(output_err)?;
     let model_uri = output.join("model.tar.gz");
     s3.put(archive, &model_uri)?;
-    let mut side = vec![(metrics, output.join("metrics.json"))];
+    let mut side = vec![
+        (metrics, output.join("metrics.json")),
+        (
+            outcome.report.as_bytes().to_vec(),
+            output.join("report.html"),
+        ),
+    ];
     if let Some(t) = &outcome.thresholds {
         side.push((t.as_bytes().to_vec(), output.join("thresholds.csv")));
     }
@@ -594,6 +604,8 @@ pub fn fit_all(
     let mut models = Vec::new();
     let mut timings = Vec::new();
     let mut priced = Vec::new();
+    // each model's calibrated scores of the evaluation set, for the report
+    let mut curves: Vec<(ModelKind, Vec<f32>)> = Vec::new();
     for kind in params.model().kinds() {
         if cancel.is_cancelled() {
             return Err(TrainError::Interrupted);
@@ -683,14 +695,14 @@ pub fn fit_all(
         );
         models.push(model.evaluated(threshold, provenance)?);
         timings.push((kind, timing));
+        curves.push((kind, eval_scores));
     }
     if params.model() == ModelChoice::All && models.len() >= 2 {
         let test_set = test.as_ref();
-        if let Some((b, p)) =
-            consider_blend(params, schema, &models, valid, test_set, evaluated_on)?
-        {
-            models.push(b);
-            priced.push((ModelKind::Blend, p));
+        if let Some(b) = consider_blend(params, schema, &models, valid, test_set, evaluated_on)? {
+            models.push(b.model);
+            priced.push((ModelKind::Blend, b.priced));
+            curves.push((ModelKind::Blend, b.eval_scores));
         }
     }
     let best = models
@@ -740,6 +752,53 @@ pub fn fit_all(
     if let Some(r) = rolling {
         extra.insert("rolling".into(), serde_json::json!(r));
     }
+    let t = Instant::now();
+    let importance: Vec<card::Importance> = artifact
+        .models()
+        .iter()
+        .map(|m| {
+            let i = card::importance(m, &valid.features);
+            card::log(m, &i);
+            i
+        })
+        .collect();
+    tracing::info!("feature importance in {:.2} s", t.elapsed().as_secs_f64());
+    extra.insert(
+        "importance".into(),
+        serde_json::Value::Object(
+            artifact
+                .models()
+                .iter()
+                .zip(&importance)
+                .map(|(m, i)| (m.kind().to_string(), serde_json::json!(i)))
+                .collect(),
+        ),
+    );
+    let eval_rows = test.as_ref().unwrap_or(valid);
+    let report = report::render(&report::Input {
+        set: evaluated_on.name(),
+        labels: eval_labels,
+        models: artifact
+            .models()
+            .iter()
+            .zip(&importance)
+            .filter_map(|(m, i)| {
+                let (_, scores) = curves.iter().find(|(k, _)| *k == m.kind())?;
+                let e = &m.provenance().evaluation;
+                Some(report::Curves {
+                    kind: m.kind(),
+                    scores,
+                    threshold: m.threshold(),
+                    auc_roc: e.auc_roc,
+                    auprc: e.auprc,
+                    importance: Some(i),
+                })
+            })
+            .collect(),
+        default_model: best,
+        costs: pricing::miss_costs(params.costs(), schema, eval_rows)
+            .map(|m| (m, params.costs().false_alert)),
+    });
     extra.insert("default_reason".into(), serde_json::json!(reason));
     let costs: serde_json::Map<String, serde_json::Value> = priced
         .iter()
@@ -756,6 +815,7 @@ pub fn fit_all(
         artifact,
         metrics,
         thresholds,
+        report,
     })
 }
 
@@ -775,6 +835,14 @@ fn default_reason(models: &[TrainedModel], best: ModelKind) -> String {
     format!("{best}: the best validation AUPRC ({all})")
 }
 
+/// The blend `model=all` kept, with its prices and its calibrated scores
+/// of the evaluation set.
+struct Blended {
+    model: TrainedModel,
+    priced: Option<Priced>,
+    eval_scores: Vec<f32>,
+}
+
 /// The blend `model=all` considers (see [`blend`]): the best three models
 /// by validation AUPRC, weights chosen on the validation holdout; `None`
 /// when no mix beats the best model alone there.
@@ -785,7 +853,7 @@ fn consider_blend(
     valid: &Dataset,
     test: Option<&Dataset>,
     evaluated_on: EvaluatedOn,
-) -> Result<Option<(TrainedModel, Option<Priced>)>, TrainError> {
+) -> Result<Option<Blended>, TrainError> {
     let t = Instant::now();
     let mut ranked: Vec<&TrainedModel> = models.iter().collect();
     ranked.sort_by(|a, b| {
@@ -872,7 +940,11 @@ fn consider_blend(
         provenance.evaluation.auc_roc,
         provenance.evaluation.auprc,
     );
-    Ok(Some((model.evaluated(threshold, provenance)?, priced)))
+    Ok(Some(Blended {
+        model: model.evaluated(threshold, provenance)?,
+        priced,
+        eval_scores,
+    }))
 }
 
 /// Folds of `evaluation=rolling`.
@@ -1127,6 +1199,8 @@ fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), 
     if let Some(t) = &thresholds {
         files.push((root.output_data_dir().join("thresholds.csv"), t));
     }
+    let report = o.report.as_bytes().to_vec();
+    files.push((root.output_data_dir().join("report.html"), &report));
     files.push((model_dir.join(ARTIFACT_FILE), &artifact));
     let mut written = Vec::new();
     let result = files.iter().try_for_each(|(path, bytes)| {
@@ -1375,7 +1449,9 @@ mod tests {
         assert_eq!(Some(csv.as_str()), o.thresholds.as_deref());
         assert!(csv.starts_with("set,threshold,chosen,alerts,"), "{csv}");
         assert!(o.metrics["costs"]["logistic"]["validation"]["total_cost"].is_number());
-        assert_eq!(walk(dir.path()).len(), 4);
+        let html = fs_err::read_to_string(root.output_data_dir().join("report.html")).unwrap();
+        assert!(html.contains("ROC on validation"), "{html}");
+        assert_eq!(walk(dir.path()).len(), 5);
     }
 
     #[test]
@@ -1466,6 +1542,7 @@ mod tests {
             artifact: bad,
             metrics: o.metrics.clone(),
             thresholds: None,
+            report: String::new(),
         };
         let e = commit(&MlRoot::new(dir.path()), &bad, &CancellationToken::new()).unwrap_err();
         assert!(matches!(e, TrainError::Unusable { .. }), "{e}");

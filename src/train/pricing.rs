@@ -89,8 +89,9 @@ pub(super) struct Scored<'a> {
     pub rows: &'a Dataset,
 }
 
-/// Prices `threshold` (and, beside it, 0.5 and the best-F1 threshold of
-/// the validation scores) on the validation and evaluation sets; `None`
+/// Prices `threshold` (and, beside it, 0.5, the best-F1 threshold and the
+/// least-cost threshold of the validation scores) on the validation and
+/// evaluation sets; `None`
 /// when there is no price for a missed fraud (no amount column).
 pub(super) fn price(
     params: &TrainParams,
@@ -104,6 +105,7 @@ pub(super) fn price(
     let miss_v = miss_costs(costs, schema, valid.rows)?;
     let miss_e = miss_costs(costs, schema, eval.rows)?;
     let f1 = best_f1_threshold(valid.scores, &valid.rows.labels);
+    let cheapest = decide::cheapest(valid.scores, &valid.rows.labels, &miss_v, review);
     let at_v = |t| decide::at(valid.scores, &valid.rows.labels, &miss_v, review, t);
     let at_e = |t| decide::at(eval.scores, &eval.rows.labels, &miss_e, review, t);
     let evaluation = at_e(threshold);
@@ -116,6 +118,7 @@ pub(super) fn price(
         "compared": {
             "0.5": { valid.name: at_v(0.5), eval.name: at_e(0.5) },
             "auto": { "threshold": f1, valid.name: at_v(f1), eval.name: at_e(f1) },
+            "cost": { "threshold": cheapest, valid.name: at_v(cheapest), eval.name: at_e(cheapest) },
         },
     });
     let mut grid: Vec<f64> = (0..=100).map(|k| f64::from(k) / 100.0).collect();
@@ -257,6 +260,7 @@ mod tests {
         let j = &priced.json;
         assert!((j["compared"]["0.5"]["test"]["total_cost"].as_f64().unwrap() - 12.0).abs() < 1e-3);
         assert_eq!(j["fraud_cost"], "amount");
+        assert!((j["compared"]["cost"]["threshold"].as_f64().unwrap() - 0.2).abs() < 1e-6);
         // 101 grid thresholds plus the chosen 0.2 (on the grid: once), two sets
         let lines: Vec<&str> = priced.csv.lines().collect();
         assert_eq!(lines.len(), 1 + 2 * 101, "{}", priced.csv);
