@@ -217,8 +217,9 @@ fn exact(space: Space, base: f64, value: f64, phi: &[f64]) -> Explanation {
 struct Scratch {
     /// Per schema column.
     phi: Vec<f64>,
-    /// TreeSHAP's path blocks.
+    /// TreeSHAP's path blocks, and `inv[k] = 1/k` up to past the depth.
     path: Vec<PathElem>,
+    inv: Vec<f64>,
     /// Design row, standardized design row, per-design-input attributions,
     /// and each design input's schema column.
     design: Vec<f32>,
@@ -258,6 +259,7 @@ impl Scratch {
             // Each level's block holds one more element than its unique
             // depth; depth + 1 levels (the root's dummy included).
             path: vec![PathElem::default(); (depth + 3) * (depth + 4) / 2],
+            inv: (0..depth + 3).map(|k| 1.0 / (k.max(1) as f64)).collect(),
             design: vec![0.0; w],
             z: vec![0.0; w],
             attr: vec![0.0; w],
@@ -374,6 +376,7 @@ impl ShapTrees {
         for &root in &self.roots {
             let mut w = Walk {
                 nodes: &self.nodes,
+                inv: &s.inv,
                 x,
                 goes_left,
                 phi: &mut s.phi,
@@ -409,6 +412,8 @@ struct PathElem {
 /// One tree's walk for one row.
 struct Walk<'a, G> {
     nodes: &'a [SNode],
+    /// `inv[k] = 1/k`.
+    inv: &'a [f64],
     x: &'a [f32],
     goes_left: G,
     phi: &'a mut [f64],
@@ -465,19 +470,21 @@ impl<G: Fn(usize, f32) -> bool> Walk<'_, G> {
         let v = v * self.scale;
         // Every feature the row does not follow (one fraction 0) has the
         // same unwound sum: computed once.
+        // Path-dependent one fractions are 0 or 1.
         let mut cold: Option<f64> = None;
+        let d1 = (depth + 1) as f64;
+        let inv = self.inv;
         for i in 1..=depth {
             let e = path[i];
             let credit = if e.one == 0.0 {
                 let s = *cold.get_or_insert_with(|| {
-                    let d1 = (depth + 1) as f64;
                     (0..depth)
-                        .map(|j| path[j].weight * d1 / (depth - j) as f64)
+                        .map(|j| path[j].weight * inv[depth - j])
                         .sum::<f64>()
                 });
-                -s * v
+                -s * d1 * v
             } else {
-                unwound_sum(path, depth, i) * (e.one - e.zero) * v
+                hot_unwound_sum(path, depth, e.zero, inv) * (1.0 - e.zero) * v
             };
             self.phi[e.feature as usize] += credit;
         }
@@ -493,10 +500,11 @@ fn extend(path: &mut [PathElem], depth: usize, zero: f64, one: f64, feature: u32
         one,
         weight: if depth == 0 { 1.0 } else { 0.0 },
     };
-    let d1 = (depth + 1) as f64;
+    let inv_d1 = 1.0 / (depth + 1) as f64;
     for i in (0..depth).rev() {
-        path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / d1;
-        path[i].weight = zero * path[i].weight * (depth - i) as f64 / d1;
+        let w = path[i].weight * inv_d1;
+        path[i + 1].weight += one * w * (i + 1) as f64;
+        path[i].weight = zero * w * (depth - i) as f64;
     }
 }
 
@@ -524,8 +532,22 @@ fn unwind(path: &mut [PathElem], depth: usize, k: usize) {
     }
 }
 
-/// Total weight of the path with element `k` unwound (without changing it).
+/// [`unwound_sum`] of an element with one fraction 1 and zero fraction
+/// `zero`, without a division (`inv[k] = 1/k`).
 #[inline]
+fn hot_unwound_sum(path: &[PathElem], depth: usize, zero: f64, inv: &[f64]) -> f64 {
+    let mut next = path[depth].weight;
+    let mut total = 0.0;
+    for i in (0..depth).rev() {
+        let t = next * inv[i + 1];
+        total += t;
+        next = path[i].weight - t * zero * (depth - i) as f64;
+    }
+    total * (depth + 1) as f64
+}
+
+/// Total weight of the path with element `k` unwound (without changing it).
+#[cfg(test)]
 fn unwound_sum(path: &[PathElem], depth: usize, k: usize) -> f64 {
     let PathElem { one, zero, .. } = path[k];
     let d1 = (depth + 1) as f64;
@@ -1407,6 +1429,49 @@ mod tests {
         for e in e {
             assert_eq!(e.contributions.len(), 2);
             assert!(e.completeness_error.unwrap() < DNN_TOLERANCE);
+        }
+    }
+
+    /// The division-free sums the leaves use equal Algorithm 2's
+    /// UNWOUND-SUM, and UNWIND undoes EXTEND.
+    #[test]
+    fn fast_path_sums_equal_algorithm_2s() {
+        let mut rng = Rng::seed_from_u64(21);
+        let inv: Vec<f64> = (0..20).map(|k: usize| 1.0 / k.max(1) as f64).collect();
+        for _ in 0..200 {
+            let depth = rng.random_range(1..12usize);
+            let mut path = vec![PathElem::default(); depth + 1];
+            extend(&mut path, 0, 1.0, 1.0, DUMMY);
+            for d in 1..=depth {
+                let one = f64::from(u8::from(rng.random::<bool>()));
+                extend(&mut path, d, rng.random_range(0.05..1.0), one, d as u32);
+            }
+            let d1 = (depth + 1) as f64;
+            let cold: f64 = (0..depth)
+                .map(|j| path[j].weight * inv[depth - j])
+                .sum::<f64>()
+                * d1;
+            for k in 1..=depth {
+                let e = path[k];
+                let want = unwound_sum(&path, depth, k);
+                let got = if e.one == 0.0 {
+                    cold / e.zero
+                } else {
+                    hot_unwound_sum(&path, depth, e.zero, &inv)
+                };
+                close(got, want, 1e-12 * want.abs().max(1.0));
+            }
+            // unwinding the last element gives back the shorter path
+            let mut shorter = path.clone();
+            unwind(&mut shorter, depth, depth);
+            let mut again = vec![PathElem::default(); depth];
+            extend(&mut again, 0, 1.0, 1.0, DUMMY);
+            for d in 1..depth {
+                extend(&mut again, d, path[d].zero, path[d].one, d as u32);
+            }
+            for d in 0..depth {
+                close(shorter[d].weight, again[d].weight, 1e-12);
+            }
         }
     }
 
