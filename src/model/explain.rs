@@ -17,7 +17,7 @@
 //!   column i `v·(oᵢ − zᵢ)·∫₀¹ Πⱼ≠ᵢ (zⱼ + (oⱼ − zⱼ)s) ds` (the Shapley
 //!   weights `k!(m−k−1)!/m!` are Beta integrals). The integrand is a
 //!   polynomial of degree below the tree's depth D, so a Gauss–Legendre
-//!   rule of D/2 + 1 points is exact; and since the factor of column i is
+//!   rule of ⌈D/2⌉ points is exact; and since the factor of column i is
 //!   fixed at the split that sets it, the sum over leaves moves up to that
 //!   split: one depth-first walk carries the product `P(s)` down and the
 //!   leaves' `Σ v·P(s)` up, crediting each split on the way (a column met
@@ -231,6 +231,7 @@ struct Scratch {
     /// The tree walk's quadrature, levels and per-column path fractions.
     quad_s: Vec<f64>,
     quad_w: Vec<f64>,
+    quad_cold: Vec<f64>,
     levels: Vec<f64>,
     on_path: Vec<Option<(f64, f64)>>,
     /// Design row, standardized design row, per-design-input attributions,
@@ -260,8 +261,8 @@ impl Scratch {
             _ => 0,
         };
         // A leaf at depth D has at most D distinct columns on its path: its
-        // polynomials have degree below D, exact with D/2 + 1 points.
-        let (quad_s, quad_w) = gauss_legendre(depth / 2 + 1);
+        // polynomials have degree below D, exact with ⌈D/2⌉ points.
+        let (quad_s, quad_w) = gauss_legendre(depth.div_ceil(2).max(1));
         let members = match &m.estimator {
             Estimator::Blend(b) => b.models().iter().map(Scratch::new).collect(),
             _ => Vec::new(),
@@ -272,6 +273,7 @@ impl Scratch {
         };
         Scratch {
             phi: vec![0.0; schema.n_columns()],
+            quad_cold: quad_s.iter().map(|s| 1.0 / (1.0 - s)).collect(),
             quad_s,
             levels: vec![0.0; (depth + 2) * 2 * quad_w.len()],
             quad_w,
@@ -418,7 +420,7 @@ impl ShapTrees {
         let q = s.quad_s.len();
         let mut value = 0.0;
         for &root in &self.roots {
-            s.levels[..q].fill(1.0);
+            s.levels[..q].copy_from_slice(&s.quad_w);
             let mut w = Quadrature {
                 nodes: &self.nodes,
                 x,
@@ -426,7 +428,7 @@ impl ShapTrees {
                 phi: &mut s.phi,
                 scale,
                 at: &s.quad_s,
-                weight: &s.quad_w,
+                cold: &s.quad_cold,
                 levels: &mut s.levels,
                 on_path: &mut s.on_path,
             };
@@ -450,9 +452,9 @@ struct Quadrature<'a, G> {
     goes_left: G,
     phi: &'a mut [f64],
     scale: f64,
-    /// Gauss–Legendre points and weights on [0, 1].
+    /// Gauss–Legendre points on [0, 1], and `1/(1 − s)` at each.
     at: &'a [f64],
-    weight: &'a [f64],
+    cold: &'a [f64],
     /// Per depth level, `P` (the path's product of factors at each point)
     /// then `S` (Σ over the leaves below of value × `P`).
     levels: &'a mut [f64],
@@ -489,27 +491,48 @@ impl<G: Fn(usize, f32) -> bool> Quadrature<'_, G> {
             if z == 0.0 && o == 0.0 {
                 continue; // no weight below: nothing to credit
             }
-            let factor = |s: f64| z + (o - z) * s;
-            let before = |s: f64| prev.map_or(1.0, |(zp, op)| zp + (op - zp) * s);
+            // One fractions are 0 or 1, so the factor `z + (o − z)s` is
+            // `z(1 − s)` (cold: its credit term `(o − z)/factor` is the
+            // constant −1/(1 − s)) or `z + (1 − z)s` (hot); only hot
+            // factors divide.
+            let hot_prev = matches!(prev, Some((_, op)) if op != 0.0);
+            let zp = prev.map_or(1.0, |(zp, _)| zp);
             {
                 let (cur, next) = self.levels.split_at_mut((lvl + 1) * blk);
                 let p = &cur[lvl * blk..lvl * blk + q];
-                for ((pc, &p), &s) in next[..q].iter_mut().zip(p).zip(self.at) {
-                    *pc = p * factor(s) / before(s);
+                let pc = &mut next[..q];
+                let at = self.at;
+                match (prev.is_some(), hot_prev, o != 0.0) {
+                    (false, _, true) => lanes(pc, p, at, |p, s| p * (z + (1.0 - z) * s)),
+                    (false, _, false) => lanes(pc, p, at, |p, s| p * z * (1.0 - s)),
+                    (true, false, _) => lanes(pc, p, at, |p, _| p * share),
+                    (true, true, false) => {
+                        lanes(pc, p, at, |p, s| p * z * (1.0 - s) / (zp + (1.0 - zp) * s))
+                    }
+                    (true, true, true) => lanes(pc, p, at, |p, s| {
+                        p * (z + (1.0 - z) * s) / (zp + (1.0 - zp) * s)
+                    }),
                 }
             }
             self.on_path[i] = Some((z, o));
             self.walk(child, lvl + 1);
             let (cur, next) = self.levels.split_at_mut((lvl + 1) * blk);
             let sc = &next[q..blk];
-            let mut credit = 0.0;
-            for ((&sv, &s), &w) in sc.iter().zip(self.at).zip(self.weight) {
-                let mut t = (o - z) / factor(s);
-                if let Some((zp, op)) = prev {
-                    t -= (op - zp) / before(s);
-                }
-                credit += w * sv * t;
-            }
+            // S carries the quadrature weights (the root's P is them).
+            let at = self.at;
+            let cold = self.cold;
+            let credit: f64 = match (prev.is_some(), hot_prev, o != 0.0) {
+                (false, _, true) => dot(sc, at, |s| (1.0 - z) / (z + (1.0 - z) * s)),
+                (false, _, false) => -sc.iter().zip(cold).map(|(a, b)| a * b).sum::<f64>(),
+                // already cold above: the column's factor does not change
+                (true, false, _) => 0.0,
+                (true, true, false) => dot(sc, at, |s| {
+                    -1.0 / (1.0 - s) - (1.0 - zp) / (zp + (1.0 - zp) * s)
+                }),
+                (true, true, true) => dot(sc, at, |s| {
+                    (1.0 - z) / (z + (1.0 - z) * s) - (1.0 - zp) / (zp + (1.0 - zp) * s)
+                }),
+            };
             self.phi[i] += credit * self.scale;
             for (sl, &sv) in cur[lvl * blk + q..(lvl + 1) * blk].iter_mut().zip(sc) {
                 *sl += sv;
@@ -517,6 +540,20 @@ impl<G: Fn(usize, f32) -> bool> Quadrature<'_, G> {
         }
         self.on_path[i] = prev;
     }
+}
+
+/// `out[k] = f(p[k], at[k])`.
+#[inline(always)]
+fn lanes(out: &mut [f64], p: &[f64], at: &[f64], f: impl Fn(f64, f64) -> f64) {
+    for ((o, &p), &s) in out.iter_mut().zip(p).zip(at) {
+        *o = f(p, s);
+    }
+}
+
+/// `Σ sc[k]·t(at[k])`.
+#[inline(always)]
+fn dot(sc: &[f64], at: &[f64], t: impl Fn(f64) -> f64) -> f64 {
+    sc.iter().zip(at).map(|(&v, &s)| v * t(s)).sum()
 }
 
 /// Gauss–Legendre points and weights on [0, 1] (`n` of each: exact for
