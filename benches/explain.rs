@@ -96,9 +96,30 @@ fn models() -> Vec<TrainedModel> {
     vec![forest, gbdt, blend]
 }
 
+/// CPU time this thread has used (not wall time: the figure does not
+/// depend on what else the machine runs, as long as it has a core).
+fn thread_cpu() -> std::time::Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 fn explain(c: &mut Criterion) {
     let ms = models();
     let (x, _) = data(1000, 2);
+    for m in &ms {
+        // one row at a time, on this thread
+        let t = thread_cpu();
+        for r in x.chunks(N_FEATURES).take(300) {
+            black_box(m.explain(r));
+        }
+        let per_row = (thread_cpu() - t) / 300;
+        eprintln!("{}: {per_row:?} of CPU a row, one row a call", m.kind());
+    }
     let mut g = c.benchmark_group("explain");
     g.sample_size(20);
     for m in &ms {
