@@ -19,8 +19,10 @@
 #      things, so none of their tests is skipped here:
 #      tests/real_data.rs (quality bar on the real Kaggle data, standard
 #      split; the lab's example fraud scores >= 0.9; the lab's own Lambda code
-#      via boto3) and tests/s3.rs (upload-data, train and serve against a real
-#      S3-compatible server, s3s-fs, and the S3 error paths).
+#      via boto3), tests/explain_reference.rs (TreeSHAP against the shap
+#      package on real rows; additivity of every kind's attributions on the
+#      whole test split) and tests/s3.rs (upload-data, train and serve against
+#      a real S3-compatible server, s3s-fs, and the S3 error paths).
 #   4. Container tests (scripts/test-image.sh: the image's shape, train,
 #      serve, SIGTERM, SAGEMAKER_BIND_TO_PORT) and the SageMaker Python SDK in
 #      local mode (scripts/test-sagemaker-local.sh: fit, deploy, invoke, batch
@@ -75,6 +77,12 @@ python3 -c 'import boto3' 2>/dev/null || {
     python3 -m pip install -q --disable-pip-version-check 'boto3>=1.28'
 }
 
+python3 -c 'import shap' 2>/dev/null || {
+    step "installing shap (the reference for the TreeSHAP attributions)"
+    python3 -m pip install -q --disable-pip-version-check shap \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages shap
+}
+
 step "fetching the data set"
 CSV="$(./scripts/fetch-data.sh)"
 export CCFRAUD_CREDITCARD="$CSV"
@@ -96,8 +104,8 @@ if [ ! -x "$S3S_ROOT/bin/s3s-fs" ]; then
 fi
 export CCFRAUD_S3S_FS="$S3S_ROOT/bin/s3s-fs"
 
-step "quality on the real data (standard split) and S3 workflows against s3s-fs"
-cargo test --release --locked --test real_data --test s3 -- --include-ignored --nocapture
+step "quality and attributions on the real data (standard split) and S3 workflows against s3s-fs"
+cargo test --release --locked --test real_data --test explain_reference --test s3 -- --include-ignored --nocapture
 
 if [ "$DOCKER" = 1 ]; then
     step "container tests"

@@ -18,7 +18,9 @@
 //!   for files, `prepare` and request bodies, splits.
 //! - [`model`]: pure math: [`model::ModelKind`], the [`model::Model`] trait
 //!   (every estimator implements it), the DNN, logistic regression, random
-//!   forest, the versioned artifact.
+//!   forest, the versioned artifact; [`model::explain`]: exact per-row
+//!   attributions of every kind (TreeSHAP, linear SHAP, Integrated
+//!   Gradients, blends), additive in the model's own output space.
 //! - [`metrics`]: AUC-ROC, AUPRC, log loss, confusion matrix, threshold choice.
 //! - [`decide`]: decisions with a price: the cost of alerts and of frauds
 //!   let through, the threshold of least cost, a row's decision.
