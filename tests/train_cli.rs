@@ -21,8 +21,10 @@ fn trains_all_models_and_writes_the_contract_outputs() {
     assert!(root.failure().is_none());
     let mut files = root.model_files();
     files.sort();
-    assert_eq!(files, vec!["ccfraud-model.json", "metrics.json"]);
-    assert!(root.path().join("output/data/metrics.json").is_file());
+    assert_eq!(files, vec!["ccfraud-model.json", "metrics.json", "report.html"]);
+    for f in ["metrics.json", "thresholds.csv", "report.html"] {
+        assert!(root.path().join("output/data").join(f).is_file(), "{f}");
+    }
     // metric lines in the documented `name=value;` form, one per line
     for name in [
         "dnn_test_auprc",

@@ -269,8 +269,12 @@ fn run_remote(
         return Err(TrainError::Interrupted);
     }
     let (artifact, metrics) = serialized(&outcome)?;
-    let archive = archive::pack(&[(ARTIFACT_FILE, &artifact), ("metrics.json", &metrics)])
-        .map_err(output_err)?;
+    let archive = archive::pack(&[
+        (ARTIFACT_FILE, &artifact),
+        ("metrics.json", &metrics),
+        ("report.html", outcome.report.as_bytes()),
+    ])
+    .map_err(output_err)?;
     let model_uri = output.join("model.tar.gz");
     s3.put(archive, &model_uri)?;
     let mut side = vec![
@@ -1199,8 +1203,10 @@ fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), 
     if let Some(t) = &thresholds {
         files.push((root.output_data_dir().join("thresholds.csv"), t));
     }
+    // beside the model too, so it travels in model.tar.gz (the demo links it)
     let report = o.report.as_bytes().to_vec();
     files.push((root.output_data_dir().join("report.html"), &report));
+    files.push((model_dir.join("report.html"), &report));
     files.push((model_dir.join(ARTIFACT_FILE), &artifact));
     let mut written = Vec::new();
     let result = files.iter().try_for_each(|(path, bytes)| {
@@ -1451,7 +1457,7 @@ mod tests {
         assert!(o.metrics["costs"]["logistic"]["validation"]["total_cost"].is_number());
         let html = fs_err::read_to_string(root.output_data_dir().join("report.html")).unwrap();
         assert!(html.contains("ROC on validation"), "{html}");
-        assert_eq!(walk(dir.path()).len(), 5);
+        assert_eq!(walk(dir.path()).len(), 6);
     }
 
     #[test]
