@@ -10,8 +10,15 @@ server serves a model of another schema (a CSV with a header and a
 categorical column, made here with a seeded generator and trained by
 `ccfraud train`), so the function is seen to assume no columns. SNS is a real
 boto3 client under botocore's Stubber, so every publish is checked against
-the SNS API model. The binary: CCFRAUD_BIN, else
-$CARGO_TARGET_DIR/release/ccfraud (default ~/.cache/ccfraud/target).
+the SNS API model. The alert rules (the model's decision, ALERT_THRESHOLD,
+the 0.9 fallback for answers without decisions), the reasons in the message
+and its attributes are also tested on fixed answers of the serving contract
+(the endpoint client under Stubber too, which requires CustomAttributes
+"explain=3" on every call); against the real server, the message must name
+the server's own reasons, and the lab's own Lambda (tests/lab_lambda.py,
+unchanged) must get 200 and its score with and without explain. The binary:
+CCFRAUD_BIN, else $CARGO_TARGET_DIR/release/ccfraud (default
+~/.cache/ccfraud/target).
 
 Run through scripts/test-lambda.sh (venv with the pinned boto3, pytest and
 cfn-lint).
