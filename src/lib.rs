@@ -20,6 +20,8 @@
 //!   (every estimator implements it), the DNN, logistic regression, random
 //!   forest, the versioned artifact.
 //! - [`metrics`]: AUC-ROC, AUPRC, log loss, confusion matrix, threshold choice.
+//! - [`decide`]: decisions with a price: the cost of alerts and of frauds
+//!   let through, the threshold of least cost, a row's decision.
 //! - [`train`]: `run(config, cancel)`: hyperparameters → checked params,
 //!   fit, evaluate, choose, commit.
 //! - [`serve`]: `run(config, listener)`: the hosting contract over actix-web.
@@ -28,6 +30,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod decide;
 pub mod demo;
 pub mod metrics;
 pub mod model;

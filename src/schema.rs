@@ -341,6 +341,20 @@ impl Schema {
         self.amount.as_deref()
     }
 
+    /// The raw transaction amount of an encoded row, when the schema names
+    /// an amount column (`NaN` when the row's is missing). The lab's
+    /// `Amount` is held standardized and comes back with the lab's
+    /// constants.
+    pub fn raw_amount(&self, row: &[f32]) -> Option<f64> {
+        let j = self.position(self.amount.as_deref()?)?;
+        let v = f64::from(*row.get(j)?);
+        Some(if self.is_lab() {
+            v * crate::data::AMOUNT_STD + crate::data::AMOUNT_MEAN
+        } else {
+            v
+        })
+    }
+
     /// Index of a column by name.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
@@ -632,6 +646,10 @@ mod tests {
         let back: Schema = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
         assert!(json.contains(r#"{"name":"V1","kind":"numeric"}"#), "{json}");
+        // the standardized Amount comes back raw
+        let mut row = [0f32; 29];
+        row[28] = crate::data::standardize_amount(149.62) as f32;
+        assert!((s.raw_amount(&row).unwrap() - 149.62).abs() < 1e-4);
     }
 
     #[test]
@@ -643,6 +661,8 @@ mod tests {
             Some("amt".into()),
         )
         .unwrap();
+        assert_eq!(s.raw_amount(&[12.5, 0.0]), Some(12.5));
+        assert_eq!(s.raw_amount(&[]), None);
         assert_eq!(s.code(1, "5812"), Some(1.0));
         assert_eq!(s.code(1, "9999"), Some(2.0));
         assert_eq!(s.code(0, "1"), None);

@@ -140,6 +140,44 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
         get(best, "auprc")
     );
 
+    // Issue 13: prices, the report, the global view. The cost threshold
+    // (chosen on validation) costs less on test than 0.5 and best-F1.
+    let costs = &m["costs"][best];
+    let test_cost = |at: &str| {
+        costs["compared"][at]["test"]["total_cost"]
+            .as_f64()
+            .unwrap()
+    };
+    eprintln!(
+        "{best} test cost: at the cost threshold {:.0}, at best-F1 {:.0}, at 0.5 {:.0}",
+        test_cost("cost"),
+        test_cost("auto"),
+        test_cost("0.5")
+    );
+    assert!(test_cost("cost") < test_cost("0.5"), "{costs}");
+    assert!(test_cost("cost") < test_cost("auto"), "{costs}");
+    let data = root.path().join("output/data");
+    let csv = std::fs::read_to_string(data.join("thresholds.csv")).unwrap();
+    assert!(
+        csv.lines().any(|l| l.starts_with("test,0.500000,true,")),
+        "{csv}"
+    );
+    let html = std::fs::read_to_string(data.join("report.html")).unwrap();
+    for want in [
+        "ROC on test",
+        "Precision-recall",
+        "Calibration",
+        "Cost and savings",
+        "Top features",
+    ] {
+        assert!(html.contains(want), "report.html lacks {want}");
+    }
+    for model in ["dnn", "logistic", "forest", "gbdt"] {
+        let top = &m["importance"][model]["features"][0];
+        eprintln!("{model}: top feature {top}");
+        assert!(top[1].as_f64().unwrap() > 0.0, "{model}: {top}");
+    }
+
     // the default model scores the lab's example fraud at 0.9 or more
     let server = Server::start(root.path(), &[]);
     let (status, _, body) = server.request("POST", "/invocations", &[], lab_fraud().as_bytes());
@@ -147,6 +185,23 @@ fn default_training_on_the_standard_split_meets_the_quality_bar() {
     let score = fraud_score(&body);
     eprintln!("lab example fraud score ({best}): {score:.4}");
     assert!(score >= 0.9, "lab example scored {score}");
+    // and says why, additively, with the decision to review it
+    let (status, _, body) = server.request(
+        "POST",
+        "/invocations",
+        &[("X-Amzn-SageMaker-Custom-Attributes", "explain=3")],
+        lab_fraud().as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    eprintln!("lab example explained: {}", v["result"]["explanations"][0]);
+    assert_eq!(fraud_score(&body), score);
+    assert_eq!(v["result"]["decisions"][0]["action"], "review");
+    let reasons = v["result"]["explanations"][0]["reasons"]
+        .as_array()
+        .unwrap();
+    assert_eq!(reasons.len(), 3);
+    assert!(reasons[0]["contribution"].as_f64().unwrap() > 0.0, "{v}");
 
     // so does the DNN alone, as the lab's own DNN did (0.9594): plain ReLU
     // units capped it at sigmoid(output bias), 0.53-0.78 by seed

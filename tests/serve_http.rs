@@ -653,6 +653,112 @@ fn browsers_may_call_from_another_origin() {
 }
 
 /// The lab's example fraud, from the one copy the demo page also serves.
+/// Issue 13: reasons and decisions on request, in every model kind and
+/// every answer format; nothing changes without the ask.
+#[test]
+fn reasons_and_decisions_come_when_asked_and_only_then() {
+    let batch = rows(4, 11);
+    let list = serde_json::to_string(&batch).unwrap();
+    for kind in ["dnn", "logistic", "forest", "gbdt"] {
+        let s = Server::start(trained_all(), &["--model", kind]);
+        let (_, _, plain) = s.request("POST", "/invocations", &[JSON], list.as_bytes());
+        let plain_text = String::from_utf8(plain.clone()).unwrap();
+        assert!(!plain_text.contains("explanations"), "{plain_text}");
+        let asked = [
+            (
+                "/invocations",
+                vec![
+                    JSON,
+                    ("X-Amzn-SageMaker-Custom-Attributes", "a=b; explain=2"),
+                ],
+                list.clone(),
+            ),
+            ("/invocations?explain=2", vec![JSON], list.clone()),
+            (
+                "/invocations",
+                vec![JSON],
+                format!("{{\"instances\": {list}, \"explain\": 2}}"),
+            ),
+        ];
+        for (path, headers, body) in asked {
+            let (status, _, out) = s.request("POST", path, &headers, body.as_bytes());
+            assert_eq!(
+                status,
+                200,
+                "{kind} {path}: {}",
+                String::from_utf8_lossy(&out)
+            );
+            // the same scores, the lab's path untouched
+            assert_eq!(scores_of(&out), scores_of(&plain), "{kind} {path}");
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["result"]["model"], kind);
+            let ex = v["result"]["explanations"].as_array().unwrap();
+            let decisions = v["result"]["decisions"].as_array().unwrap();
+            assert_eq!((ex.len(), decisions.len()), (4, 4), "{v}");
+            for (e, d) in ex.iter().zip(decisions) {
+                assert_eq!(e["reasons"].as_array().unwrap().len(), 2, "{e}");
+                let c = |k: usize| e["reasons"][k]["contribution"].as_f64().unwrap().abs();
+                assert!(c(0) >= c(1), "{e}");
+                let space = e["space"].as_str().unwrap();
+                let want = if kind == "forest" {
+                    "probability"
+                } else {
+                    "log_odds"
+                };
+                assert_eq!(space, want, "{kind}");
+                assert!(d["action"] == "approve" || d["action"] == "review", "{d}");
+                // the lab's rows carry an amount: the loss is priced
+                assert!(d["expected_loss"].as_f64().unwrap() >= 0.0, "{d}");
+            }
+        }
+        // CSV: score,decision,action,expected_loss,base,feature,contribution
+        let (status, _, out) = s.request(
+            "POST",
+            "/invocations?explain=1",
+            &[JSON, ("Accept", "text/csv")],
+            list.as_bytes(),
+        );
+        assert_eq!(status, 200);
+        let text = String::from_utf8(out).unwrap();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f.len(), 7, "{line}");
+            assert!(f[2] == "approve" || f[2] == "review", "{line}");
+            assert!(f[5].starts_with('V') || f[5] == "Amount", "{line}");
+        }
+        // decide alone: no reasons
+        let (_, _, out) = s.request("POST", "/invocations?decide=true", &[JSON], list.as_bytes());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["result"]["explanations"].is_null() && v["result"]["decisions"].is_array());
+    }
+    let s = Server::start(trained_all(), &[]);
+    for (path, headers, body, says) in [
+        (
+            "/invocations?explain=0",
+            vec![JSON],
+            list.clone(),
+            "explain",
+        ),
+        (
+            "/invocations?explian=3",
+            vec![JSON],
+            list.clone(),
+            "explian",
+        ),
+        (
+            "/invocations?explain=3",
+            vec![JSON],
+            format!("{{\"instances\": {list}, \"explain\": 2}}"),
+            "different values",
+        ),
+    ] {
+        let (status, _, out) = s.request("POST", path, &headers, body.as_bytes());
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains(says), "{path}: {text}");
+    }
+}
+
 fn lab_fraud() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/data/demo_examples.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));

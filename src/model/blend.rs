@@ -76,6 +76,11 @@ impl Blend {
     pub fn members(&self) -> &[Member] {
         &self.members
     }
+
+    /// The members' models, in member order.
+    pub fn models(&self) -> &[TrainedModel] {
+        &self.models
+    }
 }
 
 impl Model for Blend {

@@ -151,6 +151,30 @@ impl Calibrator {
         }
     }
 
+    /// [`Calibrator::apply`] in f64 (explanations rescale through it): the
+    /// same map, without rounding to f32.
+    pub fn apply_f64(&self, s: f64) -> f64 {
+        match self {
+            Calibrator::None => s,
+            _ if s.is_nan() => s,
+            Calibrator::Platt { slope, intercept } => {
+                let p = s.clamp(EPS, 1.0 - EPS);
+                sigmoid(slope * (p / (1.0 - p)).ln() + intercept)
+            }
+            Calibrator::Isotonic { x, y } => {
+                let i = x.partition_point(|&b| f64::from(b) <= s);
+                if i == 0 {
+                    return y[0];
+                }
+                if i == x.len() {
+                    return y[y.len() - 1];
+                }
+                let (x0, x1) = (f64::from(x[i - 1]), f64::from(x[i]));
+                y[i - 1] + (y[i] - y[i - 1]) * (s - x0) / (x1 - x0)
+            }
+        }
+    }
+
     /// Calibrates scores in place.
     pub fn apply_all(&self, scores: &mut [f32]) {
         if !self.is_none() {

@@ -236,6 +236,13 @@ impl Mlp {
         self.layers[0].w.nrows()
     }
 
+    /// Each layer's weights (row-major, inputs × outputs) and bias.
+    pub(crate) fn layer_slices(&self) -> impl Iterator<Item = (&[f32], &[f32])> {
+        self.layers
+            .iter()
+            .map(|l| (l.w.as_slice().unwrap_or(&[]), l.b.as_slice().unwrap_or(&[])))
+    }
+
     /// Layer widths, inputs first.
     pub fn shape(&self) -> Vec<usize> {
         let mut v = vec![self.n_inputs()];

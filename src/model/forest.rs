@@ -7,6 +7,7 @@
 //! `p = β·pₛ / (β·pₛ + 1 − pₛ)` with β the fraction of normals kept). The
 //! forest's score is the mean leaf probability: real probabilities, not votes.
 
+use super::explain::{ShapTrees, TreeNode};
 use super::{Defect, ModelError, ModelKind, Place, Rule};
 use crate::Rng;
 use rand::{Rng as _, SeedableRng};
@@ -46,6 +47,12 @@ pub struct Node {
     pub right: u32,
     #[serde(rename = "p")]
     pub prob: f32,
+    /// Rows of the tree's training sample (its group's undersample) that
+    /// reach the node: its cover, for exact attributions. A split's is its
+    /// children's sum. Absent in artifacts written before it (then absent
+    /// on every node).
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
 }
 
 /// One tree; node 0 is the root, a node with `left == 0` is a leaf.
@@ -82,6 +89,8 @@ pub struct Forest {
     trees: Vec<Tree>,
     flat: Vec<Flat>,
     roots: Vec<u32>,
+    /// The trees as TreeSHAP walks them (same node order as `flat`).
+    shap: ShapTrees,
 }
 
 impl PartialEq for Forest {
@@ -107,7 +116,8 @@ impl TryFrom<ForestRepr> for Forest {
     /// Checks what the walk relies on: at least one tree, children after
     /// their parent (so no cycle) and in range, the right child next to the
     /// left one, features in the schema, finite split thresholds, leaf
-    /// probabilities in [0, 1].
+    /// probabilities in [0, 1], and node counts (when stored) on every node
+    /// or none, each split's above 0 and its children's sum.
     fn try_from(r: ForestRepr) -> Result<Forest, Defect> {
         let trees = r.trees;
         if trees.is_empty() {
@@ -119,6 +129,10 @@ impl TryFrom<ForestRepr> for Forest {
         }
         let mut flat = Vec::with_capacity(total);
         let mut roots = Vec::with_capacity(trees.len());
+        let counted = trees
+            .first()
+            .and_then(|t| t.nodes.first())
+            .is_some_and(|n| n.count.is_some());
         for (tree, t) in trees.iter().enumerate() {
             let base = flat.len();
             let nodes = t.nodes.len();
@@ -148,6 +162,12 @@ impl TryFrom<ForestRepr> for Forest {
                     });
                 }
                 Rule::Finite.check(&[n.threshold], |_| Place::Split { tree, node })?;
+                if counted {
+                    let c = |i: usize| u64::from(t.nodes[i].count.unwrap_or(0));
+                    if c(node) == 0 || c(node) != c(l) + c(r) {
+                        return Err(Defect::Cover { tree, node });
+                    }
+                }
                 flat.push(Flat {
                     thr: round_down(n.threshold),
                     feat: u32::from(n.feature),
@@ -155,8 +175,48 @@ impl TryFrom<ForestRepr> for Forest {
                 });
             }
         }
-        Ok(Forest { trees, flat, roots })
+        if let Some((tree, node)) = trees.iter().enumerate().find_map(|(i, t)| {
+            let j = t.nodes.iter().position(|n| n.count.is_some() != counted)?;
+            Some((i, j))
+        }) {
+            return Err(Defect::Cover { tree, node });
+        }
+        let shap = shap_trees(&trees, counted);
+        Ok(Forest {
+            trees,
+            flat,
+            roots,
+            shap,
+        })
     }
+}
+
+/// The trees for TreeSHAP: covers are the stored counts, or without them
+/// an equal split at every node (each child half its parent's cover).
+fn shap_trees(trees: &[Tree], counted: bool) -> ShapTrees {
+    let mut shap = ShapTrees::default();
+    let mut nodes = Vec::new();
+    for t in trees {
+        nodes.clear();
+        nodes.extend(t.nodes.iter().map(|n| TreeNode {
+            left: n.left,
+            feature: n.feature,
+            cover: n.count.map_or(1.0, f64::from),
+            value: f64::from(n.prob),
+        }));
+        if !counted {
+            for i in 0..nodes.len() {
+                let n = nodes[i];
+                if n.left != 0 {
+                    let l = n.left as usize;
+                    nodes[l].cover = n.cover / 2.0;
+                    nodes[l + 1].cover = n.cover / 2.0;
+                }
+            }
+        }
+        shap.push(&nodes);
+    }
+    shap
 }
 
 /// A flattened node: a split (`left` = absolute index of the left child,
@@ -312,6 +372,23 @@ impl Forest {
         Forest::new(groups.into_iter().flatten().collect())
     }
 
+    /// Whether the nodes carry their training counts (artifacts written
+    /// before them explain with an equal split at every node).
+    pub fn has_counts(&self) -> bool {
+        self.trees[0].nodes[0].count.is_some()
+    }
+
+    /// The trees as TreeSHAP walks them.
+    pub(crate) fn shap(&self) -> &ShapTrees {
+        &self.shap
+    }
+
+    /// Whether `x` goes left at flattened node `i`: the walk's own rule.
+    #[inline]
+    pub(crate) fn goes_left_flat(&self, i: usize, x: f32) -> bool {
+        x <= self.flat[i].thr || x.is_nan()
+    }
+
     /// The trees, in order.
     pub fn trees(&self) -> &[Tree] {
         &self.trees
@@ -380,7 +457,15 @@ fn fit_group(
             counts[leaf].0 += label;
             counts[leaf].1 += 1;
         }
+        // A split's count is its children's (children follow parents).
+        for i in (0..tree.nodes.len()).rev() {
+            let (l, r) = (tree.nodes[i].left as usize, tree.nodes[i].right as usize);
+            if l != 0 {
+                counts[i].1 = counts[l].1 + counts[r].1;
+            }
+        }
         for (node, (k, n)) in tree.nodes.iter_mut().zip(counts) {
+            node.count = Some(n);
             if node.left == 0 {
                 let ps = if n == 0 {
                     prior
@@ -412,6 +497,7 @@ fn lift_tree(tj: &serde_json::Value) -> Result<Tree, String> {
         left: 0,
         right: 0,
         prob: 0.0,
+        count: None,
     });
     while let Some((si, oi)) = queue.pop_front() {
         let n = get(si)?;
@@ -433,6 +519,7 @@ fn lift_tree(tj: &serde_json::Value) -> Result<Tree, String> {
                     left: 0,
                     right: 0,
                     prob: 0.0,
+                    count: None,
                 });
             }
             out[oi] = Node {
@@ -441,6 +528,7 @@ fn lift_tree(tj: &serde_json::Value) -> Result<Tree, String> {
                 left: l as u32,
                 right: r as u32,
                 prob: 0.0,
+                count: None,
             };
             queue.push_back((t, l));
             queue.push_back((f, r));
@@ -544,6 +632,7 @@ mod tests {
             left,
             right,
             prob: 0.0,
+            count: None,
         };
         let leaf = |prob| Node {
             feature: 0,
@@ -551,6 +640,7 @@ mod tests {
             left: 0,
             right: 0,
             prob,
+            count: None,
         };
         let ok = vec![split(3, 0.5, 1, 2), leaf(0.1), leaf(0.9)];
         assert_eq!(

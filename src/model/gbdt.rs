@@ -32,6 +32,7 @@
 //! `σ(base + Σ leaf values)`. Each node stores its training row count
 //! (its cover) for exact attributions.
 
+use super::explain::{ShapTrees, TreeNode};
 use super::{Defect, ModelError, ModelKind, Place, Rule};
 use crate::Rng;
 use rand::{Rng as _, SeedableRng};
@@ -140,6 +141,8 @@ pub struct Gbdt {
     /// Bit sets of categorical splits, 64 codes a word.
     words: Vec<u64>,
     roots: Vec<u32>,
+    /// The trees as TreeSHAP walks them (same node order as `flat`).
+    shap: ShapTrees,
 }
 
 impl PartialEq for Gbdt {
@@ -237,12 +240,25 @@ impl TryFrom<GbdtRepr> for Gbdt {
                 flat.push(f);
             }
         }
+        let mut shap = ShapTrees::default();
+        let mut nodes = Vec::new();
+        for t in &r.trees {
+            nodes.clear();
+            nodes.extend(t.nodes.iter().map(|n| TreeNode {
+                left: n.left,
+                feature: n.feature,
+                cover: f64::from(n.count),
+                value: f64::from(n.value),
+            }));
+            shap.push(&nodes);
+        }
         Ok(Gbdt {
             base: r.base,
             trees: r.trees,
             flat,
             words,
             roots,
+            shap,
         })
     }
 }
@@ -340,6 +356,17 @@ impl Gbdt {
             }
         }
         Ok(())
+    }
+
+    /// The trees as TreeSHAP walks them.
+    pub(crate) fn shap(&self) -> &ShapTrees {
+        &self.shap
+    }
+
+    /// Whether `x` goes left at flattened node `i`: the walk's own rule.
+    #[inline]
+    pub(crate) fn goes_left_flat(&self, i: usize, x: f32) -> bool {
+        self.goes_left(&self.flat[i], x)
     }
 
     #[inline]

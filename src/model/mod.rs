@@ -27,6 +27,7 @@
 pub mod blend;
 pub mod calibrate;
 pub mod dnn;
+pub mod explain;
 pub mod forest;
 pub mod gbdt;
 pub mod logistic;
@@ -119,12 +120,19 @@ pub enum EvaluatedOn {
     Validation,
 }
 
-impl std::fmt::Display for EvaluatedOn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl EvaluatedOn {
+    /// The set's name in metric lines and `metrics.json`.
+    pub fn name(self) -> &'static str {
+        match self {
             EvaluatedOn::Test => "test",
             EvaluatedOn::Validation => "validation",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for EvaluatedOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -276,6 +284,8 @@ pub enum Defect {
         right: u32,
         nodes: usize,
     },
+    #[error("tree {tree} node {node}: its count must be above 0 and equal its children's sum, and every node or none must have one")]
+    Cover { tree: usize, node: usize },
     #[error("a blend needs two members or more, it has {0}")]
     BlendMembers(usize),
     #[error("blend member '{0}' is not a model of the artifact, is a blend, or appears twice")]

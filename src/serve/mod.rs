@@ -27,11 +27,13 @@
 //! still gets in), and body bytes in flight (503 beyond the budget). A
 //! `Content-Encoding` is refused (415): bodies are never decompressed.
 
+pub mod asks;
 pub mod error;
 pub mod request;
 pub mod response;
 pub mod transport;
 
+use crate::decide::Decision;
 use crate::model::{
     Artifact, Model, ModelError, ModelKind, TrainedModel, ARTIFACT_FILE, FORMAT_VERSION,
 };
@@ -42,9 +44,10 @@ use actix_web::dev::Service as _;
 use actix_web::http::header::{HeaderName, ACCEPT, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError as _};
+use asks::Asks;
 use error::ApiError;
 use request::Format;
-use response::ResponseFormat;
+use response::{Extras, Reasons, ResponseFormat};
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -494,6 +497,13 @@ async fn invoke(
     };
     let format = Format::from_content_type(content_type)?;
     let answer = ResponseFormat::from_request(req)?;
+    let mut asks = Asks::from_query(req.query_string())?;
+    if let Some(v) = h.get(CUSTOM_ATTRIBUTES) {
+        // not text: nothing this server could have been asked
+        if let Ok(v) = v.to_str() {
+            asks = asks.and(Asks::from_attributes(v)?)?;
+        }
+    }
     let limit = state.max_body_bytes;
     let declared = h
         .get(CONTENT_LENGTH)
@@ -503,13 +513,14 @@ async fn invoke(
         return Err(ApiError::TooLarge { limit });
     }
     let (body, _permit) = read_body(state, payload, declared, received).await?;
-    let out = if body.len() > INLINE_BODY_BYTES {
+    // Explaining costs more than scoring: off the workers too.
+    let out = if body.len() > INLINE_BODY_BYTES || asks.explain.is_some() {
         let st = state.clone();
-        web::block(move || score(&st.model, format, answer, &body))
+        web::block(move || score(&st.model, format, answer, &body, asks))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??
     } else {
-        score(&state.model, format, answer, &body)?
+        score(&state.model, format, answer, &body, asks)?
     };
     let mut resp = HttpResponse::Ok();
     resp.content_type(answer.content_type());
@@ -557,19 +568,47 @@ async fn read_body(
     Ok((body, permit))
 }
 
-/// Parse, predict the whole batch at once, check, render (public so the
-/// hostile suite can fuzz the whole pipeline in-process).
+/// Parse, predict the whole batch at once, check, then decide and explain
+/// when asked (`asks` from the head, joined with the body's), render
+/// (public so the hostile suite can fuzz the whole pipeline in-process).
 pub fn score(
     model: &TrainedModel,
     format: Format,
     answer: ResponseFormat,
     body: &[u8],
+    asks: Asks,
 ) -> Result<Vec<u8>, ApiError> {
-    let rows = request::parse(format, body, model.schema_arc())?;
-    let mut raw = vec![0f32; rows.len() / model.schema().n_columns()];
+    let (rows, asked) = request::parse_asked(format, body, model.schema_arc())?;
+    let asks = asks.and(asked)?;
+    let schema = model.schema();
+    let d = schema.n_columns();
+    let mut raw = vec![0f32; rows.len() / d];
     model.predict_proba(&rows, &mut raw);
     let scores = response::scores(&raw)?;
-    response::render(answer, &scores, model.threshold())
+    let mut extras = Extras::default();
+    if asks.decisions() {
+        extras.model = Some(model.kind().name());
+        let t = model.threshold();
+        extras.decisions = Some(
+            scores
+                .iter()
+                .zip(rows.chunks_exact(d))
+                .map(|(s, r)| Decision::new(s.get(), t, schema.raw_amount(r)))
+                .collect(),
+        );
+    }
+    if let Some(k) = asks.explain {
+        let explained = model.explain(&rows);
+        extras.explanations = Some(
+            explained
+                .iter()
+                .zip(rows.chunks_exact(d))
+                .enumerate()
+                .map(|(i, (e, r))| Reasons::new(schema, r, e, k, i))
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    response::render(answer, &scores, model.threshold(), &extras)
 }
 
 /// Handlers share the state across worker threads; the configuration

@@ -32,6 +32,7 @@
 //! is refused, never "last wins". Under the lab's schema every message reads
 //! as it did before schemas (the lab's Lambda passes them on).
 
+use super::asks::Asks;
 use super::error::ApiError;
 use crate::data::csv::{check_number, Problem, RowError, Shown};
 use crate::data::standardize_amount;
@@ -81,6 +82,16 @@ impl Format {
 /// Parses a body into row-major encoded rows (`rows * schema.n_columns()`
 /// values).
 pub fn parse(format: Format, body: &[u8], schema: &Arc<Schema>) -> Result<Vec<f32>, ApiError> {
+    parse_asked(format, body, schema).map(|(rows, _)| rows)
+}
+
+/// Parses a body into rows (as [`parse`]) and what a JSON body asks for
+/// beside them (`"explain"`, `"decide"`: see [`super::asks`]).
+pub fn parse_asked(
+    format: Format,
+    body: &[u8],
+    schema: &Arc<Schema>,
+) -> Result<(Vec<f32>, Asks), ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::bad(
             format!("body is not valid UTF-8 (byte {})", e.valid_up_to()),
@@ -96,16 +107,17 @@ pub fn parse(format: Format, body: &[u8], schema: &Arc<Schema>) -> Result<Vec<f3
             None,
         ));
     }
-    let rows = match format {
+    let plain = |rows| (rows, Asks::default());
+    let (rows, asks) = match format {
         Format::Json => parse_json(text, schema)?,
-        Format::Csv => parse_csv(text, schema)?,
-        Format::JsonLines => parse_jsonl(text, schema)?,
+        Format::Csv => plain(parse_csv(text, schema)?),
+        Format::JsonLines => plain(parse_jsonl(text, schema)?),
         Format::Detect => {
             let t = text.trim_start();
             if !(t.starts_with('[') || t.starts_with('{')) {
-                parse_csv(text, schema)?
+                plain(parse_csv(text, schema)?)
             } else if is_json_lines(t) {
-                parse_jsonl(text, schema)?
+                plain(parse_jsonl(text, schema)?)
             } else {
                 parse_json(text, schema)?
             }
@@ -114,7 +126,7 @@ pub fn parse(format: Format, body: &[u8], schema: &Arc<Schema>) -> Result<Vec<f3
     if rows.is_empty() {
         return Err(ApiError::bad("no transactions in the body", None, None));
     }
-    Ok(rows)
+    Ok((rows, asks))
 }
 
 /// Several non-blank lines, the first a whole JSON value: JSON Lines (a
@@ -127,8 +139,8 @@ fn is_json_lines(text: &str) -> bool {
     }
 }
 
-/// One JSON document.
-fn parse_json(text: &str, schema: &Schema) -> Result<Vec<f32>, ApiError> {
+/// One JSON document: its rows and what it asks for.
+fn parse_json(text: &str, schema: &Schema) -> Result<(Vec<f32>, Asks), ApiError> {
     let mut ctx = Ctx::new(schema, "row");
     let mut de = serde_json::Deserializer::from_str(text);
     Any(Doc {
@@ -138,7 +150,7 @@ fn parse_json(text: &str, schema: &Schema) -> Result<Vec<f32>, ApiError> {
     .deserialize(&mut de)
     .and_then(|()| de.end())
     .map_err(|e| ctx.error(e))?;
-    Ok(ctx.out)
+    Ok((ctx.out, ctx.asks))
 }
 
 fn parse_jsonl(text: &str, schema: &Schema) -> Result<Vec<f32>, ApiError> {
@@ -178,6 +190,8 @@ struct Ctx<'s> {
     /// Per column of the named row being read, the key that gave it (one
     /// buffer for every named row of the body).
     given: Vec<Option<&'s str>>,
+    /// What the document asks for beside its rows.
+    asks: Asks,
 }
 
 /// Where a value sits: its 1-based row and its field.
@@ -216,6 +230,7 @@ impl<'s> Ctx<'s> {
             refused: None,
             unit,
             given: Vec::new(),
+            asks: Asks::default(),
         }
     }
 
@@ -856,6 +871,10 @@ enum Key<'s, 'de> {
     /// training dropped (2 + its index among them).
     Ignored(usize, &'s str),
     Envelope(&'static str),
+    /// `explain` or `decide` at a document's top level (see
+    /// [`super::asks`]), unless a column, the label or a dropped column
+    /// has that name.
+    Ask(&'static str),
     Unknown(std::borrow::Cow<'de, str>),
 }
 
@@ -863,7 +882,7 @@ impl Key<'_, '_> {
     fn name(&self) -> &str {
         match self {
             Key::Column { name, .. } | Key::Ignored(_, name) => name,
-            Key::Envelope(n) => n,
+            Key::Envelope(n) | Key::Ask(n) => n,
             Key::Unknown(n) => n,
         }
     }
@@ -934,8 +953,16 @@ impl<'s> KeySeed<'s> {
         if k == schema.label() {
             return Some(Key::Ignored(1, schema.label()));
         }
-        let i = schema.ignored().iter().position(|n| n == k)?;
-        Some(Key::Ignored(2 + i, &schema.ignored()[i]))
+        if let Some(i) = schema.ignored().iter().position(|n| n == k) {
+            return Some(Key::Ignored(2 + i, &schema.ignored()[i]));
+        }
+        if self.envelope == Envelope::Batch {
+            return ["explain", "decide"]
+                .into_iter()
+                .find(|a| *a == k)
+                .map(Key::Ask);
+        }
+        None
     }
 }
 
@@ -972,7 +999,20 @@ fn object<'de, A: MapAccess<'de>>(
     let mut dropped = vec![false; schema.ignored().len()];
     let mut wrapped: Option<&'static str> = None;
     let mut first = true;
+    // whether explain and decide were given
+    let mut asked = [false; 2];
     while let Some(key) = map.next_key_seed(KeySeed { schema, envelope })? {
+        if let Key::Ask(k) = key {
+            if std::mem::replace(&mut asked[usize::from(k == "decide")], true) {
+                map.next_value_seed(Any(Skip))?;
+                return Err(ctx.refuse_doc(Refusal::Twice(k)));
+            }
+            map.next_value_seed(Any(AskValue {
+                ctx: &mut *ctx,
+                key: k,
+            }))?;
+            continue;
+        }
         if let (Key::Envelope(k), true) = (&key, std::mem::take(&mut first)) {
             wrapped = Some(k);
             match envelope {
@@ -1047,6 +1087,8 @@ fn object<'de, A: MapAccess<'de>>(
                 map.next_value_seed(Any(Skip))?;
                 return Err(ctx.refuse_field(row, &key, Refusal::Unknown { schema, key: &key }));
             }
+            // read above
+            Key::Ask(_) => {}
             Key::Envelope(k) => {
                 // an envelope key after other keys
                 map.next_value_seed(Any(Skip))?;
@@ -1067,6 +1109,44 @@ fn object<'de, A: MapAccess<'de>>(
         return Err(ctx.refuse_field(row, column, Refusal::Missing { schema, column }));
     }
     Ok(())
+}
+
+/// The value of an `explain` or `decide` key: a number, a boolean or
+/// their text.
+struct AskValue<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
+    key: &'static str,
+}
+
+impl AskValue<'_, '_> {
+    fn take<E: de::Error>(self, text: &str) -> Result<(), E> {
+        let asks = &mut self.ctx.asks;
+        let set = match self.key {
+            "explain" => Asks::explain_value(text).map(|k| asks.explain = Some(k)),
+            _ => Asks::decide_value(text).map(|d| asks.decide = d),
+        };
+        set.map_err(|e| self.ctx.refuse(e))
+    }
+}
+
+impl<'de> Shape<'de> for AskValue<'_, '_> {
+    type Out = ();
+    fn number<E: de::Error>(self, v: Num) -> Result<(), E> {
+        self.take(&v.text())
+    }
+    fn other<E: de::Error>(self, found: Kind<'_>) -> Result<(), E> {
+        match found {
+            Kind::Bool(b) => self.take(if b { "true" } else { "false" }),
+            Kind::Str(s) => self.take(s),
+            _ => self.take(&found.to_string()),
+        }
+    }
+    fn list<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.take("a list")
+    }
+    fn object<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        self.take("an object")
+    }
 }
 
 /// CSV bodies go through the one CSV reader of [`crate::data::csv`]
@@ -1882,6 +1962,69 @@ mod tests {
         assert_eq!(v, [1.0, 2.0]);
         let v = parse(Format::Json, br#"[{"b": 2, "instances": 1}]"#, &s).unwrap();
         assert_eq!(v, [1.0, 2.0]);
+    }
+
+    #[test]
+    fn a_document_may_ask_for_reasons_and_decisions_beside_its_rows() {
+        let lab = Arc::new(Schema::lab());
+        let r = row_text(",");
+        let asked = |body: String| parse_asked(Format::Detect, body.as_bytes(), &lab);
+        let (rows, a) = asked(format!("{{\"instances\": [[{r}]], \"explain\": 3}}")).unwrap();
+        assert_eq!(rows.len(), N_FEATURES);
+        assert_eq!((a.explain, a.decide), (Some(3), false));
+        // before the envelope, and both
+        let (rows, a) = asked(format!(
+            "{{\"decide\": true, \"explain\": \"2\", \"inputs\": [[{r}],[{r}]]}}"
+        ))
+        .unwrap();
+        assert_eq!(rows.len(), 2 * N_FEATURES);
+        assert_eq!((a.explain, a.decide), (Some(2), true));
+        // a named row at the top may ask too
+        let named: String = (1..=28)
+            .map(|i| format!("\"V{i}\": {i}, "))
+            .collect::<String>();
+        let (_, a) = asked(format!("{{{named}\"explain\": 1, \"Amount\": 1}}")).unwrap();
+        assert_eq!(a.explain, Some(1));
+        // the lab's bare list asks nothing; CSV cannot ask
+        assert_eq!(asked(format!("[{r}]")).unwrap().1, Asks::default());
+        assert_eq!(asked(r.clone()).unwrap().1, Asks::default());
+        // refusals name the key
+        for (body, says) in [
+            (
+                format!("{{\"instances\": [[{r}]], \"explain\": 0}}"),
+                "'explain' = '0'",
+            ),
+            (
+                format!("{{\"instances\": [[{r}]], \"explain\": [3]}}"),
+                "'explain'",
+            ),
+            (
+                format!("{{\"instances\": [[{r}]], \"decide\": \"maybe\"}}"),
+                "'decide'",
+            ),
+            (
+                format!("{{\"explain\": 3, \"instances\": [[{r}]], \"explain\": 3}}"),
+                "key 'explain' appears twice",
+            ),
+        ] {
+            let e = asked(body.clone()).unwrap_err().to_string();
+            assert!(e.contains(says), "{body}: {e}");
+        }
+        // an item of a batch is a row: no asks there
+        let e = asked(format!("[{{{named}\"Amount\": 1, \"explain\": 1}}]")).unwrap_err();
+        assert!(e.to_string().contains("explain"), "{e}");
+        // a column called explain is a column
+        let s = Arc::new(
+            Schema::new(
+                Form::Header,
+                vec![Column::numeric("explain"), Column::numeric("b")],
+                "y".into(),
+                None,
+            )
+            .unwrap(),
+        );
+        let (v, a) = parse_asked(Format::Json, br#"{"explain": 1, "b": 2}"#, &s).unwrap();
+        assert_eq!((v, a), (vec![1.0, 2.0], Asks::default()));
     }
 
     #[test]

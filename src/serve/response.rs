@@ -7,6 +7,18 @@
 //!   threshold), no trailing newline (batch transform adds its own);
 //! * JSON Lines: `{"score":…,"fraud":…}` per row.
 //!
+//! When the caller asks (see [`super::asks`]), each answer also carries,
+//! per row, its decision ([`crate::decide::Decision`]) and its top reasons
+//! ([`Reasons`]: the base value, the model's own output and the features
+//! with the largest exact attributions, in the output space the answer
+//! names). JSON puts them in sibling keys of `classifications`
+//! (`result.model`, `result.decisions[i]`, `result.explanations[i]`), so
+//! the lab's path
+//! is untouched; JSON Lines adds `decision` and `explanation` fields; CSV
+//! adds columns after `score,decision`: `action,expected_loss` (empty when
+//! the amount is unknown), then `base` and `K` pairs `feature,contribution`.
+//! Without an ask, every body is byte for byte what it was.
+//!
 //! Every body is written by a serde serializer from [`Score`]s, and a
 //! `Score` can only hold a finite probability, so no body can carry `NaN`,
 //! `inf` or a number outside [0, 1] (CSV's decision and JSON Lines' `fraud`
@@ -14,6 +26,9 @@
 //! probability is refused by [`scores`] with the row it belongs to.
 
 use super::error::ApiError;
+use crate::decide::Decision;
+use crate::model::explain::{Explanation, Space};
+use crate::schema::Schema;
 use actix_web::http::header::{self, Header, Quality};
 use actix_web::HttpMessage;
 use serde::Serialize;
@@ -135,12 +150,147 @@ impl ResponseFormat {
     }
 }
 
+/// A row's feature value as the model saw it: a number, a category, or
+/// missing (`null`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FeatureValue<'s> {
+    Number(f32),
+    Category(&'s str),
+    Missing,
+}
+
+/// One reason: a feature, its value and its share of the output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason<'s> {
+    pub feature: &'s str,
+    pub value: FeatureValue<'s>,
+    pub contribution: f64,
+}
+
+/// A row's top reasons: `base + Σ every feature's contribution = value`
+/// (the reasons listed are the largest `K` of them by magnitude).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reasons<'s> {
+    /// What `base`, `value` and the contributions are measured in.
+    pub space: Space,
+    pub base: f64,
+    pub value: f64,
+    /// `|base + Σ − value|` of an approximate method (the DNN's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness_error: Option<f64>,
+    pub reasons: Vec<Reason<'s>>,
+}
+
+impl<'s> Reasons<'s> {
+    /// The top `k` reasons of `e`, the explanation of encoded `row`. A
+    /// non-finite figure (the model's f32 arithmetic overflowing on huge
+    /// values) is refused as the score would be, naming the row.
+    pub fn new(
+        schema: &'s Schema,
+        row: &[f32],
+        e: &Explanation,
+        k: usize,
+        index: usize,
+    ) -> Result<Reasons<'s>, ApiError> {
+        let finite = e.base.is_finite()
+            && e.value.is_finite()
+            && e.contributions.iter().all(|c| c.is_finite());
+        if !finite {
+            let row = index + 1;
+            return Err(ApiError::bad(
+                format!("row {row}: the model's f32 arithmetic overflows on these values, so they cannot be explained"),
+                Some(row),
+                None,
+            ));
+        }
+        let mut order: Vec<usize> = (0..e.contributions.len().min(row.len())).collect();
+        order.sort_by(|&a, &b| {
+            e.contributions[b]
+                .abs()
+                .total_cmp(&e.contributions[a].abs())
+                .then(a.cmp(&b))
+        });
+        order.truncate(k);
+        let reasons = order
+            .into_iter()
+            .map(|j| {
+                let v = row[j];
+                let value = if v.is_nan() {
+                    FeatureValue::Missing
+                } else if let Some(c) = schema.is_categorical(j).then(|| schema.category(j, v)) {
+                    c.map_or(FeatureValue::Missing, FeatureValue::Category)
+                } else {
+                    FeatureValue::Number(v)
+                };
+                Reason {
+                    feature: schema.columns()[j].name.as_str(),
+                    value,
+                    contribution: e.contributions[j],
+                }
+            })
+            .collect();
+        Ok(Reasons {
+            space: e.space,
+            base: e.base,
+            value: e.value,
+            completeness_error: e.completeness_error,
+            reasons,
+        })
+    }
+}
+
+/// What an answer carries beside the scores, one entry a row each.
+#[derive(Debug, Default)]
+pub struct Extras<'s> {
+    /// The model answering (given with decisions and reasons).
+    pub model: Option<&'static str>,
+    pub decisions: Option<Vec<Decision>>,
+    pub explanations: Option<Vec<Reasons<'s>>>,
+}
+
+/// A CSV field: quoted when it holds a separator, a quote or a line break.
+fn csv_field(out: &mut Vec<u8>, text: &str) {
+    if text.contains([',', '"', '\n', '\r']) {
+        out.push(b'"');
+        out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// The CSV columns [`Extras`] add to row `i` (after `score,decision`).
+fn csv_extras(out: &mut Vec<u8>, extras: &Extras<'_>, i: usize) -> serde_json::Result<()> {
+    if let Some(d) = extras.decisions.as_ref().and_then(|d| d.get(i)) {
+        out.push(b',');
+        out.extend_from_slice(d.action.as_str().as_bytes());
+        out.push(b',');
+        if let Some(l) = d.expected_loss {
+            serde_json::to_writer(&mut *out, &l)?;
+        }
+    }
+    if let Some(r) = extras.explanations.as_ref().and_then(|r| r.get(i)) {
+        out.push(b',');
+        serde_json::to_writer(&mut *out, &r.base)?;
+        for reason in &r.reasons {
+            out.push(b',');
+            csv_field(out, reason.feature);
+            out.push(b',');
+            serde_json::to_writer(&mut *out, &reason.contribution)?;
+        }
+    }
+    Ok(())
+}
+
 /// Renders scores in the chosen format; `threshold` decides the CSV
-/// `decision` and the JSON Lines `fraud` fields.
+/// `decision` and the JSON Lines `fraud` fields; `extras` are added as the
+/// module doc says.
 pub fn render(
     format: ResponseFormat,
     scores: &[Score],
     threshold: f64,
+    extras: &Extras<'_>,
 ) -> Result<Vec<u8>, ApiError> {
     let fraud = |s: Score| f64::from(s.get()) >= threshold;
     let mut out = Vec::with_capacity(scores.len() * 96);
@@ -159,7 +309,12 @@ pub fn render(
                 })
                 .collect();
             let body = Response {
-                result: Classifications { classifications },
+                result: Classifications {
+                    classifications,
+                    model: extras.model,
+                    decisions: extras.decisions.as_deref(),
+                    explanations: extras.explanations.as_deref(),
+                },
             };
             serde_json::to_writer(&mut out, &body)
         }
@@ -172,11 +327,13 @@ pub fn render(
                 if format == ResponseFormat::Csv {
                     serde_json::to_writer(&mut out, &score)?;
                     out.extend_from_slice(if fraud(score) { b",1" } else { b",0" });
-                    Ok(())
+                    csv_extras(&mut out, extras, i)
                 } else {
                     let line = Line {
                         score,
                         fraud: fraud(score),
+                        decision: extras.decisions.as_ref().and_then(|d| d.get(i)),
+                        explanation: extras.explanations.as_ref().and_then(|r| r.get(i)),
                     };
                     serde_json::to_writer(&mut out, &line)
                 }
@@ -189,13 +346,19 @@ pub fn render(
 
 /// `{"result":{"classifications":[{"classes":[…]}, …]}}`
 #[derive(Serialize)]
-struct Response {
-    result: Classifications,
+struct Response<'a, 's> {
+    result: Classifications<'a, 's>,
 }
 
 #[derive(Serialize)]
-struct Classifications {
+struct Classifications<'a, 's> {
     classifications: Vec<Classes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decisions: Option<&'a [Decision]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanations: Option<&'a [Reasons<'s>]>,
 }
 
 #[derive(Serialize)]
@@ -210,9 +373,13 @@ struct Class {
 }
 
 #[derive(Serialize)]
-struct Line {
+struct Line<'a, 's> {
     score: Score,
     fraud: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<&'a Reasons<'s>>,
 }
 
 #[cfg(test)]
@@ -225,7 +392,7 @@ mod tests {
     }
 
     fn text(format: ResponseFormat, v: &[f32], threshold: f64) -> String {
-        String::from_utf8(render(format, &s(v), threshold).unwrap()).unwrap()
+        String::from_utf8(render(format, &s(v), threshold, &Extras::default()).unwrap()).unwrap()
     }
 
     #[test]
@@ -261,6 +428,112 @@ mod tests {
             text(ResponseFormat::JsonLines, &[0.25, 0.5], 0.5),
             "{\"score\":0.25,\"fraud\":false}\n{\"score\":0.5,\"fraud\":true}"
         );
+    }
+
+    fn explanation(contributions: Vec<f64>) -> Explanation {
+        Explanation {
+            space: Space::LogOdds,
+            base: -2.0,
+            value: -2.0 + contributions.iter().sum::<f64>(),
+            contributions,
+            completeness_error: None,
+        }
+    }
+
+    #[test]
+    fn reasons_are_the_largest_contributions_with_their_values() {
+        use crate::schema::{Column, Form, Kind as ColumnKind};
+        let schema = Schema::new(
+            Form::Header,
+            vec![
+                Column::numeric("amount"),
+                Column {
+                    name: "country".into(),
+                    kind: ColumnKind::Categorical {
+                        categories: vec!["GB".into(), "US".into()],
+                    },
+                },
+                Column::numeric("hour"),
+            ],
+            "y".into(),
+            Some("amount".into()),
+        )
+        .unwrap();
+        let e = explanation(vec![0.5, -1.5, 0.5]);
+        let r = Reasons::new(&schema, &[12.5, 1.0, f32::NAN], &e, 2, 0).unwrap();
+        assert_eq!(r.reasons.len(), 2);
+        assert_eq!(
+            (r.reasons[0].feature, &r.reasons[0].value),
+            ("country", &FeatureValue::Category("US"))
+        );
+        // ties keep schema order
+        assert_eq!(
+            (r.reasons[1].feature, &r.reasons[1].value),
+            ("amount", &FeatureValue::Number(12.5))
+        );
+        let all = Reasons::new(&schema, &[12.5, 1.0, f32::NAN], &e, 99, 0).unwrap();
+        assert_eq!(all.reasons[2].value, FeatureValue::Missing);
+        assert_eq!(
+            serde_json::to_string(&all.reasons[2]).unwrap(),
+            r#"{"feature":"hour","value":null,"contribution":0.5}"#
+        );
+        let bad = explanation(vec![f64::NAN, 0.0, 0.0]);
+        let err = Reasons::new(&schema, &[1.0, 0.0, 0.0], &bad, 1, 4).unwrap_err();
+        assert!(
+            matches!(&err, ApiError::BadInput { row: Some(5), .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn extras_go_beside_the_lab_shape_in_every_format() {
+        let schema = Schema::lab();
+        let row = [0f32; 29];
+        let mut c = vec![0.0; 29];
+        c[13] = 1.25;
+        c[3] = -0.5;
+        let e = explanation(c);
+        let extras = Extras {
+            model: Some("gbdt"),
+            decisions: Some(vec![Decision::new(0.75, 0.5, Some(100.0))]),
+            explanations: Some(vec![Reasons::new(&schema, &row, &e, 2, 0).unwrap()]),
+        };
+        let json =
+            String::from_utf8(render(ResponseFormat::Json, &s(&[0.75]), 0.5, &extras).unwrap())
+                .unwrap();
+        assert_eq!(
+            json,
+            r#"{"result":{"classifications":[{"classes":[{"label":"0","score":0.25},{"label":"1","score":0.75}]}],"model":"gbdt","decisions":[{"action":"review","expected_loss":75.0}],"explanations":[{"space":"log_odds","base":-2.0,"value":-1.25,"reasons":[{"feature":"V14","value":0.0,"contribution":1.25},{"feature":"V4","value":0.0,"contribution":-0.5}]}]}}"#
+        );
+        let csv =
+            String::from_utf8(render(ResponseFormat::Csv, &s(&[0.75]), 0.5, &extras).unwrap())
+                .unwrap();
+        assert_eq!(csv, "0.75,1,review,75.0,-2.0,V14,1.25,V4,-0.5");
+        let jsonl = String::from_utf8(
+            render(ResponseFormat::JsonLines, &s(&[0.75]), 0.5, &extras).unwrap(),
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&jsonl).unwrap();
+        assert_eq!(v["decision"]["action"], "review");
+        assert_eq!(v["explanation"]["reasons"][0]["feature"], "V14");
+        // decisions alone; an unknown amount leaves the CSV field empty
+        let only = Extras {
+            model: Some("dnn"),
+            decisions: Some(vec![Decision::new(0.1, 0.5, None)]),
+            explanations: None,
+        };
+        let csv = String::from_utf8(render(ResponseFormat::Csv, &s(&[0.1]), 0.5, &only).unwrap())
+            .unwrap();
+        assert_eq!(csv, "0.1,0,approve,");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        let mut out = Vec::new();
+        csv_field(&mut out, "plain");
+        out.push(b'|');
+        csv_field(&mut out, "a,\"b\"");
+        assert_eq!(String::from_utf8(out).unwrap(), "plain|\"a,\"\"b\"\"\"");
     }
 
     #[test]

@@ -10,10 +10,13 @@
 //! holdout (the `validation` channel, else a seeded stratified slice of
 //! `train`); the `test` channel only reports.
 
+mod card;
 pub mod params;
+mod pricing;
+mod report;
 
 use crate::data::{self, split::stratified_holdout, DataError, Dataset};
-use crate::metrics::{best_f1_threshold, bootstrap, Report, RESAMPLES};
+use crate::metrics::{bootstrap, Report, RESAMPLES};
 use crate::model::blend::{self, Blend, Member};
 use crate::model::calibrate;
 use crate::model::dnn::{self, DnnParams};
@@ -31,7 +34,8 @@ use crate::sagemaker::{
     input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
 };
 use crate::schema::Schema;
-use params::{Evaluation, ModelChoice, ParamError, Threshold, TrainParams};
+use params::{Evaluation, ModelChoice, ParamError, TrainParams};
+use pricing::{Priced, Scored};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -142,6 +146,11 @@ pub enum Config {
 pub struct Outcome {
     pub artifact: Artifact,
     pub metrics: serde_json::Value,
+    /// `thresholds.csv` of the default model, when errors have a price
+    /// (see [`pricing`]).
+    pub thresholds: Option<String>,
+    /// `report.html` (see [`report`]).
+    pub report: String,
 }
 
 /// Runs training as `config` says until done or `cancel` is cancelled.
@@ -264,9 +273,21 @@ fn run_remote(
         .map_err(output_err)?;
     let model_uri = output.join("model.tar.gz");
     s3.put(archive, &model_uri)?;
-    if let Err(e) = s3.put(metrics, &output.join("metrics.json")) {
-        let _ = s3.delete(&model_uri);
-        return Err(e.into());
+    let mut side = vec![
+        (metrics, output.join("metrics.json")),
+        (
+            outcome.report.as_bytes().to_vec(),
+            output.join("report.html"),
+        ),
+    ];
+    if let Some(t) = &outcome.thresholds {
+        side.push((t.as_bytes().to_vec(), output.join("thresholds.csv")));
+    }
+    for (bytes, uri) in side {
+        if let Err(e) = s3.put(bytes, &uri) {
+            let _ = s3.delete(&model_uri);
+            return Err(e.into());
+        }
     }
     tracing::info!("uploaded {model_uri} and metrics.json");
     Ok(outcome)
@@ -560,6 +581,7 @@ pub fn fit_all(
         }
         all
     });
+    pricing::check(params, schema)?;
     let (fit_set, valid) = holdout(params, train, validation)?;
     tracing::info!(
         "fitting on {} rows ({} frauds), validating on {} rows ({} frauds)",
@@ -581,6 +603,9 @@ pub fn fit_all(
 
     let mut models = Vec::new();
     let mut timings = Vec::new();
+    let mut priced = Vec::new();
+    // each model's calibrated scores of the evaluation set, for the report
+    let mut curves: Vec<(ModelKind, Vec<f32>)> = Vec::new();
     for kind in params.model().kinds() {
         if cancel.is_cancelled() {
             return Err(TrainError::Interrupted);
@@ -607,10 +632,26 @@ pub fn fit_all(
         let val_scores = calibrated(&raw_val);
         let eval_scores = calibrated(&raw_eval);
         timing.calibration_seconds += t.elapsed().as_secs_f64();
-        let threshold = match params.threshold() {
-            Threshold::Fixed(t) => t,
-            Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
-        };
+        let threshold = pricing::threshold(params, schema, &val_scores, valid);
+        let eval_rows = test.as_ref().unwrap_or(valid);
+        priced.push((
+            kind,
+            pricing::price(
+                params,
+                schema,
+                threshold,
+                Scored {
+                    name: "validation",
+                    scores: &val_scores,
+                    rows: valid,
+                },
+                Scored {
+                    name: evaluated_on.name(),
+                    scores: &eval_scores,
+                    rows: eval_rows,
+                },
+            ),
+        ));
         let t = Instant::now();
         let intervals = bootstrap(
             &eval_scores,
@@ -654,11 +695,14 @@ pub fn fit_all(
         );
         models.push(model.evaluated(threshold, provenance)?);
         timings.push((kind, timing));
+        curves.push((kind, eval_scores));
     }
     if params.model() == ModelChoice::All && models.len() >= 2 {
         let test_set = test.as_ref();
         if let Some(b) = consider_blend(params, schema, &models, valid, test_set, evaluated_on)? {
-            models.push(b);
+            models.push(b.model);
+            priced.push((ModelKind::Blend, b.priced));
+            curves.push((ModelKind::Blend, b.eval_scores));
         }
     }
     let best = models
@@ -673,6 +717,19 @@ pub fn fit_all(
     tracing::info!("default model: {reason}");
     let artifact = Artifact::new(models, best)?;
     print_metrics(&artifact);
+    for (kind, p) in &priced {
+        if let Some(p) = p {
+            let set = evaluated_on.name();
+            println!(
+                "{}",
+                metric_line(&format!("{kind}_{set}_cost"), p.evaluation.total_cost)
+            );
+            println!(
+                "{}",
+                metric_line(&format!("{kind}_{set}_savings"), p.evaluation.savings)
+            );
+        }
+    }
     let rolling = match all_rows {
         Some(all) => {
             let r = rolling(params, schema, &all, cancel)?;
@@ -695,8 +752,71 @@ pub fn fit_all(
     if let Some(r) = rolling {
         extra.insert("rolling".into(), serde_json::json!(r));
     }
+    let t = Instant::now();
+    let importance: Vec<card::Importance> = artifact
+        .models()
+        .iter()
+        .map(|m| {
+            let i = card::importance(m, &valid.features);
+            card::log(m, &i);
+            i
+        })
+        .collect();
+    tracing::info!("feature importance in {:.2} s", t.elapsed().as_secs_f64());
+    extra.insert(
+        "importance".into(),
+        serde_json::Value::Object(
+            artifact
+                .models()
+                .iter()
+                .zip(&importance)
+                .map(|(m, i)| (m.kind().to_string(), serde_json::json!(i)))
+                .collect(),
+        ),
+    );
+    let eval_rows = test.as_ref().unwrap_or(valid);
+    let report = report::render(&report::Input {
+        set: evaluated_on.name(),
+        labels: eval_labels,
+        models: artifact
+            .models()
+            .iter()
+            .zip(&importance)
+            .filter_map(|(m, i)| {
+                let (_, scores) = curves.iter().find(|(k, _)| *k == m.kind())?;
+                let e = &m.provenance().evaluation;
+                Some(report::Curves {
+                    kind: m.kind(),
+                    scores,
+                    threshold: m.threshold(),
+                    auc_roc: e.auc_roc,
+                    auprc: e.auprc,
+                    importance: Some(i),
+                })
+            })
+            .collect(),
+        default_model: best,
+        costs: pricing::miss_costs(params.costs(), schema, eval_rows)
+            .map(|m| (m, params.costs().false_alert)),
+    });
     extra.insert("default_reason".into(), serde_json::json!(reason));
-    Ok(Outcome { artifact, metrics })
+    let costs: serde_json::Map<String, serde_json::Value> = priced
+        .iter()
+        .filter_map(|(k, p)| Some((k.to_string(), p.as_ref()?.json.clone())))
+        .collect();
+    if !costs.is_empty() {
+        extra.insert("costs".into(), serde_json::Value::Object(costs));
+    }
+    let thresholds = priced
+        .into_iter()
+        .find(|(k, _)| *k == best)
+        .and_then(|(_, p)| p.map(|p| p.csv));
+    Ok(Outcome {
+        artifact,
+        metrics,
+        thresholds,
+        report,
+    })
 }
 
 /// Why `best` serves by default: every model's validation AUPRC, best
@@ -715,6 +835,14 @@ fn default_reason(models: &[TrainedModel], best: ModelKind) -> String {
     format!("{best}: the best validation AUPRC ({all})")
 }
 
+/// The blend `model=all` kept, with its prices and its calibrated scores
+/// of the evaluation set.
+struct Blended {
+    model: TrainedModel,
+    priced: Option<Priced>,
+    eval_scores: Vec<f32>,
+}
+
 /// The blend `model=all` considers (see [`blend`]): the best three models
 /// by validation AUPRC, weights chosen on the validation holdout; `None`
 /// when no mix beats the best model alone there.
@@ -725,7 +853,7 @@ fn consider_blend(
     valid: &Dataset,
     test: Option<&Dataset>,
     evaluated_on: EvaluatedOn,
-) -> Result<Option<TrainedModel>, TrainError> {
+) -> Result<Option<Blended>, TrainError> {
     let t = Instant::now();
     let mut ranked: Vec<&TrainedModel> = models.iter().collect();
     ranked.sort_by(|a, b| {
@@ -769,10 +897,22 @@ fn consider_blend(
         None => val_scores.clone(),
     };
     let eval_labels = test.map_or(&valid.labels, |t| &t.labels);
-    let threshold = match params.threshold() {
-        Threshold::Fixed(t) => t,
-        Threshold::Auto => best_f1_threshold(&val_scores, &valid.labels),
-    };
+    let threshold = pricing::threshold(params, schema, &val_scores, valid);
+    let priced = pricing::price(
+        params,
+        schema,
+        threshold,
+        Scored {
+            name: "validation",
+            scores: &val_scores,
+            rows: valid,
+        },
+        Scored {
+            name: evaluated_on.name(),
+            scores: &eval_scores,
+            rows: test.unwrap_or(valid),
+        },
+    );
     let intervals = bootstrap(
         &eval_scores,
         eval_labels,
@@ -800,7 +940,11 @@ fn consider_blend(
         provenance.evaluation.auc_roc,
         provenance.evaluation.auprc,
     );
-    Ok(Some(model.evaluated(threshold, provenance)?))
+    Ok(Some(Blended {
+        model: model.evaluated(threshold, provenance)?,
+        priced,
+        eval_scores,
+    }))
 }
 
 /// Folds of `evaluation=rolling`.
@@ -1047,11 +1191,17 @@ fn print_metrics(a: &Artifact) {
 fn commit(root: &MlRoot, o: &Outcome, cancel: &CancellationToken) -> Result<(), TrainError> {
     let (artifact, metrics) = serialized(o)?;
     let model_dir = root.model_dir();
-    let files = [
+    let thresholds = o.thresholds.as_ref().map(|t| t.as_bytes().to_vec());
+    let mut files = vec![
         (root.output_data_dir().join("metrics.json"), &metrics),
         (model_dir.join("metrics.json"), &metrics),
-        (model_dir.join(ARTIFACT_FILE), &artifact),
     ];
+    if let Some(t) = &thresholds {
+        files.push((root.output_data_dir().join("thresholds.csv"), t));
+    }
+    let report = o.report.as_bytes().to_vec();
+    files.push((root.output_data_dir().join("report.html"), &report));
+    files.push((model_dir.join(ARTIFACT_FILE), &artifact));
     let mut written = Vec::new();
     let result = files.iter().try_for_each(|(path, bytes)| {
         if let Some(dir) = path.parent() {
@@ -1294,7 +1444,14 @@ mod tests {
         let metrics = fs_err::read(root.output_data_dir().join("metrics.json")).unwrap();
         let metrics: serde_json::Value = serde_json::from_slice(&metrics).unwrap();
         assert_eq!(metrics, o.metrics);
-        assert_eq!(walk(dir.path()).len(), 3);
+        // the lab's rows have amounts: errors have a price
+        let csv = fs_err::read_to_string(root.output_data_dir().join("thresholds.csv")).unwrap();
+        assert_eq!(Some(csv.as_str()), o.thresholds.as_deref());
+        assert!(csv.starts_with("set,threshold,chosen,alerts,"), "{csv}");
+        assert!(o.metrics["costs"]["logistic"]["validation"]["total_cost"].is_number());
+        let html = fs_err::read_to_string(root.output_data_dir().join("report.html")).unwrap();
+        assert!(html.contains("ROC on validation"), "{html}");
+        assert_eq!(walk(dir.path()).len(), 5);
     }
 
     #[test]
@@ -1384,6 +1541,8 @@ mod tests {
         let bad = Outcome {
             artifact: bad,
             metrics: o.metrics.clone(),
+            thresholds: None,
+            report: String::new(),
         };
         let e = commit(&MlRoot::new(dir.path()), &bad, &CancellationToken::new()).unwrap_err();
         assert!(matches!(e, TrainError::Unusable { .. }), "{e}");

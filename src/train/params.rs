@@ -3,6 +3,7 @@
 //! Keys starting with `_` or `sagemaker_` are SageMaker's and ignored; any
 //! other unknown key is an error that names it.
 
+use crate::decide::{Costs, FraudCost};
 use crate::model::calibrate::Method;
 use crate::model::dnn::{DnnParams, Optimizer, MAX_WIDTH};
 use crate::model::forest::ForestParams;
@@ -59,6 +60,8 @@ pub enum Threshold {
     Fixed(f64),
     /// Maximise F1 on the validation holdout.
     Auto,
+    /// Least total cost on the validation holdout (see [`crate::decide`]).
+    Cost,
 }
 
 /// Which calibration each model gets, fitted on the validation holdout.
@@ -108,6 +111,7 @@ pub struct TrainParams {
     forest: ForestParams,
     gbdt: GbdtParams,
     threshold: Threshold,
+    costs: Costs,
     validation_fraction: f64,
     seed: u64,
     schema: Spec,
@@ -147,7 +151,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("gbdt_early_stopping_rounds", "30", "whole number >= 0: rounds without a better validation log loss before stopping (the best round is kept); 0 = off"),
     ("gbdt_max_bin", "255", "whole number 2..=255: bins per column (missing values get one more)"),
     ("seed", "42", "whole number >= 0"),
-    ("threshold", "0.5", "number in [0, 1] or auto (maximise F1 on the validation holdout)"),
+    ("threshold", "0.5", "number in [0, 1], auto (maximise F1 on the validation holdout) or cost (least total cost on the validation holdout)"),
+    ("cost_false_alert", "5", "number >= 0: cost of reviewing one alert, in amount units"),
+    ("fraud_cost", "amount", "amount | a number >= 0: cost of a fraud let through (amount: its own amount, from the schema's amount column)"),
     ("validation_fraction", "0.2", "number in (0, 0.5]: stratified holdout carved from train when there is no validation channel"),
     ("calibration", "auto", "auto | isotonic | platt | none: map from score to probability fitted on the validation holdout (auto: lowest 2-fold cross-fitted validation log loss)"),
     ("evaluation", "holdout", "holdout | rolling: rolling adds 4 time-ordered rolling-origin folds over train + test (mean and sd of AUC-ROC and AUPRC per model)"),
@@ -222,6 +228,11 @@ impl TrainParams {
 
     pub fn threshold(&self) -> Threshold {
         self.threshold
+    }
+
+    /// The price of an alert and of a fraud let through.
+    pub fn costs(&self) -> Costs {
+        self.costs
     }
 
     /// Share of `train` held out for validation when there is no channel.
@@ -397,12 +408,28 @@ impl TrainParams {
             let g = get("threshold");
             if g.1.eq_ignore_ascii_case("auto") {
                 Threshold::Auto
+            } else if g.1.eq_ignore_ascii_case("cost") {
+                Threshold::Cost
             } else {
                 match g.1.parse::<f64>() {
                     Ok(v) if (0.0..=1.0).contains(&v) => Threshold::Fixed(v),
                     _ => return Err(invalid(g)),
                 }
             }
+        };
+        let costs = Costs {
+            false_alert: float("cost_false_alert", &|v| v >= 0.0)?,
+            fraud: {
+                let g = get("fraud_cost");
+                if g.1.eq_ignore_ascii_case("amount") {
+                    FraudCost::Amount
+                } else {
+                    match g.1.parse::<f64>() {
+                        Ok(v) if v.is_finite() && v >= 0.0 => FraudCost::Fixed(v),
+                        _ => return Err(invalid(g)),
+                    }
+                }
+            },
         };
         let seed = uint("seed", 0, u64::MAX)?;
         let calibration =
@@ -495,6 +522,7 @@ impl TrainParams {
                 seed,
             },
             threshold,
+            costs,
             validation_fraction: float("validation_fraction", &|v| v > 0.0 && v <= 0.5)?,
             seed,
             schema,
@@ -507,6 +535,7 @@ impl TrainParams {
     pub fn summary(&self, model: ModelKind) -> serde_json::Value {
         let threshold = match self.threshold {
             Threshold::Auto => serde_json::json!("auto"),
+            Threshold::Cost => serde_json::json!("cost"),
             Threshold::Fixed(t) => serde_json::json!(t),
         };
         match model {

@@ -9,6 +9,7 @@
 
 use super::common::*;
 use ccfraud::model::ModelKind;
+use ccfraud::serve::asks::Asks;
 use ccfraud::serve::request::Format;
 use ccfraud::serve::response::ResponseFormat;
 use std::sync::OnceLock;
@@ -412,7 +413,10 @@ fn answer_scores(accept: &str, out: &[u8]) -> Result<Vec<f64>, String> {
         "text/csv" => text
             .split('\n')
             .map(|line| {
-                let (p, decision) = line.split_once(',').ok_or(format!("not CSV: {line}"))?;
+                // score,decision[,action,expected_loss,base,feature,contribution…]
+                let mut fields = line.split(',');
+                let p = fields.next().unwrap_or_default();
+                let decision = fields.next().ok_or(format!("not CSV: {line}"))?;
                 if decision != "0" && decision != "1" {
                     return Err(format!("decision {decision}"));
                 }
@@ -462,9 +466,14 @@ const ANSWERS: [(ResponseFormat, &str); 3] = [
 fn check_pipeline(body: &[u8], answer: usize) -> Result<(), String> {
     use actix_web::ResponseError;
     let (format, accept) = ANSWERS[answer % ANSWERS.len()];
+    // every other answer also explains and decides
+    let asks = Asks {
+        explain: ((answer / ANSWERS.len()) % 2 == 1).then_some(3),
+        decide: false,
+    };
     for state in states() {
         for f in FORMATS {
-            match ccfraud::serve::score(state, f, format, body) {
+            match ccfraud::serve::score(state, f, format, body, asks) {
                 Ok(out) => {
                     answer_scores(accept, &out).map_err(|e| format!("{f:?} → {accept}: {e}"))?;
                 }
@@ -699,7 +708,13 @@ fn the_pipeline_survives_mutated_and_arbitrary_bodies() {
     for (block, body) in seeds() {
         let k = ModelKind::ALL.len();
         for state in &states()[block * k..block * k + k] {
-            let out = ccfraud::serve::score(state, Format::Detect, ResponseFormat::Json, &body);
+            let out = ccfraud::serve::score(
+                state,
+                Format::Detect,
+                ResponseFormat::Json,
+                &body,
+                Asks::default(),
+            );
             let out = out.unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
             answer_scores("application/json", &out).unwrap();
         }
