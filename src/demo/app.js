@@ -209,7 +209,13 @@
     return url.toString();
   }
 
-  const signed = (x) => `${x >= 0 ? "+" : "\u2212"}${Math.abs(x).toFixed(Math.abs(x) >= 100 ? 0 : 2)}`;
+  // A contribution with its sign: two decimals from 1 up, two significant
+  // digits below (a probability's contributions are often thousandths).
+  function signed(x) {
+    const a = Math.abs(x);
+    const digits = a >= 100 ? a.toFixed(0) : a >= 1 ? a.toFixed(2) : a === 0 ? "0" : String(Number(a.toPrecision(2)));
+    return `${x >= 0 ? "+" : "\u2212"}${digits}`;
+  }
   // A feature's value as the answer gave it: a number, a category, or null (missing).
   function shownValue(v) {
     if (v === null || v === undefined) return "missing";
@@ -292,7 +298,8 @@
     if (typeof ex.base === "number" && typeof ex.value === "number") {
       const rest = ex.value - ex.base - reasons.reduce((s, r) => s + r.contribution, 0);
       text += `: base ${signed(ex.base)}, the ${reasons.length} shown ${signed(reasons.reduce((s, r) => s + r.contribution, 0))}`
-        + `, all others ${signed(rest)} = ${signed(ex.value)} for this transaction.`;
+        + `, all others ${signed(rest)} = ${signed(ex.value)}, the model's own output for this transaction`
+        + " (before calibration).";
     } else {
       text += ".";
     }
