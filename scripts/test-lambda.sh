@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tests of the API Gateway Lambda (scripts/lambda/handler.py) and its SAM
 # template (scripts/lambda/template.yaml): pytest against a real
-# `ccfraud serve`, SNS checked with botocore's Stubber, cfn-lint on the template.
+# `ccfraud serve` (and the lab's own Lambda, tests/lab_lambda.py, run against
+# it with and without explain), SNS checked with botocore's Stubber, cfn-lint
+# on the template.
 #
 #   scripts/test-lambda.sh [PYTEST ARGS...]
 #

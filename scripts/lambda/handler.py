@@ -13,7 +13,8 @@ HTTP method, CORS, the body's size and its base64 encoding.
 
 Environment:
   ENDPOINT_NAME         SageMaker endpoint to invoke (required)
-  ALERT_THRESHOLD       fraud score at or above which an alert is sent (default 0.9)
+  ALERT_THRESHOLD       fraud score at or above which an alert is sent; unset or
+                        empty (the default): the model's own decision (see Alerts)
   SNS_TOPIC_ARN         topic for alerts; when unset or empty no alert is sent
   CORS_ORIGIN           Access-Control-Allow-Origin of every answer (default "*")
   INVOKE_TIMEOUT_SECONDS  read timeout of one endpoint call, 1..60 (default 10)
@@ -24,14 +25,21 @@ JSON body in any form the container accepts for its model - a list of values
 in the schema's column order (for the lab's model: V1..V28 and the
 standardized Amount), a list of such lists, objects keyed by column name
 (categorical values as strings, null for a missing value), {"instances": ...}.
-It is forwarded byte for byte as application/json. The body may be
-base64-encoded (isBase64Encoded). OPTIONS is a CORS preflight.
+It is forwarded byte for byte as application/json, always with the
+SageMaker custom attribute "explain=3" (header
+X-Amzn-SageMaker-Custom-Attributes), which asks the container for each
+transaction's decision and its top 3 reasons. The body may be base64-encoded
+(isBase64Encoded). OPTIONS is a CORS preflight.
 
 Answers (always JSON, always with CORS headers):
   200  the endpoint's JSON, passed through unchanged: one classification per
        transaction, however many the body holds,
        {"result": {"classifications": [{"classes": [{"label": "0", "score": p0},
                                                     {"label": "1", "score": p1}]}, ..]}}
+       and, from a container that explains, sibling keys in "result": "model",
+       "decisions" [{"action": "approve"|"review", "expected_loss"?}, ..] and
+       "explanations" [{"space", "base", "value", "reasons": [{"feature",
+       "value", "contribution"}, ..]}, ..] (the lab's parsing path is untouched)
   4xx  the container refused the request: its status and its JSON
        {"error", "error_type", "row"?, "field"?} passed through
   400  body marked base64 that is not; 405 method other than POST/OPTIONS;
@@ -42,12 +50,22 @@ Answers (always JSON, always with CORS headers):
        reached, refused the call itself (e.g. no such endpoint, throttling),
        or answered something that is not a classification
 
-Alerts: one SNS message per transaction whose fraud score (class "1") is at
-or above ALERT_THRESHOLD. The message holds the time (UTC, ISO 8601), the
-score and a transaction reference (API Gateway request id + row index, or a
-SHA-256 prefix of the request body + row index when there is no request id)
-- never the features themselves. A failed publish is logged and does not
-fail the answer.
+Alerts: one SNS message per transaction that alerts. Which do: with
+ALERT_THRESHOLD set, those whose fraud score (class "1") is at or above it;
+without it, those the model itself sends to review (the answer's
+decisions[i].action == "review": the score is at or above the decision
+threshold chosen at training, possibly by cost); when the answer has no
+usable "decisions" (a container from before decisions; unusable ones are
+logged), those scoring 0.9 or more.
+The message holds the time (UTC, ISO 8601), the score, the rule it alerted
+on, a transaction reference (API Gateway request id + row index, or a SHA-256
+prefix of the request body + row index when there is no request id) and up to
+3 reasons by feature name and direction, strongest first, e.g.
+"V14 (towards fraud)", "V12 (away from fraud)" - never the features' values.
+Each message has two SNS message attributes (String) for subscription filter
+policies: "severity", "high" when the score is 0.9 or more and "medium"
+otherwise, and "model", the answer's result.model ("unknown" when it has
+none). A failed publish is logged and does not fail the answer.
 
 Clients are created lazily, once per container; tests (or other callers)
 inject their own with `set_clients(...)`.
@@ -72,7 +90,15 @@ try:
 except ValueError:  # an unknown level name must not break the function's start
     logger.setLevel(logging.INFO)
 
-DEFAULT_THRESHOLD = 0.9
+# Alert threshold for an endpoint whose answer has no decisions (an older container).
+FALLBACK_THRESHOLD = 0.9
+# Score at or above which an alert's "severity" attribute is "high" (else "medium").
+HIGH_SEVERITY_SCORE = 0.9
+# What every endpoint call asks for: a decision and the top 3 reasons per row.
+CUSTOM_ATTRIBUTES = "explain=3"
+TOP_REASONS = 3
+# A feature name in an alert is cut to this many characters.
+MAX_FEATURE_NAME = 64
 # Lambda's synchronous payload limit and SageMaker's invocation limit are 6 MB.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 CONTENT_TYPE = "application/json"
@@ -165,7 +191,7 @@ def _settings():
     endpoint = os.environ.get("ENDPOINT_NAME", "").strip()
     if not endpoint:
         raise ConfigError("ENDPOINT_NAME is not set")
-    threshold = _env_float("ALERT_THRESHOLD", DEFAULT_THRESHOLD, 0.0, 1.0)
+    threshold = _env_float("ALERT_THRESHOLD", None, 0.0, 1.0)  # None: the model's decision
     topic = os.environ.get("SNS_TOPIC_ARN", "").strip() or None
     return endpoint, threshold, topic
 
@@ -277,7 +303,11 @@ def _invoke(endpoint, body):
     client = _sagemaker_client()
     try:
         result = client.invoke_endpoint(
-            EndpointName=endpoint, ContentType=CONTENT_TYPE, Accept="application/json", Body=body
+            EndpointName=endpoint,
+            ContentType=CONTENT_TYPE,
+            Accept="application/json",
+            CustomAttributes=CUSTOM_ATTRIBUTES,
+            Body=body,
         )
         raw = result["Body"].read()
     except ClientError as e:
@@ -327,24 +357,108 @@ def transaction_reference(request_id, index, body):
     return "sha256:" + hashlib.sha256(body).hexdigest()[:16] + f"#{index}"
 
 
-def alert_message(score, reference, when):
+def _printable(text, limit):
+    """`text` with control characters replaced, cut to `limit` characters: names
+    come from training data and end up in e-mails and SMS."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+
+
+def decisions(answer, n):
+    """The actions ("approve" / "review") of the answer's `decisions`, one per
+    transaction; None when the answer has none (a container from before
+    decisions) or they are not usable (logged)."""
+    result = answer["result"]
+    if "decisions" not in result:
+        return None
+    found = result["decisions"]
+    if (
+        isinstance(found, list)
+        and len(found) == n
+        and all(isinstance(d, dict) and d.get("action") in ("approve", "review") for d in found)
+    ):
+        return [d["action"] for d in found]
+    logger.warning(
+        "endpoint answer's decisions are not %d approve/review objects; alerting at score >= %s",
+        n, FALLBACK_THRESHOLD,
+    )
+    return None
+
+
+def alert_rule(answer, scores, threshold):
+    """(indices of the transactions that alert, the rule in words): the score
+    against ALERT_THRESHOLD when set, else the model's own decision, else the
+    score against FALLBACK_THRESHOLD."""
+    if threshold is not None:
+        return [i for i, s in enumerate(scores) if s >= threshold], f"score at or above ALERT_THRESHOLD {threshold:g}"
+    actions = decisions(answer, len(scores))
+    if actions is None:
+        flagged = [i for i, s in enumerate(scores) if s >= FALLBACK_THRESHOLD]
+        return flagged, f"score at or above {FALLBACK_THRESHOLD:g} (the endpoint gave no decision)"
+    return [i for i, a in enumerate(actions) if a == "review"], "the model's decision: review"
+
+
+def top_reasons(answer, index, n):
+    """Up to TOP_REASONS reasons of transaction `index` as (feature name,
+    direction), strongest |contribution| first: names and directions only,
+    never the features' values. Empty when the answer explains nothing."""
+    explanations = answer["result"].get("explanations")
+    if not isinstance(explanations, list) or len(explanations) != n or not isinstance(explanations[index], dict):
+        return []
+    reasons = explanations[index].get("reasons")
+    if not isinstance(reasons, list):
+        return []
+    found = []
+    for r in reasons:
+        if not isinstance(r, dict):
+            continue
+        name, c = r.get("feature"), r.get("contribution")
+        if not isinstance(name, str) or not name or isinstance(c, bool) or not isinstance(c, (int, float)):
+            continue
+        if not math.isfinite(c) or c == 0:
+            continue  # a zero pushes neither way
+        found.append((abs(c), _printable(name, MAX_FEATURE_NAME), c > 0))
+    found.sort(key=lambda t: -t[0])  # stable: the endpoint's order among equals
+    return [(name, "towards fraud" if up else "away from fraud") for _, name, up in found[:TOP_REASONS]]
+
+
+def model_name(answer):
+    """The answer's result.model (the served model's kind), or "unknown"."""
+    model = answer["result"].get("model")
+    if isinstance(model, str) and model.strip():
+        return _printable(model.strip(), 64)
+    return "unknown"
+
+
+def message_attributes(score, model):
+    """SNS message attributes for subscription filter policies."""
+    return {
+        "severity": {"DataType": "String", "StringValue": "high" if score >= HIGH_SEVERITY_SCORE else "medium"},
+        "model": {"DataType": "String", "StringValue": model},
+    }
+
+
+def alert_message(score, reference, when, rule, reasons):
+    why = ", ".join(f"{name} ({direction})" for name, direction in reasons) or "none given by the endpoint"
     return (
         "A card transaction was flagged as possible fraud.\n"
         f"Time (UTC): {when}\n"
         f"Fraud score: {score:.4f}\n"
+        f"Alerted on: {rule}\n"
+        f"Top reasons: {why}\n"
         f"Transaction reference: {reference}\n"
         "Do you recognise this transaction? If not, please check your card account."
     )
 
 
-def _publish_alerts(topic, threshold, scores, body, request_id):
-    flagged = [i for i, s in enumerate(scores) if s >= threshold]
+def _publish_alerts(topic, threshold, answer, scores, body, request_id):
+    flagged, rule = alert_rule(answer, scores, threshold)
     if not flagged:
         return 0
     if topic is None:
-        logger.info("%d transaction(s) at or above %.4f; SNS_TOPIC_ARN unset, no alert sent", len(flagged), threshold)
+        logger.info("%d transaction(s) alert (%s); SNS_TOPIC_ARN unset, no alert sent", len(flagged), rule)
         return 0
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    model = model_name(answer)
     sent = 0
     for i in flagged:
         reference = transaction_reference(request_id, i, body)
@@ -352,7 +466,8 @@ def _publish_alerts(topic, threshold, scores, body, request_id):
             _sns_client().publish(
                 TopicArn=topic,
                 Subject=ALERT_SUBJECT,
-                Message=alert_message(scores[i], reference, when),
+                Message=alert_message(scores[i], reference, when, rule, top_reasons(answer, i, len(scores))),
+                MessageAttributes=message_attributes(scores[i], model),
             )
             sent += 1
         except Exception:  # noqa: BLE001 - an alert failure must not fail the answer
@@ -401,7 +516,7 @@ def lambda_handler(event, context):
     except Refused as e:
         return _answer(e.status, json.dumps(e.doc))
 
-    sent = _publish_alerts(topic, threshold, scores, body, request_id)
+    sent = _publish_alerts(topic, threshold, answer, scores, body, request_id)
     logger.info(
         "request %s: %d transaction(s), max fraud score %.4f, %d alert(s) sent",
         request_id, len(scores), max(scores), sent,

@@ -10,6 +10,17 @@
 // stage), get the lab's paste-a-list mode and its labelled examples. Column
 // names and categories come from training data: they reach the page only as
 // text (textContent, option values, attributes), never as HTML.
+//
+// Every prediction asks for its reasons (?explain=5 on the API URL: a query
+// needs no CORS preflight, and the lab's Lambda, which forwards only the
+// body, asks explain=3 itself). When the answer carries them (sibling keys of
+// "classifications" in "result"), the page shows the model's decision
+// (approve / review, with the expected loss when the amount is known) and the
+// reasons as a horizontal bar chart drawn as SVG here: red bars to the right
+// of the axis push towards fraud, green bars to the left push away, each
+// labelled with the feature's name and value, with the output space the
+// contributions add up in. An answer without them (an older server) shows
+// the scores alone, as before.
 "use strict";
 (async function () {
   const $ = (id) => document.getElementById(id);
@@ -18,6 +29,8 @@
   $("api-url").textContent = config.apiUrl;
 
   const pct = (p) => `${(100 * p).toFixed(2)}%`;
+  const REASONS = 5;
+  const SVG_NS = "http://www.w3.org/2000/svg";
   function showError(msg) {
     $("error").textContent = msg;
     $("error").hidden = false;
@@ -187,6 +200,114 @@
   const form = schema ? schemaMode(schema) : labMode();
   document.body.dataset.mode = schema ? "schema" : "lab";
 
+  // ---- decision and reasons ------------------------------------------------------------
+
+  // The API URL asking for the top REASONS reasons of every row.
+  function explainUrl(api) {
+    const url = new URL(api);
+    url.searchParams.set("explain", String(REASONS));
+    return url.toString();
+  }
+
+  // A contribution with its sign: two decimals from 1 up, two significant
+  // digits below (a probability's contributions are often thousandths).
+  function signed(x) {
+    const a = Math.abs(x);
+    const digits = a >= 100 ? a.toFixed(0) : a >= 1 ? a.toFixed(2) : a === 0 ? "0" : String(Number(a.toPrecision(2)));
+    return `${x >= 0 ? "+" : "\u2212"}${digits}`;
+  }
+  // A feature's value as the answer gave it: a number, a category, or null (missing).
+  function shownValue(v) {
+    if (v === null || v === undefined) return "missing";
+    if (typeof v === "number") return Math.abs(v) >= 1e4 ? v.toFixed(0) : String(Number(v.toPrecision(4)));
+    return JSON.stringify(String(v));
+  }
+  const clip = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}\u2026` : text);
+
+  function showDecision(d) {
+    const el = $("decision");
+    el.textContent = "";
+    delete el.dataset.action;
+    if (!d || (d.action !== "approve" && d.action !== "review")) {
+      el.hidden = true;
+      return;
+    }
+    const strong = document.createElement("strong");
+    strong.textContent = d.action === "review" ? "review" : "approve";
+    el.append("Model's decision: ", strong);
+    el.append(d.action === "review"
+      ? " \u2014 the score is at or above the model's decision threshold."
+      : " \u2014 the score is below the model's decision threshold.");
+    if (typeof d.expected_loss === "number" && Number.isFinite(d.expected_loss)) {
+      el.append(` Expected loss: ${d.expected_loss.toFixed(2)} (fraud probability \u00d7 amount).`);
+    }
+    el.className = `decision ${d.action}`;
+    el.dataset.action = d.action;
+    el.hidden = false;
+  }
+
+  const svg = (tag, attrs, text) => {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    if (text !== undefined) el.textContent = text;
+    return el;
+  };
+
+  // The reasons of one row as bars around a zero axis, scaled to the largest |contribution|.
+  function showReasons(ex) {
+    const chart = $("reasons-chart");
+    chart.replaceChildren();
+    const reasons = ex && Array.isArray(ex.reasons)
+      ? ex.reasons.filter((r) => r && typeof r.feature === "string" && typeof r.contribution === "number"
+        && Number.isFinite(r.contribution))
+      : [];
+    if (reasons.length === 0) {
+      $("reasons").hidden = true;
+      return;
+    }
+    const W = 680, ROW = 30, TOP = 6, LABEL = 230, GAP = 62;
+    const axis = LABEL + (W - LABEL) / 2;
+    const half = (W - LABEL) / 2 - GAP;
+    const H = TOP * 2 + ROW * reasons.length;
+    chart.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    const biggest = Math.max(...reasons.map((r) => Math.abs(r.contribution))) || 1;
+    reasons.forEach((r, i) => {
+      const y = TOP + i * ROW;
+      const c = r.contribution;
+      const w = (Math.abs(c) / biggest) * half;
+      const side = c > 0 ? "towards" : c < 0 ? "away" : "none";
+      const name = `${clip(r.feature, 18)} = ${clip(shownValue(r.value), 10)}`;
+      const label = svg("text", { x: LABEL - 8, y: y + ROW / 2 + 4, "text-anchor": "end", class: "label" }, name);
+      label.appendChild(svg("title", {}, `${r.feature} = ${shownValue(r.value)}`));
+      const bar = svg("rect", {
+        x: c >= 0 ? axis : axis - w, y: y + 5, width: Math.max(w, 0), height: ROW - 10, rx: 3,
+        class: `bar ${side}`, "data-feature": r.feature, "data-contribution": c,
+      });
+      bar.appendChild(svg("title", {}, `${r.feature}: ${signed(c)} (${side === "away" ? "away from" : side} fraud)`));
+      const amount = svg("text", {
+        x: c >= 0 ? axis + w + 5 : axis - w - 5, y: y + ROW / 2 + 4,
+        "text-anchor": c >= 0 ? "start" : "end", class: "amount",
+      }, signed(c));
+      chart.append(label, bar, amount);
+    });
+    chart.appendChild(svg("line", { x1: axis, x2: axis, y1: 0, y2: H, class: "axis" }));
+    chart.dataset.axis = String(axis);
+    const space = ex.space === "log_odds" ? "the log-odds of fraud"
+      : ex.space === "probability" ? "the fraud probability" : `${String(ex.space)} (the model's output)`;
+    let text = `Contributions add up in ${space}`;
+    if (typeof ex.base === "number" && typeof ex.value === "number") {
+      const rest = ex.value - ex.base - reasons.reduce((s, r) => s + r.contribution, 0);
+      text += `: base ${signed(ex.base)}, the ${reasons.length} shown ${signed(reasons.reduce((s, r) => s + r.contribution, 0))}`
+        + `, all others ${signed(rest)} = ${signed(ex.value)}, the model's own output for this transaction`
+        + " (before calibration).";
+    } else {
+      text += ".";
+    }
+    $("reasons-space").textContent = text;
+    $("reasons").dataset.space = String(ex.space);
+    $("reasons").hidden = false;
+  }
+
   // ---- predict ----------------------------------------------------------------------
 
   $("predict").addEventListener("click", async () => {
@@ -199,7 +320,7 @@
     }
     $("predict").disabled = true;
     try {
-      const resp = await fetch(config.apiUrl, {
+      const resp = await fetch(explainUrl(config.apiUrl), {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body,
@@ -219,6 +340,9 @@
       $("alert-score").textContent = pct(fraud);
       $("alert-threshold").textContent = pct(config.threshold);
       $("verdict").textContent = alert ? "Flagged as fraud: an alert was sent." : "No alert: the fraud score is below the threshold.";
+      // the sibling keys, when the server explains
+      showDecision(Array.isArray(answer.result.decisions) ? answer.result.decisions[0] : null);
+      showReasons(Array.isArray(answer.result.explanations) ? answer.result.explanations[0] : null);
       document.body.dataset.fraudScore = String(fraud);
       if (alert) {
         fetch("/alerts", {

@@ -2,7 +2,9 @@
 //! CDN, no files to deploy). The page calls a configurable prediction API —
 //! the local `ccfraud serve` by default, or a deployed API Gateway URL — shows
 //! the normal and fraud probabilities as bars, and raises an alert banner at
-//! or above the threshold (0.9, as the lab's SNS alert).
+//! or above the threshold (0.9, as the lab's SNS alert). It asks the API for
+//! reasons (`?explain=5`) and, when the answer carries them, shows the
+//! model's decision and the reasons as a bar chart (app.js draws it as SVG).
 //!
 //! The page builds its form from the model's columns: `/config.json` gives
 //! it the serving container's `GET /schema` beside the API URL

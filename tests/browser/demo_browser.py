@@ -20,6 +20,12 @@ GET /schema:
 3. Fallbacks: an API URL that is not a ccfraud serve /invocations URL (an
    API Gateway stage) and an API whose /schema cannot be read give the lab's
    mode with a visible note saying why.
+4. Reasons and decisions, on both models: each prediction asks ?explain=5;
+   the page shows the server's own decision (approve / review, expected loss
+   when the server gives one) and its reasons as an SVG bar chart - one bar
+   per reason, in the server's order, red and right of the axis towards
+   fraud, green and left of it away, labelled with the feature's name and
+   value (as text, never markup), the output space noted.
 
 Servers listen on port 0; their addresses are read from their start-up
 lines. Screenshots are saved as test artifacts.
@@ -60,6 +66,7 @@ COUNTRIES = ["US", "US", "US", "GB", "FR", "FR", XSS_CATEGORY]  # drawn with the
 def check(name, ok, detail=""):
     results.append(bool(ok))
     print(f"{'ok  ' if ok else 'FAIL'} - {name}{': ' + str(detail) if detail else ''}", flush=True)
+    return bool(ok)
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -181,15 +188,17 @@ class Page:
         return self.driver.find_element(By.ID, element_id).text
 
     def posted(self):
-        """Bodies POSTed to the API since the last call, parsed."""
-        bodies = []
+        """Bodies POSTed to the API since the last call, parsed; their URLs (with
+        the query the page added) go to self.urls."""
+        bodies, self.urls = [], []
         for entry in self.driver.get_log("performance"):
             msg = json.loads(entry["message"])["message"]
             if msg["method"] != "Network.requestWillBeSent":
                 continue
             req = msg["params"]["request"]
-            if req["method"] == "POST" and req["url"] == self.api_url:
+            if req["method"] == "POST" and req["url"].split("?")[0] == self.api_url:
                 bodies.append(json.loads(req["postData"]))
+                self.urls.append(req["url"])
         return bodies
 
     def predict(self):
@@ -221,6 +230,59 @@ class Page:
                 Select(el).select_by_visible_text(v)
 
 
+RED, GREEN = "rgb(198, 40, 40)", "rgb(46, 125, 50)"  # style.css: --fraud, --normal
+SPACE_WORDS = {"log_odds": "log-odds", "probability": "probability"}
+
+
+def explained(page, name, sent):
+    """Checks the decision and the reasons chart the page shows for the body it
+    just sent against the server's own answer to the same ask; returns that answer."""
+    d = page.driver
+    check(f"{name}: the page asked for 5 reasons", len(page.urls) == 1 and page.urls[0].endswith("?explain=5"),
+          page.urls)
+    direct = post_json(page.api_url + "?explain=5", sent)["result"]
+    decision, explanation = direct.get("decisions", [None])[0], direct.get("explanations", [None])[0]
+    if not check(f"{name}: the server explains", decision and explanation, direct):
+        return direct
+    shown = d.find_element(By.ID, "decision")
+    check(f"{name}: the decision is shown, the server's own", shown.is_displayed()
+          and shown.get_attribute("data-action") == decision["action"] and decision["action"] in shown.text,
+          f"{shown.text!r} vs {decision}")
+    loss = decision.get("expected_loss")
+    check(f"{name}: expected loss shown exactly when the server gives one",
+          (f"Expected loss: {loss:.2f}" in shown.text) if loss is not None else "Expected loss" not in shown.text,
+          f"{shown.text!r} vs {decision}")
+    check(f"{name}: the reasons chart is shown", page.shown("reasons"))
+    axis = float(d.find_element(By.ID, "reasons-chart").get_attribute("data-axis"))
+    bars = d.find_elements(By.CSS_SELECTOR, "#reasons-chart rect.bar")
+    reasons = explanation["reasons"]
+    got = [(b.get_attribute("data-feature"), float(b.get_attribute("data-contribution"))) for b in bars]
+    check(f"{name}: one bar per reason, in the server's order",
+          [f for f, _ in got] == [r["feature"] for r in reasons]
+          and all(abs(c - r["contribution"]) < 1e-9 for (_, c), r in zip(got, reasons)), f"{got} vs {reasons}")
+    for b, r in zip(bars, reasons):
+        c = r["contribution"]
+        x, w = float(b.get_attribute("x")), float(b.get_attribute("width"))
+        fill = d.execute_script("return getComputedStyle(arguments[0]).fill", b)
+        if c > 0:
+            ok = fill == RED and x >= axis - 1e-6 and w > 0
+        elif c < 0:
+            ok = fill == GREEN and x + w <= axis + 1e-6 and w > 0
+        else:
+            ok = w == 0
+        check(f"{name}: {r['feature']} ({c:+.4f}) is {'red, right' if c > 0 else 'green, left'} of the axis",
+              ok, f"fill {fill}, x {x}, width {w}, axis {axis}")
+    labels = [t.text for t in d.find_elements(By.CSS_SELECTOR, "#reasons-chart text.label")]
+    check(f"{name}: each bar labelled with its feature's name and value",
+          len(labels) == len(reasons) and all(lab.startswith(r["feature"][:17]) and " = " in lab
+                                              for lab, r in zip(labels, reasons)), labels)
+    space = explanation["space"]
+    check(f"{name}: the output space is noted", SPACE_WORDS.get(space, space) in page.text("reasons-space")
+          and page.driver.find_element(By.ID, "reasons").get_attribute("data-space") == space,
+          page.text("reasons-space"))
+    return direct
+
+
 def lab_model(page, artifacts, alert_log):
     check("lab model: the lab's paste-a-list mode", page.mode == "lab" and page.shown("lab-input")
           and not page.shown("schema-input"), page.mode)
@@ -239,11 +301,20 @@ def lab_model(page, artifacts, alert_log):
     check("fraud shows the alert banner", banner)
     check("the lab's request: a bare list of 29 numbers",
           isinstance(sent, list) and len(sent) == 29 and all(isinstance(v, (int, float)) for v in sent), sent)
+    direct = explained(page, "lab fraud", sent)
+    check("lab fraud: the model's decision is review",
+          page.driver.find_element(By.ID, "decision").get_attribute("data-action") == "review",
+          direct.get("decisions"))
+    page.driver.execute_script("document.getElementById('result').scrollIntoView()")
+    page.driver.save_screenshot(os.path.join(artifacts, "demo-fraud-reasons.png"))
 
-    score, banner, pct, _ = predict("test-normal-1")
+    score, banner, pct, sent = predict("test-normal-1")
     page.driver.save_screenshot(os.path.join(artifacts, "demo-normal.png"))
     check("normal example scores low", score < 0.5, pct)
     check("normal shows no banner", not banner)
+    explained(page, "lab normal", sent)
+    check("lab normal: the model's decision is approve",
+          page.driver.find_element(By.ID, "decision").get_attribute("data-action") == "approve")
 
     deadline = time.time() + 5
     while time.time() < deadline and not (read_lines(alert_log) and Hook.received):
@@ -287,6 +358,12 @@ def other_model(page, api_url, artifacts, alert_log):
     score, banner = scored({"amount": 900, "country": "FR", HOUR: 3}, {"amount": 900, "country": "FR", HOUR: 3})
     d.save_screenshot(os.path.join(artifacts, "demo-schema-fraud.png"))
     check("FR at 900 scores >= 90 % with the banner", score >= 0.9 and banner, score)
+    direct = explained(page, "other schema FR at 900", {"amount": 900, "country": "FR", HOUR: 3})
+    check("FR at 900: review, with an expected loss (the schema has an amount)",
+          (direct.get("decisions") or [{}])[0].get("action") == "review"
+          and "Expected loss" in page.text("decision"), page.text("decision"))
+    d.execute_script("document.getElementById('result').scrollIntoView()")
+    d.save_screenshot(os.path.join(artifacts, "demo-schema-fraud-reasons.png"))
     score, banner = scored({"amount": "12.5", "country": "US", HOUR: "14"},
                            {"amount": 12.5, "country": "US", HOUR: 14})
     check("US at 12.5 scores low without the banner", score < 0.5 and not banner, score)
