@@ -196,7 +196,12 @@ fn upload_train_and_serve_round_trip() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("forest_test_auprc="));
     assert_eq!(
         files(&s3.object("runs/1")),
-        vec!["metrics.json", "model.tar.gz", "report.html", "thresholds.csv"]
+        vec![
+            "metrics.json",
+            "model.tar.gz",
+            "report.html",
+            "thresholds.csv"
+        ]
     );
     assert!(
         config.model_files().is_empty(),

@@ -66,6 +66,35 @@ fn ping_and_execution_parameters() {
     assert_eq!(v["MaxPayloadInMB"], 6);
 }
 
+/// `GET /report` answers the training report beside the model, and 404
+/// (the JSON error shape) for a model folder without one.
+#[test]
+fn the_training_report_is_served_when_the_model_has_one() {
+    let s = Server::start(trained_all(), &[]);
+    let (status, head, body) = s.request("GET", "/report", &[], b"");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    let html = String::from_utf8(body).unwrap();
+    assert!(html.contains("<title>ccfraud training report</title>"));
+    assert!(html.contains("ROC on test") || html.contains("ROC on validation"));
+    let (status, _, _) = s.request("POST", "/report", &[], b"");
+    assert_eq!(status, 405);
+
+    let bare = tempfile::tempdir().unwrap();
+    let model = bare.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::copy(
+        trained_all().join("model/ccfraud-model.json"),
+        model.join("ccfraud-model.json"),
+    )
+    .unwrap();
+    let s = Server::start(bare.path(), &[]);
+    let (status, _, body) = s.request("GET", "/report", &[], b"");
+    assert_eq!(status, 404);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"].is_string(), "{v}");
+}
+
 /// `GET /schema` answers the model's schema exactly as `Schema` writes it:
 /// for the lab's model, its 29 numeric columns, label `Class`.
 #[test]

@@ -21,7 +21,10 @@ fn trains_all_models_and_writes_the_contract_outputs() {
     assert!(root.failure().is_none());
     let mut files = root.model_files();
     files.sort();
-    assert_eq!(files, vec!["ccfraud-model.json", "metrics.json", "report.html"]);
+    assert_eq!(
+        files,
+        vec!["ccfraud-model.json", "metrics.json", "report.html"]
+    );
     for f in ["metrics.json", "thresholds.csv", "report.html"] {
         assert!(root.path().join("output/data").join(f).is_file(), "{f}");
     }

@@ -27,6 +27,17 @@
   const config = await (await fetch("/config.json")).json();
   const { examples } = await (await fetch("/examples.json")).json();
   $("api-url").textContent = config.apiUrl;
+  // The training report, linked when the server has one (GET /report).
+  if (config.reportUrl) {
+    fetch(config.reportUrl)
+      .then((resp) => {
+        if (resp.ok) {
+          $("report-link").href = config.reportUrl;
+          $("report").hidden = false;
+        }
+      })
+      .catch(() => {});
+  }
 
   const pct = (p) => `${(100 * p).toFixed(2)}%`;
   const REASONS = 5;

@@ -315,6 +315,7 @@ async fn config_json(state: web::Data<State>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "apiUrl": state.config.api_url.as_str(),
         "schemaUrl": schema_url(&state.config.api_url).map(String::from),
+        "reportUrl": beside(&state.config.api_url, "/report").map(String::from),
         "threshold": state.config.threshold,
     }))
 }
@@ -326,11 +327,18 @@ async fn config_json(state: web::Data<State>) -> HttpResponse {
 /// Lambda has no such route), for which the page keeps the lab's
 /// paste-a-list mode and says why.
 pub fn schema_url(api_url: &Url) -> Option<Url> {
+    beside(api_url, "/schema")
+}
+
+/// `path` on the origin of a `ccfraud serve` URL (see [`schema_url`]):
+/// `/schema`, or `/report` (the training report, which the page links when
+/// the server has one).
+pub fn beside(api_url: &Url, path: &str) -> Option<Url> {
     if api_url.path_segments()?.next_back()? != "invocations" {
         return None;
     }
     let mut url = api_url.clone();
-    url.set_path("/schema");
+    url.set_path(path);
     url.set_query(None);
     url.set_fragment(None);
     Some(url)
@@ -546,7 +554,13 @@ mod tests {
             "http://127.0.0.1:8080/my-invocations",
         ] {
             assert_eq!(schema(other), None, "{other}");
+            assert_eq!(beside(&Url::parse(other).unwrap(), "/report"), None);
         }
+        let api = Url::parse("http://127.0.0.1:8080/endpoints/x/invocations?a=1").unwrap();
+        assert_eq!(
+            beside(&api, "/report").map(String::from),
+            Some("http://127.0.0.1:8080/report".into())
+        );
     }
 
     /// A one-request HTTP listener on 127.0.0.1:0 that answers `status` and

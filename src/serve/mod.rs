@@ -17,6 +17,8 @@
 //! * `GET /schema` — the model's [`crate::schema::Schema`] as JSON: the
 //!   columns a request holds, in order, with their kinds and vocabularies.
 //! * `GET /execution-parameters` — batch transform's hints.
+//! * `GET /report` — the training report (`report.html` beside the
+//!   model: curves, calibration, costs, top features), 404 without one.
 //! * CORS by `actix-cors` for browser callers (the demo page): any origin by
 //!   default (`Access-Control-Allow-Origin: *`), or exactly one.
 //!
@@ -208,12 +210,41 @@ pub struct Loaded {
     pub model: TrainedModel,
     /// Who wrote the artifact (`ccfraud x.y.z`).
     pub created_by: String,
+    /// The training report beside the artifact (`report.html`), if any.
+    pub report: Option<String>,
+}
+
+/// Largest `report.html` served (a run's is about 100 KB).
+const MAX_REPORT_BYTES: u64 = 16 * MIB as u64;
+
+/// `dir/report.html` when it is a regular UTF-8 file of at most
+/// [`MAX_REPORT_BYTES`]; anything else is no report (logged), never an
+/// error: the model serves without it.
+fn read_report(dir: &Path) -> Option<String> {
+    let path = dir.join("report.html");
+    let meta = fs_err::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_REPORT_BYTES {
+        tracing::warn!(
+            "{} is not a regular file of at most 16 MiB: GET /report answers 404",
+            path.display()
+        );
+        return None;
+    }
+    match fs_err::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            tracing::warn!("{e}: GET /report answers 404");
+            None
+        }
+    }
 }
 
 /// Everything a request handler shares (read-only but for the counts).
 #[derive(Debug)]
 pub struct State {
     pub model: TrainedModel,
+    /// The training report, served at `GET /report`.
+    pub report: Option<String>,
     pub workers: usize,
     pub max_body_bytes: usize,
     pub body_timeout: Duration,
@@ -245,7 +276,11 @@ pub fn load(dir: &Path, kind: Option<ModelKind>) -> Result<Loaded, ServeError> {
     let model = artifact.into_model(kind).map_err(err)?;
     let mut warm = [0f32; 1];
     model.predict_proba(&vec![0f32; model.schema().n_columns()], &mut warm);
-    Ok(Loaded { model, created_by })
+    Ok(Loaded {
+        model,
+        created_by,
+        report: read_report(dir),
+    })
 }
 
 /// `ccfraud serve` on a bound listener: fetch (for a model URI), load, log
@@ -304,6 +339,7 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), ServeError> {
     }
     let state = State {
         model: loaded.model,
+        report: loaded.report,
         workers,
         max_body_bytes: config.max_body_bytes.get(),
         body_timeout: config.body_timeout,
@@ -384,6 +420,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/report")
+            .route(web::get().to(report))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/execution-parameters")
             .route(web::get().to(execution_parameters))
             .default_service(web::to(method_not_allowed)),
@@ -403,6 +444,19 @@ async fn schema(state: web::Data<State>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .content_type(actix_web::mime::APPLICATION_JSON)
         .body(body))
+}
+
+/// The training report (`report.html` beside the model), or 404.
+async fn report(state: web::Data<State>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    match &state.report {
+        Some(html) => Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html.clone())),
+        None => Err(ApiError::NotFound {
+            method: req.method().clone(),
+            path: req.path().to_string(),
+        }),
+    }
 }
 
 async fn execution_parameters(state: web::Data<State>) -> HttpResponse {

@@ -328,6 +328,26 @@ def lab_model(page, artifacts, alert_log):
               and a["reference"] == "lab-fraud", a)
     check("webhook received the alert", len(Hook.received) == 1, Hook.received)
 
+    # The training report beside the model: linked from the page, opened,
+    # drawn (curves, calibration, costs, top features), screenshotted.
+    deadline = time.time() + 5
+    while time.time() < deadline and not page.shown("report"):
+        time.sleep(0.05)
+    check("lab model: the training report is linked", page.shown("report"))
+    href = page.driver.find_element(By.ID, "report-link").get_attribute("href") or ""
+    check("the report link is the server's GET /report", href.endswith("/report"), href)
+    page.driver.get(href)
+    d = page.driver
+    check("the report opens", d.title == "ccfraud training report", d.title)
+    captions = [f.text for f in d.find_elements(By.TAG_NAME, "figcaption")]
+    for want in ("ROC on", "Precision-recall on", "Calibration on", "Cost and savings of", "Top features of"):
+        check(f"report draws '{want}'", any(c.startswith(want) for c in captions), captions)
+    lines = d.find_elements(By.CSS_SELECTOR, "svg polyline")
+    check("report curves have points", len(lines) >= 10 and all(l.get_attribute("points") for l in lines), len(lines))
+    d.set_window_size(1300, 1500)
+    d.save_screenshot(os.path.join(artifacts, "report.png"))
+    d.set_window_size(900, 900)
+
 
 def other_model(page, api_url, artifacts, alert_log):
     d = page.driver
@@ -396,6 +416,7 @@ def fallback(page, artifacts, name, why):
           and not page.shown("schema-input"), page.mode)
     check(f"{name}: a visible note says why", page.shown("mode-note") and why in page.text("mode-note"),
           page.text("mode-note"))
+    check(f"{name}: no report link (no ccfraud serve behind it)", not page.shown("report"))
     page.driver.save_screenshot(os.path.join(artifacts, f"demo-{name}.png"))
 
 
