@@ -119,7 +119,7 @@ for run in dnn all; do
     cp "$WORK/prep/test_data.csv" "$R/input/data/test/"
     echo "{\"model\":\"$run\"}" > "$R/input/config/hyperparameters.json"
     echo "== model=$run"
-    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$BIN" train --ml-root "$R" 2>&1 >/dev/null | grep -E "INFO +(dnn|logistic|forest|channel)|wall"
+    /usr/bin/time -f "wall %e s, peak RSS %M KB" "$BIN" train --ml-root "$R" 2>&1 >/dev/null | grep -E "INFO +(dnn|logistic|forest|gbdt|blend|channel|default model)|wall"
 done
 
 # ---- models against their peers, same rows ----
