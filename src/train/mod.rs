@@ -35,7 +35,7 @@ use crate::sagemaker::{
 };
 use crate::schema::Schema;
 use params::{Evaluation, ModelChoice, ParamError, TrainParams};
-use pricing::{Priced, Scored};
+use pricing::Priced;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -644,16 +644,8 @@ pub fn fit_all(
                 params,
                 schema,
                 threshold,
-                Scored {
-                    name: "validation",
-                    scores: &val_scores,
-                    rows: valid,
-                },
-                Scored {
-                    name: evaluated_on.name(),
-                    scores: &eval_scores,
-                    rows: eval_rows,
-                },
+                ("validation", &val_scores, valid),
+                (evaluated_on.name(), &eval_scores, eval_rows),
             ),
         ));
         let t = Instant::now();
@@ -906,16 +898,8 @@ fn consider_blend(
         params,
         schema,
         threshold,
-        Scored {
-            name: "validation",
-            scores: &val_scores,
-            rows: valid,
-        },
-        Scored {
-            name: evaluated_on.name(),
-            scores: &eval_scores,
-            rows: test.unwrap_or(valid),
-        },
+        ("validation", &val_scores, valid),
+        (evaluated_on.name(), &eval_scores, test.unwrap_or(valid)),
     );
     let intervals = bootstrap(
         &eval_scores,

@@ -82,12 +82,9 @@ pub(super) struct Priced {
     pub evaluation: CostPoint,
 }
 
-/// A set of scored rows to price.
-pub(super) struct Scored<'a> {
-    pub name: &'a str,
-    pub scores: &'a [f32],
-    pub rows: &'a Dataset,
-}
+/// A set of scored rows to price: its name, the calibrated scores, the
+/// rows.
+pub(super) type Scored<'a> = (&'a str, &'a [f32], &'a Dataset);
 
 /// Prices `threshold` (and, beside it, 0.5, the best-F1 threshold and the
 /// least-cost threshold of the validation scores) on the validation and
@@ -97,28 +94,28 @@ pub(super) fn price(
     params: &TrainParams,
     schema: &Schema,
     threshold: f64,
-    valid: Scored<'_>,
-    eval: Scored<'_>,
+    (valid_name, valid_scores, valid_rows): Scored<'_>,
+    (eval_name, eval_scores, eval_rows): Scored<'_>,
 ) -> Option<Priced> {
     let costs = params.costs();
     let review = costs.false_alert;
-    let miss_v = miss_costs(costs, schema, valid.rows)?;
-    let miss_e = miss_costs(costs, schema, eval.rows)?;
-    let f1 = best_f1_threshold(valid.scores, &valid.rows.labels);
-    let cheapest = decide::cheapest(valid.scores, &valid.rows.labels, &miss_v, review);
-    let at_v = |t| decide::at(valid.scores, &valid.rows.labels, &miss_v, review, t);
-    let at_e = |t| decide::at(eval.scores, &eval.rows.labels, &miss_e, review, t);
+    let miss_v = miss_costs(costs, schema, valid_rows)?;
+    let miss_e = miss_costs(costs, schema, eval_rows)?;
+    let f1 = best_f1_threshold(valid_scores, &valid_rows.labels);
+    let cheapest = decide::cheapest(valid_scores, &valid_rows.labels, &miss_v, review);
+    let at_v = |t| decide::at(valid_scores, &valid_rows.labels, &miss_v, review, t);
+    let at_e = |t| decide::at(eval_scores, &eval_rows.labels, &miss_e, review, t);
     let evaluation = at_e(threshold);
     let json = serde_json::json!({
         "cost_false_alert": review,
         "fraud_cost": costs.fraud.to_string(),
         "threshold": threshold,
-        valid.name: at_v(threshold),
-        eval.name: evaluation,
+        valid_name: at_v(threshold),
+        eval_name: evaluation,
         "compared": {
-            "0.5": { valid.name: at_v(0.5), eval.name: at_e(0.5) },
-            "auto": { "threshold": f1, valid.name: at_v(f1), eval.name: at_e(f1) },
-            "cost": { "threshold": cheapest, valid.name: at_v(cheapest), eval.name: at_e(cheapest) },
+            "0.5": { valid_name: at_v(0.5), eval_name: at_e(0.5) },
+            "auto": { "threshold": f1, valid_name: at_v(f1), eval_name: at_e(f1) },
+            "cost": { "threshold": cheapest, valid_name: at_v(cheapest), eval_name: at_e(cheapest) },
         },
     });
     let mut grid: Vec<f64> = (0..=100).map(|k| f64::from(k) / 100.0).collect();
@@ -128,9 +125,9 @@ pub(super) fn price(
     let mut csv = String::from(
         "set,threshold,chosen,alerts,precision,recall,false_positive_rate,alerts_per_10k,total_cost,savings,savings_ratio\n",
     );
-    let mut sets: Vec<(&str, &dyn Fn(f64) -> CostPoint)> = vec![(valid.name, &at_v)];
-    if eval.name != valid.name {
-        sets.push((eval.name, &at_e));
+    let mut sets: Vec<(&str, &dyn Fn(f64) -> CostPoint)> = vec![(valid_name, &at_v)];
+    if eval_name != valid_name {
+        sets.push((eval_name, &at_e));
     }
     for (name, at) in sets {
         for &t in &grid {
@@ -245,17 +242,14 @@ mod tests {
         let d = lab_rows();
         let scores = [0.9, 0.6, 0.3, 0.1];
         let p = params(&[("threshold", "cost"), ("cost_false_alert", "1")]);
-        let v = Scored {
-            name: "validation",
-            scores: &scores,
-            rows: &d,
-        };
-        let e = Scored {
-            name: "test",
-            scores: &scores,
-            rows: &d,
-        };
-        let priced = price(&p, &s, 0.2, v, e).unwrap();
+        let priced = price(
+            &p,
+            &s,
+            0.2,
+            ("validation", &scores, &d),
+            ("test", &scores, &d),
+        )
+        .unwrap();
         assert!((priced.evaluation.total_cost - 3.0).abs() < 1e-3);
         let j = &priced.json;
         assert!((j["compared"]["0.5"]["test"]["total_cost"].as_f64().unwrap() - 12.0).abs() < 1e-3);
