@@ -341,18 +341,25 @@ impl Schema {
         self.amount.as_deref()
     }
 
-    /// The raw transaction amount of an encoded row, when the schema names
-    /// an amount column (`NaN` when the row's is missing). The lab's
-    /// `Amount` is held standardized and comes back with the lab's
-    /// constants.
-    pub fn raw_amount(&self, row: &[f32]) -> Option<f64> {
+    /// The raw transaction amount of each encoded row of `rows` (row-major,
+    /// `n_columns()` values a row), when the schema names an amount column
+    /// (`NaN` where a row's is missing). The lab's `Amount` is held
+    /// standardized and comes back with the lab's constants.
+    pub fn amounts(&self, rows: &[f32]) -> Option<Vec<f64>> {
         let j = self.position(self.amount.as_deref()?)?;
-        let v = f64::from(*row.get(j)?);
-        Some(if self.is_lab() {
-            v * crate::data::AMOUNT_STD + crate::data::AMOUNT_MEAN
-        } else {
-            v
-        })
+        let lab = self.is_lab();
+        let amounts = rows
+            .chunks_exact(self.n_columns().max(1))
+            .map(|r| {
+                let v = f64::from(r[j]);
+                if lab {
+                    v * crate::data::AMOUNT_STD + crate::data::AMOUNT_MEAN
+                } else {
+                    v
+                }
+            })
+            .collect();
+        Some(amounts)
     }
 
     /// Index of a column by name.
@@ -649,7 +656,7 @@ mod tests {
         // the standardized Amount comes back raw
         let mut row = [0f32; 29];
         row[28] = crate::data::standardize_amount(149.62) as f32;
-        assert!((s.raw_amount(&row).unwrap() - 149.62).abs() < 1e-4);
+        assert!((s.amounts(&row).unwrap()[0] - 149.62).abs() < 1e-4);
     }
 
     #[test]
@@ -661,8 +668,8 @@ mod tests {
             Some("amt".into()),
         )
         .unwrap();
-        assert_eq!(s.raw_amount(&[12.5, 0.0]), Some(12.5));
-        assert_eq!(s.raw_amount(&[]), None);
+        assert_eq!(s.amounts(&[12.5, 0.0, 3.0, 1.0]), Some(vec![12.5, 3.0]));
+        assert_eq!(s.amounts(&[]), Some(vec![])); // no rows
         assert_eq!(s.code(1, "5812"), Some(1.0));
         assert_eq!(s.code(1, "9999"), Some(2.0));
         assert_eq!(s.code(0, "1"), None);

@@ -643,11 +643,12 @@ pub fn score(
     if asks.decisions() {
         extras.model = Some(model.kind().name());
         let t = model.threshold();
+        let amounts = schema.amounts(&rows);
         extras.decisions = Some(
             scores
                 .iter()
-                .zip(rows.chunks_exact(d))
-                .map(|(s, r)| Decision::new(s.get(), t, schema.raw_amount(r)))
+                .enumerate()
+                .map(|(i, s)| Decision::new(s.get(), t, amounts.as_ref().map(|a| a[i])))
                 .collect(),
         );
     }

@@ -600,6 +600,8 @@ pub fn fit_all(
     };
     let prep = Prepared::new(schema, fit_set, valid);
     let valid = &prep.valid;
+    let eval_rows = test.as_ref().unwrap_or(valid);
+    let tariff = pricing::Tariff::new(params.costs(), schema, valid, eval_rows);
     let eval_labels = match &test {
         Some(t) => &t.labels,
         None => &valid.labels,
@@ -636,17 +638,17 @@ pub fn fit_all(
         let val_scores = calibrated(&raw_val);
         let eval_scores = calibrated(&raw_eval);
         timing.calibration_seconds += t.elapsed().as_secs_f64();
-        let threshold = pricing::threshold(params, schema, &val_scores, valid);
-        let eval_rows = test.as_ref().unwrap_or(valid);
+        let threshold = pricing::threshold(params, tariff.as_ref(), &val_scores, valid);
         priced.push((
             kind,
-            pricing::price(
-                params,
-                schema,
-                threshold,
-                ("validation", &val_scores, valid),
-                (evaluated_on.name(), &eval_scores, eval_rows),
-            ),
+            tariff.as_ref().map(|tf| {
+                pricing::price(
+                    tf,
+                    threshold,
+                    ("validation", &val_scores, valid),
+                    (evaluated_on.name(), &eval_scores, eval_rows),
+                )
+            }),
         ));
         let t = Instant::now();
         let intervals = bootstrap(
@@ -695,7 +697,16 @@ pub fn fit_all(
     }
     if params.model() == ModelChoice::All && models.len() >= 2 {
         let test_set = test.as_ref();
-        if let Some(b) = consider_blend(params, schema, &models, valid, test_set, evaluated_on)? {
+        let blended = consider_blend(
+            params,
+            schema,
+            &models,
+            valid,
+            test_set,
+            evaluated_on,
+            tariff.as_ref(),
+        )?;
+        if let Some(b) = blended {
             models.push(b.model);
             priced.push((ModelKind::Blend, b.priced));
             curves.push((ModelKind::Blend, b.eval_scores));
@@ -770,7 +781,6 @@ pub fn fit_all(
                 .collect(),
         ),
     );
-    let eval_rows = test.as_ref().unwrap_or(valid);
     let report = report::render(&report::Input {
         set: evaluated_on.name(),
         labels: eval_labels,
@@ -792,8 +802,9 @@ pub fn fit_all(
             })
             .collect(),
         default_model: best,
-        costs: pricing::miss_costs(params.costs(), schema, eval_rows)
-            .map(|m| (m, params.costs().false_alert)),
+        costs: tariff
+            .as_ref()
+            .map(|tf| (&tf.eval[..], tf.costs.false_alert)),
     });
     extra.insert("default_reason".into(), serde_json::json!(reason));
     let costs: serde_json::Map<String, serde_json::Value> = priced
@@ -849,6 +860,7 @@ fn consider_blend(
     valid: &Dataset,
     test: Option<&Dataset>,
     evaluated_on: EvaluatedOn,
+    tariff: Option<&pricing::Tariff>,
 ) -> Result<Option<Blended>, TrainError> {
     let t = Instant::now();
     let mut ranked: Vec<&TrainedModel> = models.iter().collect();
@@ -893,14 +905,15 @@ fn consider_blend(
         None => val_scores.clone(),
     };
     let eval_labels = test.map_or(&valid.labels, |t| &t.labels);
-    let threshold = pricing::threshold(params, schema, &val_scores, valid);
-    let priced = pricing::price(
-        params,
-        schema,
-        threshold,
-        ("validation", &val_scores, valid),
-        (evaluated_on.name(), &eval_scores, test.unwrap_or(valid)),
-    );
+    let threshold = pricing::threshold(params, tariff, &val_scores, valid);
+    let priced = tariff.map(|tf| {
+        pricing::price(
+            tf,
+            threshold,
+            ("validation", &val_scores, valid),
+            (evaluated_on.name(), &eval_scores, test.unwrap_or(valid)),
+        )
+    });
     let intervals = bootstrap(
         &eval_scores,
         eval_labels,

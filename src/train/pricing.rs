@@ -19,18 +19,30 @@ use std::fmt::Write as _;
 /// fraud cost is the amount and the schema names no amount column.
 pub(super) fn miss_costs(costs: Costs, schema: &Schema, d: &Dataset) -> Option<Vec<f64>> {
     let amounts = match costs.fraud {
-        FraudCost::Amount => {
-            schema.amount()?;
-            let a: Vec<f64> = d
-                .features
-                .chunks_exact(d.width.max(1))
-                .map(|r| schema.raw_amount(r).unwrap_or(f64::NAN))
-                .collect();
-            Some(a)
-        }
+        FraudCost::Amount => Some(schema.amounts(&d.features)?),
         FraudCost::Fixed(_) => None,
     };
     Some(costs.miss_costs(d.len(), amounts.as_deref()))
+}
+
+/// A run's prices, worked out once: the review cost and what missing each
+/// validation and evaluation row would cost (the same for every model).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Tariff {
+    pub costs: Costs,
+    pub valid: Vec<f64>,
+    pub eval: Vec<f64>,
+}
+
+impl Tariff {
+    /// `None` when a missed fraud has no price (see [`miss_costs`]).
+    pub fn new(costs: Costs, schema: &Schema, valid: &Dataset, eval: &Dataset) -> Option<Tariff> {
+        Some(Tariff {
+            costs,
+            valid: miss_costs(costs, schema, valid)?,
+            eval: miss_costs(costs, schema, eval)?,
+        })
+    }
 }
 
 /// `threshold=cost` needs a price for a missed fraud: refused before any
@@ -56,20 +68,17 @@ pub(super) fn check(params: &TrainParams, schema: &Schema) -> Result<(), ParamEr
 /// scores.
 pub(super) fn threshold(
     params: &TrainParams,
-    schema: &Schema,
+    tariff: Option<&Tariff>,
     val_scores: &[f32],
     valid: &Dataset,
 ) -> f64 {
-    match params.threshold() {
-        Threshold::Fixed(t) => t,
-        Threshold::Auto => best_f1_threshold(val_scores, &valid.labels),
-        Threshold::Cost => match miss_costs(params.costs(), schema, valid) {
-            Some(miss) => {
-                decide::cheapest(val_scores, &valid.labels, &miss, params.costs().false_alert)
-            }
-            // refused by `check` before fitting
-            None => best_f1_threshold(val_scores, &valid.labels),
-        },
+    match (params.threshold(), tariff) {
+        (Threshold::Fixed(t), _) => t,
+        (Threshold::Cost, Some(tf)) => {
+            decide::cheapest(val_scores, &valid.labels, &tf.valid, tf.costs.false_alert)
+        }
+        // Cost without a price is refused by `check` before fitting
+        (Threshold::Auto | Threshold::Cost, _) => best_f1_threshold(val_scores, &valid.labels),
     }
 }
 
@@ -88,23 +97,20 @@ pub(super) type Scored<'a> = (&'a str, &'a [f32], &'a Dataset);
 
 /// Prices `threshold` (and, beside it, 0.5, the best-F1 threshold and the
 /// least-cost threshold of the validation scores) on the validation and
-/// evaluation sets; `None`
-/// when there is no price for a missed fraud (no amount column).
+/// evaluation sets.
 pub(super) fn price(
-    params: &TrainParams,
-    schema: &Schema,
+    tariff: &Tariff,
     threshold: f64,
     (valid_name, valid_scores, valid_rows): Scored<'_>,
     (eval_name, eval_scores, eval_rows): Scored<'_>,
-) -> Option<Priced> {
-    let costs = params.costs();
+) -> Priced {
+    let costs = tariff.costs;
     let review = costs.false_alert;
-    let miss_v = miss_costs(costs, schema, valid_rows)?;
-    let miss_e = miss_costs(costs, schema, eval_rows)?;
+    let (miss_v, miss_e) = (&tariff.valid, &tariff.eval);
     let f1 = best_f1_threshold(valid_scores, &valid_rows.labels);
-    let cheapest = decide::cheapest(valid_scores, &valid_rows.labels, &miss_v, review);
-    let at_v = |t| decide::at(valid_scores, &valid_rows.labels, &miss_v, review, t);
-    let at_e = |t| decide::at(eval_scores, &eval_rows.labels, &miss_e, review, t);
+    let cheapest = decide::cheapest(valid_scores, &valid_rows.labels, miss_v, review);
+    let at_v = |t| decide::at(valid_scores, &valid_rows.labels, miss_v, review, t);
+    let at_e = |t| decide::at(eval_scores, &eval_rows.labels, miss_e, review, t);
     let evaluation = at_e(threshold);
     let json = serde_json::json!({
         "cost_false_alert": review,
@@ -155,11 +161,11 @@ pub(super) fn price(
             );
         }
     }
-    Some(Priced {
+    Priced {
         json,
         csv,
         evaluation,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -196,22 +202,22 @@ mod tests {
             assert!((m - want).abs() < 1e-3, "{miss:?}");
         }
         let scores = [0.9, 0.6, 0.3, 0.1];
+        // the tariff of these rows under `p`'s costs
+        let tariff = |p: &TrainParams| Tariff::new(p.costs(), &s, &d, &d);
+        let threshold = |p: &TrainParams| threshold(p, tariff(p).as_ref(), &scores, &d);
         // reviews of 1: alerting down to the small fraud (3 reviews) beats
         // letting 10 through
         let p = params(&[("threshold", "cost"), ("cost_false_alert", "1")]);
-        let t = threshold(&p, &s, &scores, &d);
+        let t = threshold(&p);
         assert!((t - 0.2).abs() < 1e-6, "{t}");
         // reviews of 20: only the fraud of 100 is worth one
         let p = params(&[("threshold", "cost"), ("cost_false_alert", "20")]);
-        let t = threshold(&p, &s, &scores, &d);
+        let t = threshold(&p);
         assert!((t - 0.75).abs() < 1e-6, "{t}");
         // a fixed fraud cost of 0: alert nothing
         let p = params(&[("threshold", "cost"), ("fraud_cost", "0")]);
-        assert_eq!(threshold(&p, &s, &scores, &d), 1.0);
-        assert_eq!(
-            threshold(&params(&[("threshold", "0.3")]), &s, &scores, &d),
-            0.3
-        );
+        assert_eq!(threshold(&p), 1.0);
+        assert_eq!(threshold(&params(&[("threshold", "0.3")])), 0.3);
     }
 
     #[test]
@@ -242,14 +248,13 @@ mod tests {
         let d = lab_rows();
         let scores = [0.9, 0.6, 0.3, 0.1];
         let p = params(&[("threshold", "cost"), ("cost_false_alert", "1")]);
+        let tariff = Tariff::new(p.costs(), &s, &d, &d).unwrap();
         let priced = price(
-            &p,
-            &s,
+            &tariff,
             0.2,
             ("validation", &scores, &d),
             ("test", &scores, &d),
-        )
-        .unwrap();
+        );
         assert!((priced.evaluation.total_cost - 3.0).abs() < 1e-3);
         let j = &priced.json;
         assert!((j["compared"]["0.5"]["test"]["total_cost"].as_f64().unwrap() - 12.0).abs() < 1e-3);

@@ -35,7 +35,7 @@ pub struct Input<'a> {
     pub default_model: ModelKind,
     /// What a missed fraud costs per evaluation row, and a review; `None`
     /// when errors have no price (no amount column, `fraud_cost=amount`).
-    pub costs: Option<(Vec<f64>, f64)>,
+    pub costs: Option<(&'a [f64], f64)>,
 }
 
 /// Drawing area of every plot, in SVG units.
@@ -466,7 +466,7 @@ mod tests {
                 importance: Some(imp),
             }],
             default_model: ModelKind::Gbdt,
-            costs: Some((vec![100.0; labels.len()], 5.0)),
+            costs: Some((&[100.0; 4][..], 5.0)),
         }
     }
 
