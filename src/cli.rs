@@ -1,6 +1,7 @@
 //! The command line: every flag `long` + `env`, its doc comment the help
 //! text; parsed once in `main` into the typed configs of each command. Also
-//! the stderr logger (`tracing`, filtered by `CCFRAUD_LOG`, default `info`).
+//! the stderr logger (`tracing`, filtered by `CCFRAUD_LOG`, default `info`;
+//! plain text, or one JSON object per line with `--log-format json`).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -12,6 +13,17 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines on stderr: text, or json (one object per line, fields as
+    /// keys: for log shippers such as CloudWatch Logs Insights).
+    #[arg(long, env = "CCFRAUD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Values of `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Where the SageMaker `/opt/ml` tree lives.
@@ -244,6 +256,15 @@ pub struct ServeArgs {
     /// and tar headers); the artifact file itself may have at most 1024.
     #[arg(long, env = "CCFRAUD_MAX_UNPACKED_MB", default_value_t = crate::sagemaker::archive::DEFAULT_MAX_UNPACKED_MB)]
     pub max_unpacked_mb: u64,
+    /// Rows in the drift window of GET /metrics: the PSI per column
+    /// compares the last this-many scored rows with the training rows
+    /// (0: no drift gauges).
+    #[arg(long, env = "CCFRAUD_DRIFT_WINDOW_ROWS", default_value_t = 10_000)]
+    pub drift_window_rows: usize,
+    /// Requests that take at least this many milliseconds are logged (as
+    /// every answer that is not 2xx is).
+    #[arg(long, env = "CCFRAUD_SLOW_REQUEST_MS", default_value_t = 1_000)]
+    pub slow_request_ms: u64,
 }
 
 const MIB: usize = 1024 * 1024;
@@ -297,6 +318,10 @@ impl ServeArgs {
                 .map(|n| nonzero(n, "max-connections"))
                 .transpose()?,
             max_in_flight_bytes: nonzero(self.max_in_flight_bytes, "max-in-flight-bytes")?,
+            watch: crate::serve::metrics::WatchConfig {
+                drift_window_rows: self.drift_window_rows,
+                slow_request: Duration::from_millis(self.slow_request_ms),
+            },
         })
     }
 
@@ -361,16 +386,19 @@ pub struct LogFilterError {
 
 /// Installs the stderr logger. `CCFRAUD_LOG` is an `EnvFilter` directive
 /// list (`info`, `ccfraud=debug,aws=warn`, …); unset or empty means `info`.
-/// An invalid filter is an error, never a silent fallback.
-pub fn init_logging() -> Result<(), LogFilterError> {
+/// An invalid filter is an error, never a silent fallback. Text lines have
+/// no time (the platform's log stamps them); JSON lines carry `timestamp`,
+/// `level`, `target` and the event's fields at the top level.
+pub fn init_logging(format: LogFormat) -> Result<(), LogFilterError> {
     let filter = log_filter(std::env::var(LOG_ENV).ok().as_deref())?;
-    // `try_init` fails only when a subscriber is already set (tests).
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .with_writer(std::io::stderr);
+    // `try_init` fails only when a subscriber is already set (tests).
+    let _ = match format {
+        LogFormat::Text => fmt.with_target(false).without_time().try_init(),
+        LogFormat::Json => fmt.json().flatten_event(true).try_init(),
+    };
     Ok(())
 }
 
@@ -439,6 +467,21 @@ mod tests {
         assert_eq!(c.max_body_bytes.get(), 100 * MIB);
         assert_eq!(c.body_timeout, Duration::from_secs(60));
         assert_eq!(c.max_in_flight_bytes.get(), 64 * MIB);
+        if std::env::var_os("CCFRAUD_DRIFT_WINDOW_ROWS").is_none()
+            && std::env::var_os("CCFRAUD_SLOW_REQUEST_MS").is_none()
+        {
+            assert_eq!(c.watch.drift_window_rows, 10_000);
+            assert_eq!(c.watch.slow_request, Duration::from_millis(1_000));
+        }
+        let c = serve(&["--slow-request-ms", "5", "--drift-window-rows", "0"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(c.watch.slow_request, Duration::from_millis(5));
+        assert_eq!(c.watch.drift_window_rows, 0);
+        let json = Cli::try_parse_from(["ccfraud", "serve", "--log-format", "json"]).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
+        assert!(Cli::try_parse_from(["ccfraud", "--log-format", "xml", "serve"]).is_err());
         for flag in [
             "--body-timeout-secs",
             "--max-connections",

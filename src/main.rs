@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = init_logging() {
+    if let Err(e) = init_logging(cli.log_format) {
         eprintln!("error: {e}");
         return ExitCode::from(Exit::Usage);
     }

@@ -1027,3 +1027,272 @@ fn demo_serves_the_page_and_sends_alerts_to_the_log_and_the_webhook() {
 
     assert_eq!(sigterm_and_wait(&mut child.0), Some(0));
 }
+
+/// The value of the sample `series` (`name{labels}` exactly as exposed,
+/// labels in name order) in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (s, v) = l.rsplit_once(' ')?;
+        (s == series).then(|| v.parse().unwrap())
+    })
+}
+
+fn scrape(s: &Server) -> String {
+    let (status, head, body) = s.request("GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    String::from_utf8(body).unwrap()
+}
+
+/// Issue 14: `GET /metrics` counts exactly the requests sent, by route
+/// pattern and status; rows and scores; says which model serves; and the
+/// drift gauges stay low for rows like the training rows and rise on the
+/// column a shifted batch moved (and only there).
+#[test]
+fn metrics_count_requests_and_drift_moves_with_a_shifted_batch() {
+    let s = Server::start(trained_all(), &["--drift-window-rows", "2000"]);
+    let text = scrape(&s);
+    let info = text
+        .lines()
+        .find(|l| l.starts_with("ccfraud_model_info{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(info.ends_with("} 1"), "{info}");
+    assert!(info.contains(r#"format_version="2""#), "{info}");
+    assert!(info.contains(r#"name="ccfraud""#), "{info}");
+    assert!(info.contains(r#"created_by="ccfraud "#), "{info}");
+    // the model training marked best, trained just now by this build
+    let kind = ["dnn", "logistic", "forest", "gbdt", "blend"]
+        .into_iter()
+        .find(|k| info.contains(&format!(r#"kind="{k}""#)));
+    assert!(kind.is_some(), "{info}");
+    let stamp = info.split(r#"trained_at=""#).nth(1).unwrap();
+    assert!(
+        stamp.starts_with("20") && stamp[..20].ends_with('Z'),
+        "{info}"
+    );
+    assert_eq!(sample(&text, "ccfraud_drift_window_rows"), Some(0.0));
+    assert!(sample(&text, r#"ccfraud_feature_drift_psi{column="V1"}"#)
+        .unwrap()
+        .is_nan());
+
+    let train = rows(2000, 99);
+    for r in &train[..5] {
+        let (status, _, _) = s.request("POST", "/invocations", &[JSON], json_list(r).as_bytes());
+        assert_eq!(status, 200);
+    }
+    for r in &train[5..7] {
+        let path = "/endpoints/some-endpoint/invocations";
+        let (status, _, _) = s.request("POST", path, &[JSON], json_list(r).as_bytes());
+        assert_eq!(status, 200);
+    }
+    let (status, _, _) = s.request("POST", "/invocations", &[JSON], b"[1,2]");
+    assert_eq!(status, 400);
+    for _ in 0..3 {
+        assert_eq!(s.request("GET", "/ping", &[], b"").0, 200);
+    }
+    assert_eq!(s.request("GET", "/no/such/path/42", &[], b"").0, 404);
+    let batch = serde_json::to_string(&train).unwrap();
+    let (status, _, _) = s.request("POST", "/invocations", &[JSON], batch.as_bytes());
+    assert_eq!(status, 200);
+
+    let text = scrape(&s);
+    let count = |route: &str, status: u16| {
+        sample(
+            &text,
+            &format!(r#"ccfraud_http_requests_total{{route="{route}",status="{status}"}}"#),
+        )
+    };
+    assert_eq!(count("/invocations", 200), Some(6.0), "{text}");
+    assert_eq!(count("/invocations", 400), Some(1.0));
+    assert_eq!(count("/endpoints/{name}/invocations", 200), Some(2.0));
+    assert_eq!(count("/ping", 200), Some(3.0));
+    assert_eq!(count("/metrics", 200), Some(1.0));
+    assert_eq!(count("(unmatched)", 404), Some(1.0));
+    assert!(!text.contains("some-endpoint") && !text.contains("/no/such"));
+    let latency = |route: &str| {
+        sample(
+            &text,
+            &format!(r#"ccfraud_http_request_duration_seconds_count{{route="{route}"}}"#),
+        )
+    };
+    assert_eq!(latency("/invocations"), Some(7.0));
+    assert_eq!(latency("/ping"), Some(3.0));
+    assert_eq!(sample(&text, "ccfraud_rows_scored_total"), Some(2007.0));
+    assert_eq!(sample(&text, "ccfraud_fraud_score_count"), Some(2007.0));
+    assert_eq!(
+        sample(&text, r#"ccfraud_fraud_score_bucket{le="+Inf"}"#),
+        Some(2007.0)
+    );
+    let sum = sample(&text, "ccfraud_fraud_score_sum").unwrap();
+    assert!(sum > 0.0 && sum < 2007.0, "{sum}");
+    // this scrape is the one request in flight
+    assert_eq!(sample(&text, "ccfraud_http_requests_in_flight"), Some(1.0));
+    // a window of 2,000 rows in 10 sub-windows of 200: the last 1,807 to 2,000
+    let held = sample(&text, "ccfraud_drift_window_rows").unwrap();
+    assert!((1807.0..=2000.0).contains(&held), "{held}");
+    let psi = |text: &str, column: &str| {
+        sample(
+            text,
+            &format!(r#"ccfraud_feature_drift_psi{{column="{column}"}}"#),
+        )
+        .unwrap()
+    };
+    let names: Vec<String> = (1..=28)
+        .map(|i| format!("V{i}"))
+        .chain(["Amount".into()])
+        .collect();
+    for n in &names {
+        let p = psi(&text, n);
+        assert!(
+            (0.0..0.1).contains(&p),
+            "{n}: PSI {p} for rows like the training rows"
+        );
+    }
+
+    // the same rows with V3 moved by 2 standard deviations
+    let shifted: Vec<Vec<f64>> = rows(2000, 100)
+        .into_iter()
+        .map(|mut r| {
+            r[2] += 2.0;
+            r
+        })
+        .collect();
+    let batch = serde_json::to_string(&shifted).unwrap();
+    let (status, _, _) = s.request("POST", "/invocations", &[JSON], batch.as_bytes());
+    assert_eq!(status, 200);
+    let text = scrape(&s);
+    assert!(psi(&text, "V3") > 0.25, "{text}");
+    for n in names.iter().filter(|n| *n != "V3") {
+        let p = psi(&text, n);
+        assert!(p < 0.1, "{n}: PSI {p}, though only V3 moved");
+    }
+    assert_eq!(sample(&text, "ccfraud_rows_scored_total"), Some(4007.0));
+}
+
+/// Issue 14: an artifact written before drift monitoring (no `drift`, no
+/// `trained_at`) loads and serves; `/metrics` has no drift gauges, and
+/// `model_info` an empty `trained_at`.
+#[test]
+fn an_artifact_without_a_training_distribution_serves_without_drift() {
+    let old = tempfile::tempdir().unwrap();
+    let model = old.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    let bytes = std::fs::read(trained_all().join("model/ccfraud-model.json")).unwrap();
+    let nl = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let mut payload: serde_json::Value = serde_json::from_slice(&bytes[nl + 1..]).unwrap();
+    let fields = payload.as_object_mut().unwrap();
+    assert!(fields.remove("drift").is_some() && fields.remove("trained_at").is_some());
+    let payload = serde_json::to_vec(&payload).unwrap();
+    let header = serde_json::json!({
+        "format": "ccfraud-model",
+        "format_version": 2,
+        "payload_bytes": payload.len(),
+        "payload_crc32": format!("{:08x}", crc32fast::hash(&payload)),
+    });
+    let mut file = serde_json::to_vec(&header).unwrap();
+    file.push(b'\n');
+    file.extend_from_slice(&payload);
+    std::fs::write(model.join("ccfraud-model.json"), file).unwrap();
+    let s = Server::start(old.path(), &[]);
+    let row = json_list(&rows(1, 5)[0]);
+    let (status, _, _) = s.request("POST", "/invocations", &[JSON], row.as_bytes());
+    assert_eq!(status, 200);
+    let text = scrape(&s);
+    assert!(!text.contains("drift"), "{text}");
+    assert!(text.contains(r#"trained_at="""#), "{text}");
+    assert_eq!(sample(&text, "ccfraud_rows_scored_total"), Some(1.0));
+}
+
+/// Issue 14: the request log, as JSON lines: one line for the 400 (with
+/// SageMaker's request id, route, status, rows, latency and the custom
+/// attributes), one for a request slower than `--slow-request-ms` (here
+/// 0: every answer), and never one for `/ping` or `/metrics`. An artifact
+/// without a training distribution serves without drift gauges.
+#[test]
+fn failed_and_slow_requests_are_logged_once_and_health_checks_never() {
+    use std::io::BufRead;
+    let mut cmd = ccfraud();
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--ml-root"])
+        .arg(trained_all())
+        .args(["--log-format", "json", "--slow-request-ms", "0"])
+        .env("CCFRAUD_LOG", "info")
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a start-up line");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        let message = v["message"].as_str().unwrap_or_default().to_string();
+        lines.push(v);
+        if let Some(i) = message.find(" on 127.0.0.1:") {
+            break message[i + 4..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    let s = Server { child, addr };
+    for _ in 0..3 {
+        assert_eq!(s.request("GET", "/ping", &[], b"").0, 200);
+        assert_eq!(s.request("GET", "/metrics", &[], b"").0, 200);
+    }
+    let id = ("X-Amzn-SageMaker-Inference-Id", "inference-7f3a");
+    let attributes = ("X-Amzn-SageMaker-Custom-Attributes", "trace=abc");
+    let (status, _, _) = s.request("POST", "/invocations", &[JSON, id, attributes], b"[1,2]");
+    assert_eq!(status, 400);
+    let row = json_list(&rows(1, 5)[0]);
+    let (status, _, _) = s.request("POST", "/invocations", &[JSON], row.as_bytes());
+    assert_eq!(status, 200);
+    let mut s = s;
+    assert_eq!(sigterm_and_wait(&mut s.child), Some(0));
+    lines.extend(rx.iter().map(|l| serde_json::from_str(&l).unwrap()));
+
+    let requests: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["target"] == "ccfraud::request")
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    let failed = requests[0];
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["message"], "request failed");
+    assert_eq!(failed["request_id"], "inference-7f3a");
+    assert_eq!(failed["route"], "/invocations");
+    assert_eq!(failed["method"], "POST");
+    assert_eq!(failed["status"], 400);
+    assert_eq!(failed["rows"], 0);
+    assert_eq!(failed["custom_attributes"], "trace=abc");
+    assert!(failed["latency_ms"].as_f64().unwrap() >= 0.0);
+    let slow = requests[1];
+    assert_eq!(slow["level"], "INFO");
+    assert_eq!(slow["message"], "slow request");
+    assert_eq!(slow["status"], 200);
+    assert_eq!(slow["rows"], 1);
+    // generated: a 16-hex-digit process prefix and a sequence number
+    let generated = slow["request_id"].as_str().unwrap();
+    assert!(
+        generated.len() > 17 && generated.as_bytes()[16] == b'-',
+        "{generated}"
+    );
+    let all = serde_json::to_string(&lines).unwrap();
+    assert!(
+        !all.contains("\"/ping\"") && !all.contains("\"/metrics\""),
+        "{all}"
+    );
+}

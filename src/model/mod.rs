@@ -9,7 +9,11 @@
 //! 2. the payload, JSON of [`Artifact`]: the schema (columns, kinds, order,
 //!    vocabularies, label, amount column), the lab's `Amount` scaling
 //!    constants (lab schema only), the name of the default model, and every
-//!    trained model with its kind, scaler, threshold, weights and metrics.
+//!    trained model with its kind, scaler, threshold, weights and metrics;
+//!    since drift monitoring, optionally also when it was trained
+//!    (`trained_at`, RFC 3339 UTC) and the training distribution of every
+//!    column (`drift`, a [`drift::Reference`]). Artifacts without them load
+//!    and serve (without drift gauges).
 //!
 //! Version 1 (before schemas: `feature_names`, always the lab's) still
 //! loads, as the lab's schema.
@@ -27,6 +31,7 @@
 pub mod blend;
 pub mod calibrate;
 pub mod dnn;
+pub mod drift;
 pub mod explain;
 pub mod forest;
 pub mod gbdt;
@@ -232,6 +237,8 @@ pub enum Corruption {
     NoDefault(ModelKind),
     #[error("model '{model}': {defect}")]
     Model { model: ModelKind, defect: Defect },
+    #[error(transparent)]
+    Drift(#[from] drift::ReferenceError),
 }
 
 /// What is wrong with one model: a shape or a value that does not fit the
@@ -856,6 +863,12 @@ pub struct Artifact {
     /// The model served by default (best validation AUPRC).
     default_model: ModelKind,
     models: Vec<TrainedModel>,
+    /// When training wrote it (RFC 3339, UTC); absent in older artifacts.
+    trained_at: Option<String>,
+    /// The training rows' distribution, for drift; absent in older artifacts.
+    drift: Option<drift::Reference>,
+    /// The format version it was read from ([`FORMAT_VERSION`] when built).
+    format_version: u32,
 }
 
 impl Serialize for Artifact {
@@ -867,6 +880,8 @@ impl Serialize for Artifact {
             amount_scaling: self.amount_scaling.as_ref(),
             default_model: self.default_model,
             models: &self.models,
+            trained_at: self.trained_at.as_deref(),
+            drift: self.drift.as_ref(),
         }
         .serialize(s)
     }
@@ -881,6 +896,10 @@ struct ArtifactOut<'a> {
     amount_scaling: Option<&'a AmountScaling>,
     default_model: ModelKind,
     models: &'a [TrainedModel],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trained_at: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<&'a drift::Reference>,
 }
 
 /// Stored form of [`Artifact`], either version: version 1 has
@@ -896,6 +915,10 @@ struct ArtifactRepr {
     amount_scaling: Option<AmountScaling>,
     default_model: ModelKind,
     models: Vec<TrainedModelRepr>,
+    #[serde(default)]
+    trained_at: Option<String>,
+    #[serde(default)]
+    drift: Option<drift::Reference>,
 }
 
 impl ArtifactRepr {
@@ -930,6 +953,9 @@ impl ArtifactRepr {
             amount_scaling: self.amount_scaling,
             default_model: self.default_model,
             models,
+            trained_at: self.trained_at,
+            drift: self.drift,
+            format_version: version,
         };
         a.check()?;
         Ok(a)
@@ -964,9 +990,41 @@ impl Artifact {
             schema,
             default_model,
             models,
+            trained_at: None,
+            drift: None,
+            format_version: FORMAT_VERSION,
         };
         a.check().map_err(ModelError::Artifact)?;
         Ok(a)
+    }
+
+    /// The same artifact stamped with what training knows beside the
+    /// models: when it ran (`trained_at`, RFC 3339) and the distribution of
+    /// the rows it fitted on (checked against the schema).
+    pub fn with_training(
+        mut self,
+        trained_at: String,
+        drift: drift::Reference,
+    ) -> Result<Artifact, ModelError> {
+        self.trained_at = Some(trained_at);
+        self.drift = Some(drift);
+        self.check().map_err(ModelError::Artifact)?;
+        Ok(self)
+    }
+
+    /// When training wrote it (RFC 3339, UTC), if the artifact says.
+    pub fn trained_at(&self) -> Option<&str> {
+        self.trained_at.as_deref()
+    }
+
+    /// The format version of the file it was read from.
+    pub fn format_version(&self) -> u32 {
+        self.format_version
+    }
+
+    /// The training distribution for drift, if the artifact has one.
+    pub fn drift(&self) -> Option<&drift::Reference> {
+        self.drift.as_ref()
     }
 
     /// The ccfraud version that wrote it.
@@ -1122,6 +1180,9 @@ impl Artifact {
         if self.model(None).is_err() {
             return Err(Corruption::NoDefault(self.default_model));
         }
+        if let Some(d) = &self.drift {
+            d.check(self.schema.n_columns())?;
+        }
         Ok(())
     }
 }
@@ -1191,6 +1252,30 @@ pub(crate) mod tests {
             assert_eq!(k.name().parse::<ModelKind>().unwrap(), k);
         }
         assert!("Forest".parse::<ModelKind>().is_err());
+    }
+
+    #[test]
+    fn training_facts_round_trip_and_are_optional() {
+        let a = sample_artifact();
+        assert_eq!((a.trained_at(), a.drift()), (None, None));
+        let rows: Vec<f32> = (0..N_FEATURES * 20).map(|i| (i % 7) as f32).collect();
+        let reference = drift::Reference::fit(&rows, N_FEATURES, &[None; N_FEATURES]);
+        let stamped = a
+            .clone()
+            .with_training("2026-12-03T16:00:00Z".into(), reference.clone())
+            .unwrap();
+        let back = Artifact::from_bytes(Path::new("m"), &stamped.to_bytes()).unwrap();
+        assert_eq!(back.trained_at(), Some("2026-12-03T16:00:00Z"));
+        assert_eq!(back.drift(), Some(&reference));
+        // without them the payload has neither key (older readers, older files)
+        let plain = String::from_utf8(a.to_bytes()).unwrap();
+        assert!(!plain.contains("\"trained_at\"") && !plain.contains("\"drift\""));
+        let narrow = drift::Reference::fit(&rows, 1, &[None]);
+        let e = a.with_training("t".into(), narrow).unwrap_err();
+        assert!(
+            e.to_string().contains("drift reference has 1 columns"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! * `GET /execution-parameters` — batch transform's hints.
 //! * `GET /report` — the training report (`report.html` beside the
 //!   model: curves, calibration, costs, top features), 404 without one.
+//! * `GET /metrics` — Prometheus metrics and input drift ([`metrics`]);
+//!   answers that are not 2xx, and slow ones, are logged there too.
 //! * CORS by `actix-cors` for browser callers (the demo page): any origin by
 //!   default (`Access-Control-Allow-Origin: *`), or exactly one.
 //!
@@ -31,6 +33,7 @@
 
 pub mod asks;
 pub mod error;
+pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod transport;
@@ -90,6 +93,8 @@ pub struct Config {
     pub max_connections: Option<NonZeroUsize>,
     /// Request-body bytes received and parsed at once, across requests.
     pub max_in_flight_bytes: NonZeroUsize,
+    /// The drift window and the slow-request threshold of the log.
+    pub watch: metrics::WatchConfig,
 }
 
 /// Where the trained model comes from.
@@ -186,6 +191,8 @@ pub enum ServeError {
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Fetch(#[from] crate::sagemaker::archive::ArchiveError),
+    #[error(transparent)]
+    Watch(#[from] metrics::WatchError),
 }
 
 impl ServeError {
@@ -199,7 +206,7 @@ impl ServeError {
             | ServeError::Host { .. }
             | ServeError::CorsOrigin { .. }
             | ServeError::Zero { .. } => Exit::Usage,
-            ServeError::Runtime(_) => Exit::Failed,
+            ServeError::Runtime(_) | ServeError::Watch(_) => Exit::Failed,
         }
     }
 }
@@ -212,6 +219,11 @@ pub struct Loaded {
     pub created_by: String,
     /// The training report beside the artifact (`report.html`), if any.
     pub report: Option<String>,
+    /// The artifact's format version and training time, for `model_info`.
+    pub format_version: u32,
+    pub trained_at: Option<String>,
+    /// The training distribution, for drift (absent in older artifacts).
+    pub drift: Option<crate::model::drift::Reference>,
 }
 
 /// Largest `report.html` served (a run's is about 100 KB).
@@ -252,6 +264,8 @@ pub struct State {
     pub connections: Connections,
     pub cap: ConnectionCap,
     pub in_flight: InFlight,
+    /// `/metrics`, drift and the request log.
+    pub watch: Arc<metrics::Watch>,
 }
 
 /// Loads `dir/ccfraud-model.json`, picks the model (`name` or the default)
@@ -273,6 +287,9 @@ pub fn load(dir: &Path, kind: Option<ModelKind>) -> Result<Loaded, ServeError> {
         other => other.map_err(err)?,
     };
     let created_by = artifact.created_by().to_string();
+    let format_version = artifact.format_version();
+    let trained_at = artifact.trained_at().map(str::to_string);
+    let drift = artifact.drift().cloned();
     let model = artifact.into_model(kind).map_err(err)?;
     let mut warm = [0f32; 1];
     model.predict_proba(&vec![0f32; model.schema().n_columns()], &mut warm);
@@ -280,6 +297,9 @@ pub fn load(dir: &Path, kind: Option<ModelKind>) -> Result<Loaded, ServeError> {
         model,
         created_by,
         report: read_report(dir),
+        format_version,
+        trained_at,
+        drift,
     })
 }
 
@@ -337,7 +357,15 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), ServeError> {
              the least batch transform accepts, so larger mini-batches will get 413"
         );
     }
+    let facts = metrics::ModelFacts {
+        kind: loaded.model.kind().name().to_string(),
+        format_version: loaded.format_version,
+        trained_at: loaded.trained_at,
+        created_by: loaded.created_by,
+    };
+    let watch = metrics::Watch::new(config.watch, &loaded.model, &facts, loaded.drift)?;
     let state = State {
+        watch: Arc::new(watch),
         model: loaded.model,
         report: loaded.report,
         workers,
@@ -371,8 +399,10 @@ pub fn server(
     let data = web::Data::from(state);
     let connections = data.connections.clone();
     let counted = connections.clone();
+    let watch = data.watch.clone();
     Ok(HttpServer::new(move || {
         App::new()
+            .app_data(web::Data::from(watch.clone()))
             .wrap(cors_origin.middleware())
             .wrap_fn(|req, srv| {
                 if let Some(open) = req.conn_data::<transport::Open>() {
@@ -382,6 +412,7 @@ pub fn server(
             })
             .app_data(data.clone())
             .configure(routes)
+            .wrap(metrics::Observe(watch.clone()))
     })
     .on_connect(move |_, ext| {
         ext.insert(counted.open());
@@ -422,6 +453,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/report")
             .route(web::get().to(report))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::scrape))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -567,14 +603,15 @@ async fn invoke(
         return Err(ApiError::TooLarge { limit });
     }
     let (body, _permit) = read_body(state, payload, declared, received).await?;
+    let observer = metrics::Observer::of(req);
     // Explaining costs more than scoring: off the workers too.
     let out = if body.len() > INLINE_BODY_BYTES || asks.explain.is_some() {
         let st = state.clone();
-        web::block(move || score(&st.model, format, answer, &body, asks))
+        web::block(move || score(&st.model, &observer, format, answer, &body, asks))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??
     } else {
-        score(&state.model, format, answer, &body, asks)?
+        score(&state.model, &observer, format, answer, &body, asks)?
     };
     let mut resp = HttpResponse::Ok();
     resp.content_type(answer.content_type());
@@ -622,11 +659,13 @@ async fn read_body(
     Ok((body, permit))
 }
 
-/// Parse, predict the whole batch at once, check, then decide and explain
-/// when asked (`asks` from the head, joined with the body's), render
-/// (public so the hostile suite can fuzz the whole pipeline in-process).
+/// Parse, predict the whole batch at once, check, count it (`observer`:
+/// rows, scores, drift), then decide and explain when asked (`asks` from
+/// the head, joined with the body's), render (public so the hostile suite
+/// can fuzz the whole pipeline in-process).
 pub fn score(
     model: &TrainedModel,
+    observer: &metrics::Observer,
     format: Format,
     answer: ResponseFormat,
     body: &[u8],
@@ -639,6 +678,7 @@ pub fn score(
     let mut raw = vec![0f32; rows.len() / d];
     model.predict_proba(&rows, &mut raw);
     let scores = response::scores(&raw)?;
+    observer.scored(&rows, &raw);
     let mut extras = Extras::default();
     if asks.decisions() {
         extras.model = Some(model.kind().name());

@@ -722,7 +722,8 @@ pub fn fit_all(
         .ok_or(ModelError::Artifact(crate::model::Corruption::NoModels))?;
     let reason = default_reason(&models, best);
     tracing::info!("default model: {reason}");
-    let artifact = Artifact::new(models, best)?;
+    let artifact = Artifact::new(models, best)?
+        .with_training(trained_at(), drift_reference(schema, &prep.fit_set))?;
     print_metrics(&artifact);
     for (kind, p) in &priced {
         if let Some(p) = p {
@@ -828,6 +829,25 @@ pub fn fit_all(
 
 /// Why `best` serves by default: every model's validation AUPRC, best
 /// first.
+/// Now, in RFC 3339 UTC (whole seconds), for the artifact's `trained_at`.
+fn trained_at() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// The distribution of the rows the models were fitted on (encoded under
+/// `schema`), which serving compares recent traffic with.
+fn drift_reference(schema: &Schema, fit_set: &Dataset) -> crate::model::drift::Reference {
+    let categories: Vec<Option<usize>> = schema
+        .columns()
+        .iter()
+        .map(|c| c.categories().map(<[String]>::len))
+        .collect();
+    crate::model::drift::Reference::fit(&fit_set.features, fit_set.width, &categories)
+}
+
 fn default_reason(models: &[TrainedModel], best: ModelKind) -> String {
     let mut ranked: Vec<(ModelKind, f64)> = models
         .iter()

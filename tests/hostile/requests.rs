@@ -471,9 +471,10 @@ fn check_pipeline(body: &[u8], answer: usize) -> Result<(), String> {
         explain: ((answer / ANSWERS.len()) % 2 == 1).then_some(3),
         decide: false,
     };
+    let detached = ccfraud::serve::metrics::Observer::detached();
     for state in states() {
         for f in FORMATS {
-            match ccfraud::serve::score(state, f, format, body, asks) {
+            match ccfraud::serve::score(state, &detached, f, format, body, asks) {
                 Ok(out) => {
                     answer_scores(accept, &out).map_err(|e| format!("{f:?} → {accept}: {e}"))?;
                 }
@@ -710,6 +711,7 @@ fn the_pipeline_survives_mutated_and_arbitrary_bodies() {
         for state in &states()[block * k..block * k + k] {
             let out = ccfraud::serve::score(
                 state,
+                &ccfraud::serve::metrics::Observer::detached(),
                 Format::Detect,
                 ResponseFormat::Json,
                 &body,
