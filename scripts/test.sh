@@ -29,10 +29,13 @@
 #      transform). They need a reachable Docker engine: without one this
 #      script FAILS, unless CCFRAUD_SKIP_DOCKER=1 is set, which skips them
 #      with a loud warning.
-#   5. The API Gateway Lambda (scripts/test-lambda.sh: pytest against a real
+#   5. GET /metrics of a live server read by Prometheus's Python text-format
+#      parser (scripts/check_metrics.py: every family, values after a known
+#      set of requests).
+#   6. The API Gateway Lambda (scripts/test-lambda.sh: pytest against a real
 #      `ccfraud serve`, SNS via botocore's Stubber) and its SAM template
 #      (cfn-lint, the SAM transform).
-#   6. The demo page in headless Chromium (scripts/test-demo.sh).
+#   7. The demo page in headless Chromium (scripts/test-demo.sh).
 #
 # Build artefacts go to CARGO_TARGET_DIR (default ~/.cache/ccfraud/target),
 # outside the checkout, so CI's fresh clones reuse them.
@@ -83,6 +86,12 @@ python3 -c 'import shap' 2>/dev/null || {
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages shap
 }
 
+python3 -c 'import prometheus_client' 2>/dev/null || {
+    step "installing prometheus-client (its parser reads GET /metrics)"
+    python3 -m pip install -q --disable-pip-version-check prometheus-client \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages prometheus-client
+}
+
 step "fetching the data set"
 CSV="$(./scripts/fetch-data.sh)"
 export CCFRAUD_CREDITCARD="$CSV"
@@ -117,6 +126,9 @@ if [ "$DOCKER" = 1 ]; then
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" \
         ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}'
 fi
+
+step "GET /metrics through Prometheus's text-format parser"
+python3 scripts/check_metrics.py "$CARGO_TARGET_DIR/release/ccfraud"
 
 step "Lambda handler (against a real ccfraud serve) and SAM template (cfn-lint)"
 CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" ./scripts/test-lambda.sh

@@ -106,7 +106,7 @@ impl Reference {
     /// `categories[j]` is `Some(vocabulary length)` for a categorical
     /// column (codes `0..=len`, the last "other"), `None` for a numeric one.
     pub fn fit(rows: &[f32], width: usize, categories: &[Option<usize>]) -> Reference {
-        let n = if width == 0 { 0 } else { rows.len() / width };
+        let n = rows.len().checked_div(width).unwrap_or(0);
         let columns = categories
             .iter()
             .enumerate()
