@@ -4,9 +4,14 @@
 # latency with wrk (32 connections), without and with explain=3 (the top 3
 # reasons and the decision, asked in X-Amzn-SageMaker-Custom-Attributes), a
 # 10,000-row CSV body, a 1,000-row CSV body without and with explain=3, and
-# peak RSS.
+# peak RSS. Then the cost of watching: single-transaction throughput without
+# and with a Prometheus-like scraper (GET /metrics every 100 ms on one
+# kept-alive connection) and, with CCFRAUD_BASE_BIN (the build before
+# /metrics), that build's, in alternating wrk runs (OVERHEAD_RUNS, default 5,
+# of OVERHEAD_SECS, default 8 s each): the medians and their ratios.
 #
 #   ./scripts/bench-serve.sh [ML_ROOT]     # ML_ROOT with a trained model/ (default: trains one on the real data)
+#   CCFRAUD_BASE_BIN=/path/to/older/ccfraud ./scripts/bench-serve.sh ML_ROOT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ccfraud/target}"
@@ -20,7 +25,12 @@ fi
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 WORK="$(mktemp -d)"
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"; }
+BASE_PID=""
+SCRAPER=""
+cleanup() {
+    for p in "$PID" "$BASE_PID" "$SCRAPER"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 ML_ROOT="${1:-}"
@@ -84,3 +94,54 @@ for _ in 1 2 3 4 5; do
 done
 echo "10,000-row CSV body ($(stat -c %s "$WORK/batch.csv") bytes): best of 5 $(awk "BEGIN{printf \"%.1f\", $best*1000}") ms, $(wc -l < "$WORK/out.csv") lines + 1 back"
 echo "peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$PID/status")"
+
+# ---- the cost of watching: /metrics scraped under full load ------------------------------
+RUNS="${OVERHEAD_RUNS:-5}"
+SECS="${OVERHEAD_SECS:-8}"
+BASE_PORT=$((PORT + 1))
+if [ -n "${CCFRAUD_BASE_BIN:-}" ]; then
+    CCFRAUD_LOG=warn "$CCFRAUD_BASE_BIN" serve --ml-root "$ML_ROOT" --host 127.0.0.1 --port "$BASE_PORT" &
+    BASE_PID=$!
+    until curl -sf "http://127.0.0.1:$BASE_PORT/ping" >/dev/null; do sleep 0.01; done
+fi
+# one scrape every 100 ms on a kept-alive connection (as Prometheus does),
+# until killed; prints the number of scrapes (all must be 200)
+cat > "$WORK/scrape.py" <<'PY'
+import http.client, signal, sys, time
+conn = http.client.HTTPConnection(sys.argv[1], timeout=10)
+n = 0
+def done(*_):
+    print(n, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+while True:
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    r.read()
+    if r.status != 200:
+        print(f"/metrics answered {r.status}", file=sys.stderr)
+        sys.exit(1)
+    n += 1
+    time.sleep(0.1)
+PY
+rps() { wrk -t2 -c32 -d"${SECS}s" -s "$WORK/post.lua" "$1/invocations" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+plain=(); scraped=(); base=(); scrapes=0
+for i in $(seq "$RUNS"); do
+    plain+=("$(rps "$URL")")
+    python3 "$WORK/scrape.py" "127.0.0.1:$PORT" > "$WORK/scrapes" &
+    SCRAPER=$!
+    scraped+=("$(rps "$URL")")
+    kill "$SCRAPER"; wait "$SCRAPER" || true; SCRAPER=""
+    scrapes=$((scrapes + $(cat "$WORK/scrapes")))
+    if [ -n "$BASE_PID" ]; then base+=("$(rps "http://127.0.0.1:$BASE_PORT")"); fi
+    echo "   run $i: ${plain[-1]} req/s; with the scraper ${scraped[-1]}${BASE_PID:+; the build before ${base[-1]}}"
+done
+mp=$(median "${plain[@]}"); ms=$(median "${scraped[@]}")
+echo "== /metrics under full load: single-transaction JSON, $RUNS alternating runs of $SECS s, medians"
+echo "this build: $mp req/s; scraped every 100 ms ($scrapes scrapes, all 200): $ms req/s ($(awk "BEGIN{printf \"%+.1f\", ($ms/$mp-1)*100}") %)"
+if [ -n "$BASE_PID" ]; then
+    mb=$(median "${base[@]}")
+    echo "the build before (CCFRAUD_BASE_BIN): $mb req/s; this build without a scraper $(awk "BEGIN{printf \"%+.1f\", ($mp/$mb-1)*100}") %, with it $(awk "BEGIN{printf \"%+.1f\", ($ms/$mb-1)*100}") %"
+fi
+echo "drift after the run: $(curl -s "$URL/metrics" | grep -E '^ccfraud_(drift_window_rows|feature_drift_psi\{column="V1"\})' | tr '\n' ' ')"

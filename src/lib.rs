@@ -20,13 +20,17 @@
 //!   (every estimator implements it), the DNN, logistic regression, random
 //!   forest, the versioned artifact; [`model::explain`]: exact per-row
 //!   attributions of every kind (TreeSHAP, linear SHAP, Integrated
-//!   Gradients, blends), additive in the model's own output space.
+//!   Gradients, blends), additive in the model's own output space;
+//!   [`model::drift`]: the training distribution stored in the artifact
+//!   and the population stability index of recent rows against it.
 //! - [`metrics`]: AUC-ROC, AUPRC, log loss, confusion matrix, threshold choice.
 //! - [`decide`]: decisions with a price: the cost of alerts and of frauds
 //!   let through, the threshold of least cost, a row's decision.
 //! - [`train`]: `run(config, cancel)`: hyperparameters → checked params,
 //!   fit, evaluate, choose, commit.
-//! - [`serve`]: `run(config, listener)`: the hosting contract over actix-web.
+//! - [`serve`]: `run(config, listener)`: the hosting contract over actix-web;
+//!   [`serve::metrics`]: `GET /metrics` (Prometheus), drift gauges, the
+//!   request log (not [`metrics`], which evaluates models).
 //! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.
 //! - [`Rng`]: the seeded generator behind every random choice.
 

@@ -852,7 +852,7 @@ pub struct AmountScaling {
 
 /// Everything `train` writes for `serve`: the payload of the artifact file.
 /// Built only by [`Artifact::new`] or [`Artifact::from_bytes`], both checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Artifact {
     /// ccfraud version that wrote it.
     created_by: String,
@@ -869,6 +869,20 @@ pub struct Artifact {
     drift: Option<drift::Reference>,
     /// The format version it was read from ([`FORMAT_VERSION`] when built).
     format_version: u32,
+}
+
+/// Equal when they hold the same: the version a file was read from is not
+/// part of it (a version-1 file written again is the same artifact).
+impl PartialEq for Artifact {
+    fn eq(&self, other: &Artifact) -> bool {
+        self.created_by == other.created_by
+            && self.schema == other.schema
+            && self.amount_scaling == other.amount_scaling
+            && self.default_model == other.default_model
+            && self.models == other.models
+            && self.trained_at == other.trained_at
+            && self.drift == other.drift
+    }
 }
 
 impl Serialize for Artifact {
@@ -1363,6 +1377,10 @@ pub(crate) mod tests {
         };
         let back = resigned_as(&a, 1, v1).unwrap();
         assert_eq!(back, a);
+        assert_eq!(
+            (back.format_version(), a.format_version()),
+            (1, FORMAT_VERSION)
+        );
         assert!(back.schema().is_lab());
         let row: Vec<f32> = (0..N_FEATURES).map(|i| i as f32 / 7.0).collect();
         for m in a.models() {
