@@ -8,7 +8,8 @@
 # and with a Prometheus-like scraper (GET /metrics every 100 ms on one
 # kept-alive connection) and, with CCFRAUD_BASE_BIN (the build before
 # /metrics), that build's, in alternating wrk runs (OVERHEAD_RUNS, default 5,
-# of OVERHEAD_SECS, default 8 s each): the medians and their ratios.
+# of OVERHEAD_SECS, default 8 s each; the order rotates from run to run):
+# the medians and their ratios.
 #
 #   ./scripts/bench-serve.sh [ML_ROOT]     # ML_ROOT with a trained model/ (default: trains one on the real data)
 #   CCFRAUD_BASE_BIN=/path/to/older/ccfraud ./scripts/bench-serve.sh ML_ROOT
@@ -127,14 +128,22 @@ PY
 rps() { wrk -t2 -c32 -d"${SECS}s" -s "$WORK/post.lua" "$1/invocations" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 plain=(); scraped=(); base=(); scrapes=0
-for i in $(seq "$RUNS"); do
-    plain+=("$(rps "$URL")")
+run_plain() { plain+=("$(rps "$URL")"); }
+run_scraped() {
     python3 "$WORK/scrape.py" "127.0.0.1:$PORT" > "$WORK/scrapes" &
     SCRAPER=$!
     scraped+=("$(rps "$URL")")
     kill "$SCRAPER"; wait "$SCRAPER" || true; SCRAPER=""
     scrapes=$((scrapes + $(cat "$WORK/scrapes")))
-    if [ -n "$BASE_PID" ]; then base+=("$(rps "http://127.0.0.1:$BASE_PORT")"); fi
+}
+run_base() { base+=("$(rps "http://127.0.0.1:$BASE_PORT")"); }
+kinds=(run_plain run_scraped)
+[ -n "$BASE_PID" ] && kinds+=(run_base)
+for i in $(seq "$RUNS"); do
+    # the order rotates from run to run, so no kind always follows another
+    for k in $(seq 0 $((${#kinds[@]} - 1))); do
+        "${kinds[$(( (i + k) % ${#kinds[@]} ))]}"
+    done
     echo "   run $i: ${plain[-1]} req/s; with the scraper ${scraped[-1]}${BASE_PID:+; the build before ${base[-1]}}"
 done
 mp=$(median "${plain[@]}"); ms=$(median "${scraped[@]}")

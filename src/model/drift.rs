@@ -169,15 +169,38 @@ impl Reference {
         self.columns.iter().map(|c| c.bins.len()).sum()
     }
 
-    /// The absolute bin index (column offset + bin) of each value of `rows`
-    /// (encoded rows of these columns), for [`Window::add`]: computed
-    /// before taking the window's lock.
-    pub fn bin_rows(&self, rows: &[f32]) -> Vec<u32> {
+    /// Adds the bins of `rows` (encoded rows of these columns) to `counts`
+    /// ([`Reference::total_bins`] long: every column's bins, in order) and
+    /// returns the number of rows: a block for [`Window::add_block`].
+    pub fn count_rows(&self, rows: &[f32], counts: &mut [u32]) -> usize {
         let columns = self.columns.len();
         if columns == 0 {
-            return Vec::new();
+            return 0;
         }
-        let mut out = Vec::with_capacity(rows.len());
+        let mut n = 0;
+        for row in rows.chunks_exact(columns) {
+            let mut offset = 0;
+            for (&v, c) in row.iter().zip(&self.columns) {
+                if let Some(k) = counts.get_mut(offset + c.bins.of(v)) {
+                    *k += 1;
+                }
+                offset += c.bins.len();
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The absolute bin index (column offset + bin) of each value of `rows`
+    /// (encoded rows of these columns) into `out` (cleared first), for
+    /// [`Window::add`]: computed before taking the window's lock.
+    pub fn bin_rows(&self, rows: &[f32], out: &mut Vec<u32>) {
+        out.clear();
+        let columns = self.columns.len();
+        if columns == 0 {
+            return;
+        }
+        out.reserve(rows.len());
         for row in rows.chunks_exact(columns) {
             let mut offset = 0;
             for (&v, c) in row.iter().zip(&self.columns) {
@@ -185,7 +208,6 @@ impl Reference {
                 offset += c.bins.len();
             }
         }
-        out
     }
 }
 
@@ -308,6 +330,26 @@ impl Window {
         }
     }
 
+    /// Adds a block of `rows` rows counted by [`Reference::count_rows`] to
+    /// the newest sub-window whole (moving on first if it is full): for
+    /// small blocks, which may fill a sub-window past its size by less
+    /// than a block.
+    pub fn add_block(&mut self, counts: &[u32], rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        if self.ring[self.current].1 >= self.sub_capacity {
+            self.rotate();
+        }
+        let (ring, n) = &mut self.ring[self.current];
+        for ((r, t), &k) in ring.iter_mut().zip(&mut self.total).zip(counts) {
+            *r += k;
+            *t += u64::from(k);
+        }
+        *n += rows;
+        self.rows += rows;
+    }
+
     /// Moves to the next sub-window, dropping what it held.
     fn rotate(&mut self) {
         self.current = (self.current + 1) % self.ring.len();
@@ -346,6 +388,12 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, StandardNormal};
+
+    fn binned(r: &Reference, rows: &[f32]) -> Vec<u32> {
+        let mut out = vec![7; 3];
+        r.bin_rows(rows, &mut out);
+        out
+    }
 
     fn normal_rows(n: usize, shift: f32, seed: u64) -> Vec<f32> {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -425,14 +473,14 @@ mod tests {
         r.check(2).unwrap();
         let mut w = Window::new(&r, 5_000);
         let fresh = normal_rows(5_000, 0.0, 2);
-        w.add(&r.bin_rows(&fresh));
+        w.add(&binned(&r, &fresh));
         let stable = w.psi(&r);
         for p in &stable {
             let p = p.unwrap();
             assert!((0.0..0.01).contains(&p), "{p}");
         }
         let shifted = normal_rows(5_000, 1.0, 3);
-        w.add(&r.bin_rows(&shifted));
+        w.add(&binned(&r, &shifted));
         let moved = w.psi(&r);
         assert!(moved[0].unwrap() > 0.25, "{moved:?}");
         // the category share did not move
@@ -444,10 +492,10 @@ mod tests {
         let r = Reference::fit(&[0.0, 1.0], 1, &[Some(2)]);
         let mut w = Window::new(&r, 100);
         assert_eq!(w.psi(&r), vec![None]);
-        let zeros = r.bin_rows(&[0.0; 100]);
+        let zeros = binned(&r, &[0.0; 100]);
         w.add(&zeros);
         assert_eq!(w.rows(), 100);
-        let ones = r.bin_rows(&[1.0; 35]);
+        let ones = binned(&r, &[1.0; 35]);
         w.add(&ones);
         // 4 sub-windows of zeros dropped, 10 + 10 + 10 + 5 ones in
         assert_eq!(w.rows(), 95);
@@ -456,6 +504,23 @@ mod tests {
         assert_eq!(&w.total[..2], &[60, 35]);
         let ring: usize = w.ring.iter().map(|(_, n)| n).sum();
         assert_eq!(ring, 95);
+    }
+
+    #[test]
+    fn blocks_count_like_rows() {
+        let r = Reference::fit(&[0.0, 1.0, 2.0, 3.0, 4.0, f32::NAN], 1, &[None]);
+        let rows = [0.5, 3.5, f32::NAN, 9.0];
+        let mut counts = vec![0; r.total_bins()];
+        assert_eq!(r.count_rows(&rows, &mut counts), 4);
+        let (mut a, mut b) = (Window::new(&r, 100), Window::new(&r, 100));
+        a.add(&binned(&r, &rows));
+        b.add_block(&counts, 4);
+        assert_eq!((a.total.clone(), a.rows()), (b.total.clone(), b.rows()));
+        assert_eq!(a.psi(&r), b.psi(&r));
+        // a full sub-window is left before a block goes in
+        b.add(&binned(&r, &[0.5; 6]));
+        b.add_block(&counts, 4);
+        assert_eq!((b.current, b.rows()), (1, 14));
     }
 
     #[test]

@@ -69,6 +69,25 @@ const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Longest header value copied into a log line.
 const MAX_LOGGED_HEADER: usize = 256;
 
+/// Batches of at most this many rows observe scores one by one; larger
+/// ones count buckets locally first.
+const LOCAL_HISTOGRAM_ROWS: usize = 16;
+/// A thread's bin buffer is kept for the next batch up to this many values.
+const MAX_KEPT_BINS: usize = 1 << 16;
+
+/// Pending drift blocks (more than the threads that score, usually).
+const PENDING_SLOTS: usize = 16;
+/// Rows a pending block holds at most before it moves into the window.
+const BLOCK_ROWS: usize = 32;
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Each thread's buffer of binned values (no allocation per request).
+    static BINS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's pending drift block.
+    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Settings of the watch (from `ccfraud serve`'s flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchConfig {
@@ -103,12 +122,80 @@ pub struct Watch {
 
 /// The training distribution, the window of recent rows and the gauges
 /// they set at scrape time.
+///
+/// Small batches are counted into one of [`PENDING_SLOTS`] pending blocks
+/// (a thread keeps to one slot, so its counts stay in its core's cache and
+/// its lock is uncontended), moved into the window as a block when they
+/// reach [`BLOCK_ROWS`] rows and at every scrape, so a scrape sees every
+/// row scored before it. Batches of at least [`BLOCK_ROWS`] rows go into
+/// the window row by row under its lock.
 #[derive(Debug)]
 struct Drift {
     reference: Reference,
     window: Mutex<Window>,
+    pending: Vec<Slot>,
     psi: Vec<Gauge>,
     rows: IntGauge,
+}
+
+/// One pending block, alone on its cache lines.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Slot(Mutex<Pending>);
+
+/// Bin counts of rows not yet in the window.
+#[derive(Debug)]
+struct Pending {
+    counts: Vec<u32>,
+    rows: usize,
+}
+
+impl Drift {
+    /// Counts `n` scored rows (`rows`, encoded).
+    fn add(&self, rows: &[f32], n: usize) {
+        if n >= BLOCK_ROWS {
+            BINS.with(|cell| {
+                let mut bins = cell.borrow_mut();
+                self.reference.bin_rows(rows, &mut bins);
+                self.window().add(&bins);
+                if bins.capacity() > MAX_KEPT_BINS {
+                    *bins = Vec::new();
+                }
+            });
+            return;
+        }
+        let slot = SLOT.with(|s| *s) % self.pending.len();
+        let mut p = self.pending[slot]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        p.rows += self.reference.count_rows(rows, &mut p.counts);
+        if p.rows >= BLOCK_ROWS {
+            self.flush(&mut p);
+        }
+    }
+
+    /// Moves a pending block into the window.
+    fn flush(&self, p: &mut Pending) {
+        self.window().add_block(&p.counts, p.rows);
+        p.counts.fill(0);
+        p.rows = 0;
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every pending block into the window, then each column's PSI and the
+    /// rows held.
+    fn psi(&self) -> (Vec<Option<f64>>, usize) {
+        for slot in &self.pending {
+            let mut p = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+            self.flush(&mut p);
+        }
+        let w = self.window();
+        (w.psi(&self.reference), w.rows())
+    }
 }
 
 /// A metric that could not be registered (a bug: names are constants).
@@ -195,8 +282,17 @@ impl Watch {
                 )?;
                 registry.register(Box::new(psi_vec))?;
                 registry.register(Box::new(window_rows.clone()))?;
+                let pending = (0..PENDING_SLOTS)
+                    .map(|_| {
+                        Slot(Mutex::new(Pending {
+                            counts: vec![0; reference.total_bins()],
+                            rows: 0,
+                        }))
+                    })
+                    .collect();
                 Some(Drift {
                     window: Mutex::new(Window::new(&reference, capacity)),
+                    pending,
                     reference,
                     psi,
                     rows: window_rows,
@@ -220,25 +316,27 @@ impl Watch {
     /// window, and the fraud probabilities answered.
     pub fn scored(&self, rows: &[f32], scores: &[f32]) {
         self.rows.inc_by(scores.len() as u64);
-        let local = self.scores.local();
-        for &s in scores {
-            local.observe(f64::from(s));
+        if scores.len() <= LOCAL_HISTOGRAM_ROWS {
+            for &s in scores {
+                self.scores.observe(f64::from(s));
+            }
+        } else {
+            // a big batch: buckets counted locally, added once
+            let local = self.scores.local();
+            for &s in scores {
+                local.observe(f64::from(s));
+            }
+            local.flush();
         }
-        local.flush();
         if let Some(d) = &self.drift {
-            let bins = d.reference.bin_rows(rows);
-            let mut w = d.window.lock().unwrap_or_else(|p| p.into_inner());
-            w.add(&bins);
+            d.add(rows, scores.len());
         }
     }
 
     /// The text exposition of every metric, drift gauges brought up to date.
     pub fn render(&self) -> Result<String, WatchError> {
         if let Some(d) = &self.drift {
-            let (psi, rows) = {
-                let w = d.window.lock().unwrap_or_else(|p| p.into_inner());
-                (w.psi(&d.reference), w.rows())
-            };
+            let (psi, rows) = d.psi();
             for (g, p) in d.psi.iter().zip(psi) {
                 // an empty window has no PSI yet
                 g.set(p.unwrap_or(f64::NAN));
