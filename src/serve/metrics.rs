@@ -19,9 +19,10 @@
 //! | `feature_drift_psi` | gauge | `column` | PSI of the window against the training distribution, per schema column |
 //!
 //! Cost per request: a few atomic increments, one read-locked label lookup
-//! per labelled family, and, for drift, one short mutex section per scored
-//! batch (values are binned before the lock). The PSI is computed when
-//! `/metrics` is scraped, not per request.
+//! per labelled family, and, for drift, the batch's bin counts added to the
+//! scoring thread's own pending block (see [`Drift`]'s doc; a large batch
+//! is binned before one short section under the window's lock). The PSI
+//! is computed when `/metrics` is scraped, not per request.
 //!
 //! The log: one line (target `ccfraud::request`) per answer that is not
 //! 2xx (`warn`) or that took at least the slow-request threshold (`info`),
