@@ -244,6 +244,21 @@ pub struct ServeArgs {
     /// and tar headers); the artifact file itself may have at most 1024.
     #[arg(long, env = "CCFRAUD_MAX_UNPACKED_MB", default_value_t = crate::sagemaker::archive::DEFAULT_MAX_UNPACKED_MB)]
     pub max_unpacked_mb: u64,
+    /// The name the model is served under on the TF Serving
+    /// (/v1/models/NAME) and Open Inference Protocol (/v2/models/NAME)
+    /// paths.
+    #[arg(long, env = "CCFRAUD_MODEL_NAME", default_value = "ccfraud")]
+    pub model_name: String,
+    /// The answer format for requests without an Accept header (or with
+    /// */*): application/json, text/csv or application/jsonlines (batch
+    /// transform sets it from the model's settings).
+    #[arg(long, env = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")]
+    pub default_accept: Option<String>,
+    /// What each CSV or JSON Lines answer line holds, comma-separated:
+    /// predicted_label, probability, probabilities, labels (default: the
+    /// score and the 0/1 decision).
+    #[arg(long, env = "SAGEMAKER_INFERENCE_OUTPUT")]
+    pub inference_output: Option<String>,
 }
 
 const MIB: usize = 1024 * 1024;
@@ -297,6 +312,21 @@ impl ServeArgs {
                 .map(|n| nonzero(n, "max-connections"))
                 .transpose()?,
             max_in_flight_bytes: nonzero(self.max_in_flight_bytes, "max-in-flight-bytes")?,
+            model_name: crate::serve::protocols::ModelName::parse(&self.model_name)?,
+            default_accept: match self.default_accept.as_deref().map(str::trim) {
+                None | Some("") => crate::serve::response::ResponseFormat::Json,
+                Some(v) => {
+                    crate::serve::response::ResponseFormat::parse_default(v).ok_or_else(|| {
+                        ServeError::DefaultAccept {
+                            value: v.to_string(),
+                        }
+                    })?
+                }
+            },
+            outputs: match self.inference_output.as_deref().map(str::trim) {
+                None | Some("") => Vec::new(),
+                Some(v) => crate::serve::response::OutputKey::parse_list(v)?,
+            },
         })
     }
 
@@ -421,6 +451,44 @@ mod tests {
         match c.command {
             Command::Serve(a) => Ok(a),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn protocol_settings_are_checked() {
+        use crate::serve::response::{OutputKey, ResponseFormat};
+        let c = serve(&[
+            "--model-name",
+            "fraud-v2",
+            "--default-accept",
+            "text/csv",
+            "--inference-output",
+            "predicted_label,probability",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(c.model_name.as_str(), "fraud-v2");
+        assert_eq!(c.default_accept, ResponseFormat::Csv);
+        assert_eq!(
+            c.outputs,
+            [OutputKey::PredictedLabel, OutputKey::Probability]
+        );
+        let c = serve(&["--default-accept", " ", "--inference-output", ""])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            (c.default_accept, c.outputs.len()),
+            (ResponseFormat::Json, 0)
+        );
+        for bad in [
+            &["--model-name", "a/b"][..],
+            &["--default-accept", "image/png"],
+            &["--inference-output", "score"],
+        ] {
+            let e = serve(bad).unwrap().into_config().unwrap_err();
+            assert_eq!(e.exit(), crate::sagemaker::Exit::Usage, "{bad:?}");
         }
     }
 
