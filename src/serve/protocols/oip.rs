@@ -275,7 +275,7 @@ impl Dtype {
     /// 4-byte length and the bytes).
     fn decode(self, raw: &[u8]) -> Result<Vec<Cell>, String> {
         let fixed = |size: usize, f: &dyn Fn(&[u8]) -> f64| {
-            if raw.len() % size != 0 {
+            if !raw.len().is_multiple_of(size) {
                 return Err(format!(
                     "{} bytes is not a whole number of {size}-byte elements",
                     raw.len()

@@ -24,8 +24,8 @@
 //! Through `/invocations`, SageMaker's TensorFlow container protocol is
 //! honoured too: the custom attribute `tfs-method=predict|classify|regress`
 //! makes the body one of the requests above and the answer its TF Serving
-//! shape; `tfs-model-name` must name the served model; `tfs-model-version`
-//! must be `1`.
+//! shape; `tfs-model-name` must name the served model (and alone asks for
+//! `predict`, the TF container's default); `tfs-model-version` must be `1`.
 
 use super::{shape, write_object, ModelName, Pairs, VERSION};
 use crate::schema::Schema;
@@ -137,6 +137,9 @@ impl Method {
     /// SageMaker's TF container attributes (`tfs-method`, `tfs-model-name`,
     /// `tfs-model-version`, split by `,` or `;`): the method asked, if any,
     /// once the model and version they name are checked against `served`.
+    /// A model or version named without a method asks for `predict`, as
+    /// the TF container's default is (the SDK's `TensorFlowPredictor` sends
+    /// only `tfs-model-name` when it predicts).
     pub fn from_attributes(header: &str, served: &ModelName) -> Result<Option<Method>, ApiError> {
         let (mut method, mut name, mut version) = (None, None, None);
         for pair in header.split([';', ',']) {
@@ -162,10 +165,12 @@ impl Method {
                 _ => {}
             }
         }
-        if name.is_some() || version.is_some() {
-            served.check(name.unwrap_or(served.as_str()), version)?;
+        if name.is_none() && version.is_none() {
+            return Ok(method);
         }
-        Ok(method)
+        served.check(name.unwrap_or(served.as_str()), version)?;
+        // a TF container client: its requests are predictions by default
+        Ok(Some(method.unwrap_or(Method::Predict)))
     }
 }
 
