@@ -632,7 +632,11 @@ mod tests {
         assert_eq!(Method::from_attributes("explain=3", &n).unwrap(), None);
         assert_eq!(
             Method::from_attributes("tfs-model-name=ccfraud,tfs-model-version=1", &n).unwrap(),
-            None
+            Some(Method::Predict)
+        );
+        assert_eq!(
+            Method::from_attributes("tfs-method=regress;tfs-model-name=ccfraud", &n).unwrap(),
+            Some(Method::Regress)
         );
         assert!(Method::from_attributes("tfs-method=explode", &n).is_err());
         assert!(Method::from_attributes("tfs-model-name=other", &n).is_err());
