@@ -385,6 +385,7 @@ fn inputs_of(raw: &RawValue, schema: &Arc<Schema>) -> Result<Vec<f32>, ApiError>
         values.push((name, list));
     }
     let n = values.first().map_or(0, |(_, l)| l.len());
+    let cap = expansion_cap(raw.get().len());
     let mut text = Vec::with_capacity(raw.get().len() + n * values.len() * 8);
     text.push(b'[');
     for i in 0..n {
@@ -392,9 +393,27 @@ fn inputs_of(raw: &RawValue, schema: &Arc<Schema>) -> Result<Vec<f32>, ApiError>
             text.push(b',');
         }
         write_object(&mut text, values.iter().map(|(k, l)| (*k, l[i].get())))?;
+        if text.len() > cap {
+            return Err(too_large("'inputs' columns", cap));
+        }
     }
     text.push(b']');
     request::parse(Format::Json, &text, schema)
+}
+
+/// The most bytes of rows a body of `sent` bytes may expand into when its
+/// columns or its shared `context` are written out row by row: a request
+/// must not cost far more memory than it sent.
+fn expansion_cap(sent: usize) -> usize {
+    8 * sent + (1 << 20)
+}
+
+fn too_large(what: &str, cap: usize) -> ApiError {
+    ApiError::bad(
+        format!("{what} expand to more than {cap} bytes of rows (8 times what was sent, plus 1 MiB): send the rows themselves ('instances')"),
+        None,
+        None,
+    )
 }
 
 /// `examples` (each merged with `context`) as named rows; a value wrapped
@@ -412,6 +431,13 @@ fn examples_of(
         ));
     }
     let shared = context.map_or(&[][..], |c| &c.0[..]);
+    let sent: usize = examples
+        .iter()
+        .chain(context)
+        .flat_map(|e| &e.0)
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let cap = expansion_cap(sent);
     let mut text = Vec::new();
     text.push(b'[');
     for (i, example) in examples.iter().enumerate() {
@@ -423,6 +449,9 @@ fn examples_of(
             pairs.push((k.as_ref(), unwrapped(v, i + 1, k)?));
         }
         write_object(&mut text, pairs.into_iter())?;
+        if text.len() > cap {
+            return Err(too_large("'examples' with their 'context'", cap));
+        }
     }
     text.push(b']');
     request::parse(Format::Json, &text, schema)
@@ -614,6 +643,16 @@ mod tests {
         assert!(msg(&body.replace("[0.5]", "[0.5, 1]"))
             .contains("row 2, feature V1: expected one value, found a list of 2"));
         assert!(msg(r#"{"examples": []}"#).contains("'examples' is empty"));
+        // a context repeated over many examples may not blow up memory
+        let wide: Vec<String> = (1..=28)
+            .map(|i| format!(r#""V{i}": {}"#, "1".repeat(300)))
+            .collect();
+        let many = format!(
+            r#"{{"context": {{{}}}, "examples": [{}]}}"#,
+            wide.join(","),
+            vec!["{}"; 2000].join(",")
+        );
+        assert!(msg(&many).contains("expand to more than"), "{}", msg(&many));
         // a context feature repeated in an example is refused, not overridden
         assert!(msg(&body.replace(r#""V2": [0]"#, r#""Amount_std": 1"#)).contains("Amount_std"));
     }
