@@ -166,6 +166,109 @@ mod tests {
         assert!(n.check("ccfraud", Some("2")).is_err());
     }
 
+    /// Any bytes, and mutations of valid bodies, through both protocols:
+    /// never a panic; an answer is valid JSON, a refusal a 400.
+    #[test]
+    fn hostile_bodies_get_json_or_a_400() {
+        use crate::schema::Schema;
+        use crate::serve::response::Score;
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::lab());
+        let score = |rows: &[f32]| -> Result<Vec<Score>, ApiError> {
+            Ok(rows.chunks(29).map(|_| Score::new(0.5).unwrap()).collect())
+        };
+        let row = format!("[{}]", vec!["0.5"; 29].join(","));
+        let named = format!(
+            "{{{}}}",
+            (1..=28)
+                .map(|i| format!(r#""V{i}": [1]"#))
+                .chain([r#""Amount_std": 2"#.to_string()])
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let seeds = [
+            format!(r#"{{"instances": [{row}, {row}]}}"#),
+            format!(r#"{{"signature_name": "", "inputs": {{"V1": [1, 2], "V2": [3, 4]}}}}"#),
+            format!(r#"{{"context": {{"V1": 1}}, "examples": [{named}]}}"#),
+            format!(
+                r#"{{"id": "x", "inputs": [{{"name": "f", "shape": [1, 29], "datatype": "FP32", "data": {row}}}], "outputs": [{{"name": "probability"}}]}}"#
+            ),
+            r#"{"inputs": [{"name": "V1", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]}]}"#.to_string(),
+        ];
+        let check = |body: &[u8], pick: usize| -> Result<(), String> {
+            let method = [
+                tfserving::Method::Predict,
+                tfserving::Method::Classify,
+                tfserving::Method::Regress,
+            ][pick % 3];
+            let answers = [
+                tfserving::answer(method, body, &schema, score),
+                oip::infer(
+                    &ModelName::default(),
+                    body,
+                    (pick % 2 == 0).then_some(pick % (body.len() + 1)),
+                    &schema,
+                    0.5,
+                    score,
+                ),
+            ];
+            for a in answers {
+                match a {
+                    Ok(out) => {
+                        serde_json::from_slice::<serde_json::Value>(&out)
+                            .map_err(|e| format!("invalid JSON: {e}"))?;
+                    }
+                    Err(ApiError::BadInput { .. }) => {}
+                    Err(e) => return Err(format!("not a 400: {e:?}")),
+                }
+            }
+            Ok(())
+        };
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases: 2_000,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        );
+        let mutated = (
+            0..seeds.len(),
+            proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            any::<usize>(),
+        );
+        runner
+            .run(&mutated, |(k, edits, pick)| {
+                let mut body = seeds[k].clone().into_bytes();
+                for (at, byte) in edits {
+                    if !body.is_empty() {
+                        let i = at % body.len();
+                        body[i] = byte;
+                    }
+                }
+                check(&body, pick).map_err(|e| {
+                    TestCaseError::fail(format!("{e}: {:?}", String::from_utf8_lossy(&body)))
+                })
+            })
+            .unwrap();
+        runner
+            .run(
+                &(
+                    proptest::collection::vec(any::<u8>(), 0..200),
+                    any::<usize>(),
+                ),
+                |(body, pick)| check(&body, pick).map_err(TestCaseError::fail),
+            )
+            .unwrap();
+        for seed in &seeds {
+            for pick in 0..6 {
+                check(seed.as_bytes(), pick).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn pairs_keep_order_and_duplicates() {
         let p: Pairs = serde_json::from_str(r#"{"b": [1, 2], "a": 1, "b": "x"}"#).unwrap();
