@@ -32,7 +32,7 @@ It is forwarded byte for byte as application/json, always with the
 SageMaker custom attribute "explain=3" (header
 X-Amzn-SageMaker-Custom-Attributes), which asks the container for each
 transaction's decision and its top 3 reasons, and with an InferenceId (header
-X-Amzn-SageMaker-Inference-Id, which the container never sees): the API
+X-Amzn-SageMaker-Inference-Id, which the container ignores): the API
 Gateway request id, which API Gateway also returns to the caller in the
 x-amzn-RequestId header. With data capture on, SageMaker stores it with the
 captured request and answer, so Model Monitor can merge ground truth
@@ -315,7 +315,7 @@ def _classify_client_error(err):
     return Refused(502, f"endpoint call failed: {code or http}: {error.get('Message', '')}", "endpoint_error")
 
 
-def _invoke(endpoint, body, inference_id):
+def _invoke(endpoint, body, inference):
     client = _sagemaker_client()
     try:
         result = client.invoke_endpoint(
@@ -323,7 +323,7 @@ def _invoke(endpoint, body, inference_id):
             ContentType=CONTENT_TYPE,
             Accept="application/json",
             CustomAttributes=CUSTOM_ATTRIBUTES,
-            InferenceId=inference_id,
+            InferenceId=inference,
             Body=body,
         )
         raw = result["Body"].read()
@@ -369,7 +369,7 @@ def fraud_scores(answer):
 
 def inference_id(request_id, body):
     """The request's InferenceId: the request id as it is when SageMaker accepts
-    it (API Gateway's are: a UUID for REST APIs, 16 characters for HTTP APIs),
+    it (API Gateway's are: UUIDs for REST APIs, short base64-like ids for HTTP APIs),
     else "rid-sha256:" + 32 hex digits of its SHA-256; without a request id,
     "sha256:" + 16 hex digits of the body's (the same body, the same id)."""
     if request_id:
