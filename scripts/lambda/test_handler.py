@@ -1633,3 +1633,11 @@ def test_clarify_synthetic_batch_against_the_real_server(server_url):
     assert probabilities[0] < 0.5 and _scores(_post(server_url, baseline[0]))[0] < 0.5
     # the synthetic rows span the two: not one constant answer
     assert min(probabilities) < 0.5 < max(probabilities)
+
+
+def test_readme_documents_every_template_parameter():
+    readme = (HERE.parents[1] / "README.md").read_text()
+    start = readme.index("### Deploying the endpoint")
+    section = readme[start:readme.index("\n## ", start)]
+    missing = [name for name in _template()["Parameters"] if f"`{name}`" not in section]
+    assert not missing, f"README's deployment section does not name {missing}"
