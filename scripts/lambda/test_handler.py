@@ -16,7 +16,13 @@ and its attributes are also tested on fixed answers of the serving contract
 (the endpoint client under Stubber too, which requires CustomAttributes
 "explain=3" on every call); against the real server, the message must name
 the server's own reasons, and the lab's own Lambda (tests/lab_lambda.py,
-unchanged) must get 200 and its score with and without explain. The binary:
+unchanged) must get 200 and its score with and without explain. Every call
+carries an InferenceId within botocore's model constraints, which the real
+server ignores. The SAM template is linted as written and SAM-transformed,
+and resolved offline for each deployment shape (instance endpoint with auto
+scaling, serverless, data capture, alarms, Clarify); SageMaker Clarify's
+synthetic CSV batch, built from the template's own baseline, is played
+against the real server. The binary:
 CCFRAUD_BIN, else $CARGO_TARGET_DIR/release/ccfraud (default
 ~/.cache/ccfraud/target).
 
