@@ -77,12 +77,6 @@ impl Default for ModelName {
     }
 }
 
-impl fmt::Display for ModelName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A JSON object's members in order, values left unparsed and keys given
 /// twice kept twice (so the row parser refuses them rather than the last
 /// silently winning).
