@@ -217,15 +217,18 @@ fn lead(
             hosts: followers + 1,
         });
     }
-    tracing::info!(
-        "this host leads a job of {} hosts: it trains and writes the model; the other {followers} write nothing",
-        followers + 1
-    );
+    let hosts = followers + 1;
     match Beacon::bind(settings.port) {
-        Ok(b) => Ok(Some(b)),
+        Ok(b) => {
+            tracing::info!(
+                "this host leads a job of {hosts} hosts: it trains and writes the model; the other {followers} write nothing and wait on port {} until it is done",
+                b.port()
+            );
+            Ok(Some(b))
+        }
         Err(e) => {
             tracing::warn!(
-                "cannot listen on port {} for the other hosts ({e}); they stop waiting after {} s",
+                "this host leads a job of {hosts} hosts but cannot listen on port {} for the others ({e}): it trains anyway; they stop waiting after {} s",
                 settings.port,
                 settings.wait.as_secs()
             );
