@@ -21,7 +21,7 @@
 //! leader's exit is the one compose sees first. This is the pattern of the
 //! SageMaker TensorFlow container's parameter servers, which poll the master
 //! on port 2222 until it is down. On SageMaker the wait costs no time: the
-//! job ends when its last host exits, which is the leader anyway. A follower
+//! job lasts as long as the leader's fit either way. A follower
 //! that cannot reach the leader for `--leader-wait` seconds (the leader may
 //! have failed before it connected) logs why and exits 0 too: the leader's
 //! own exit decides the job.
