@@ -11,7 +11,8 @@
 # algo-2-…): sagemaker_run.py then checks that no file under /opt/ml/model or
 # /opt/ml/output was written by two hosts and that model.tar.gz holds exactly
 # the first host's files, and this script checks that each other host logged
-# why it writes nothing and waited for the first to finish.
+# why it writes nothing and waited for the first, and that the first host's
+# exit (code 0) is the one compose saw first.
 #
 # The SDK (pinned in scripts/requirements-sagemaker.txt) lives in a venv at
 # CCFRAUD_SAGEMAKER_VENV (default ~/.cache/ccfraud/venv-sagemaker), created or
@@ -149,14 +150,21 @@ if [ -n "$SUB" ]; then
     n="${SUB#*passed, }"; FAILED=$((FAILED + ${n%% failed}))
 fi
 if [ "$COUNT" -gt 1 ]; then
-    # Every host but the first says why it writes nothing, and waits for the first.
+    # Every host but the first says why it writes nothing and waits for the
+    # first; the first host's exit is the one compose sees (it then stops the
+    # others: --abort-on-container-exit), so the job's exit code is its own.
     said="$(grep -c 'is not the first of hosts' "$LOG" || true)"
-    done_="$(grep -c 'has finished; this host exits 0, having written nothing' "$LOG" || true)"
-    if [ "$said" = $((COUNT - 1)) ] && [ "$done_" = $((COUNT - 1)) ]; then
+    waited="$(grep -c 'connected to the leader' "$LOG" || true)"
+    first_exit="$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep -m1 -oE '[^ ]*algo-[0-9]+-[^ ]* exited with code [0-9]+' || true)"
+    if [ "$said" = $((COUNT - 1)) ] && [ "$waited" = $((COUNT - 1)) ]; then
         pass "each of the $((COUNT - 1)) other host(s) logged why it writes nothing and waited for the first"
     else
-        fail "other hosts' log lines" "$said 'is not the first of hosts', $done_ 'has finished' lines for $((COUNT - 1)) host(s)"
+        fail "other hosts' log lines" "$said 'is not the first of hosts', $waited 'connected to the leader' for $((COUNT - 1)) host(s)"
     fi
+    case "$first_exit" in
+        *algo-1-*" exited with code 0") pass "the first host exited first, with code 0 (${first_exit%% *})" ;;
+        *) fail "the first host exited first, with code 0" "first exit seen: '${first_exit:-none}'" ;;
+    esac
 fi
 if [ "$RC" = 0 ] && [ -n "$SUB" ] && [ "${n%% failed}" = 0 ]; then
     pass "sagemaker_run.py --local exited 0 in ${ELAPSED} s"
