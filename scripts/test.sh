@@ -29,8 +29,8 @@
 #      a real S3-compatible server, s3s-fs, and the S3 error paths).
 #   4. Container tests (scripts/test-image.sh: the image's shape, train,
 #      serve, SIGTERM, SAGEMAKER_BIND_TO_PORT) and the SageMaker Python SDK in
-#      local mode (scripts/test-sagemaker-local.sh: fit, deploy, invoke, batch
-#      transform). They need a reachable Docker engine: without one this
+#      local mode (scripts/test-sagemaker-local.sh: fit on two instances with
+#      no file written by both, deploy, invoke, batch transform). They need a reachable Docker engine: without one this
 #      script FAILS, unless CCFRAUD_SKIP_DOCKER=1 is set, which skips them
 #      with a loud warning.
 #   5. The API Gateway Lambda (scripts/test-lambda.sh: pytest against a real
@@ -129,9 +129,9 @@ if [ "$DOCKER" = 1 ]; then
     "$CARGO_TARGET_DIR/release/ccfraud" prepare --input "$CSV" --out "$PREPARED"
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" ./scripts/test-image.sh
 
-    step "SageMaker Python SDK, local mode (offline): train, deploy, invoke, batch transform"
+    step "SageMaker Python SDK, local mode (offline): train on two instances, deploy, invoke, batch transform"
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" \
-        ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}'
+        ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}' --instance-count 2
 fi
 
 step "Lambda handler (against a real ccfraud serve) and SAM template (cfn-lint)"

@@ -30,6 +30,8 @@ pub enum Command {
         root: MlRootArg,
         #[command(flatten)]
         remote: RemoteTrainArgs,
+        #[command(flatten)]
+        hosts: HostsArgs,
     },
     /// Upload the prepared train_data.csv / test_data.csv (any columns, as
     /// `prepare` wrote them) to s3://bucket/prefix/{train,test}/ (the lab's
@@ -141,6 +143,29 @@ pub struct DemoArgs {
     pub alert_webhook: Option<String>,
 }
 
+/// Training jobs of several hosts (`resourceconfig.json`): the first host
+/// trains, the others wait for it and write nothing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostsArgs {
+    /// TCP port on which the first host of a multi-instance job tells the
+    /// others it is still training.
+    #[arg(long, env = "CCFRAUD_LEADER_PORT", default_value_t = crate::sagemaker::hosts::DEFAULT_LEADER_PORT)]
+    pub leader_port: u16,
+    /// Seconds a host other than the first tries to reach it before exiting
+    /// 0 without waiting.
+    #[arg(long, env = "CCFRAUD_LEADER_WAIT", default_value_t = crate::sagemaker::hosts::DEFAULT_LEADER_WAIT.as_secs())]
+    pub leader_wait: u64,
+}
+
+impl HostsArgs {
+    pub fn settings(&self) -> crate::sagemaker::hosts::Settings {
+        crate::sagemaker::hosts::Settings {
+            port: self.leader_port,
+            wait: Duration::from_secs(self.leader_wait),
+        }
+    }
+}
+
 /// Training outside SageMaker with data and model on S3.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RemoteTrainArgs {
@@ -165,12 +190,20 @@ pub struct RemoteTrainArgs {
 
 impl RemoteTrainArgs {
     /// The typed training config: S3 channels when `--train` is given (clap
-    /// guarantees `--output` then), else the ml-root's own channels.
-    pub fn into_config(self, ml_root: PathBuf) -> Result<crate::train::Config, crate::s3::S3Error> {
+    /// guarantees `--output` then; `hosts` does not apply), else the
+    /// ml-root's own channels.
+    pub fn into_config(
+        self,
+        ml_root: PathBuf,
+        hosts: &HostsArgs,
+    ) -> Result<crate::train::Config, crate::s3::S3Error> {
         use crate::s3::S3Uri;
         let config_root = crate::sagemaker::MlRoot::new(ml_root);
         let (Some(train), Some(output)) = (&self.train, &self.output) else {
-            return Ok(crate::train::Config::Local(config_root));
+            return Ok(crate::train::Config::Local {
+                root: config_root,
+                hosts: hosts.settings(),
+            });
         };
         let mut channels = vec![("train".to_string(), S3Uri::parse(train)?)];
         for (name, uri) in [("test", &self.test), ("validation", &self.validation)] {
@@ -443,6 +476,48 @@ mod tests {
                 }
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn train_defaults_to_the_ml_root_and_the_leader_port() {
+        let c = Cli::try_parse_from(["ccfraud", "train", "--ml-root", "/r"]).unwrap();
+        let Command::Train {
+            root,
+            remote,
+            hosts,
+        } = c.command
+        else {
+            panic!("not train");
+        };
+        if std::env::var_os("CCFRAUD_LEADER_PORT").is_none()
+            && std::env::var_os("CCFRAUD_LEADER_WAIT").is_none()
+        {
+            assert_eq!(
+                hosts.settings(),
+                crate::sagemaker::hosts::Settings::default()
+            );
+            assert_eq!(hosts.leader_port, 27100);
+            assert_eq!(hosts.leader_wait, 600);
+        }
+        let flags = [
+            "ccfraud",
+            "train",
+            "--leader-port",
+            "0",
+            "--leader-wait",
+            "3",
+        ];
+        let Command::Train { hosts: h, .. } = Cli::try_parse_from(flags).unwrap().command else {
+            panic!("not train");
+        };
+        assert_eq!(h.settings().wait, Duration::from_secs(3));
+        if std::env::var_os("CCFRAUD_TRAIN_URI").is_none() {
+            let config = remote.into_config(root.ml_root, &hosts).unwrap();
+            assert!(
+                matches!(&config, crate::train::Config::Local { root, .. } if root.root() == std::path::Path::new("/r")),
+                "{config:?}"
+            );
         }
     }
 
