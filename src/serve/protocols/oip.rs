@@ -734,6 +734,54 @@ mod tests {
     }
 
     #[test]
+    fn datatypes_are_the_protocols_names() {
+        let all = [
+            ("FP32", Dtype::F32),
+            ("FP64", Dtype::F64),
+            ("INT8", Dtype::Int(1)),
+            ("INT16", Dtype::Int(2)),
+            ("INT32", Dtype::Int(4)),
+            ("INT64", Dtype::Int(8)),
+            ("UINT8", Dtype::UInt(1)),
+            ("UINT16", Dtype::UInt(2)),
+            ("UINT32", Dtype::UInt(4)),
+            ("UINT64", Dtype::UInt(8)),
+            ("BYTES", Dtype::Bytes),
+        ];
+        for (name, dtype) in all {
+            assert_eq!(Dtype::parse(name), Some(dtype), "{name}");
+        }
+        for bad in ["FP16", "BF16", "BOOL", "fp32", ""] {
+            assert_eq!(Dtype::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            Dtype::Int(8).decode(&(-3i64).to_le_bytes()).unwrap(),
+            [Cell::Num(-3.0)]
+        );
+        assert_eq!(
+            Dtype::F64.decode(&0.25f64.to_le_bytes()).unwrap(),
+            [Cell::Num(0.25)]
+        );
+    }
+
+    #[test]
+    fn metadata_names_the_tensors() {
+        let m = model_metadata(&ModelName::parse("fraud").unwrap(), &lab());
+        assert_eq!(m["name"], "fraud");
+        assert_eq!(m["versions"], serde_json::json!(["1"]));
+        assert_eq!(
+            m["inputs"],
+            serde_json::json!([{"name": "features", "datatype": "FP32", "shape": [-1, 29]}])
+        );
+        assert_eq!(m["outputs"][0]["name"], "probability");
+        assert_eq!(m["outputs"][1]["datatype"], "INT64");
+        assert_eq!(
+            server_metadata()["extensions"],
+            serde_json::json!(["binary_tensor_data"])
+        );
+    }
+
+    #[test]
     fn paths() {
         let p = Path::parse("m").unwrap();
         assert_eq!((p.name, p.version, p.target), ("m", None, Target::Metadata));
