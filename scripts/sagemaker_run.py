@@ -6,6 +6,20 @@ SageMaker Python SDK's generic Estimator (bring-your-own-container).
     python scripts/sagemaker_run.py --image ACCOUNT.dkr.ecr.REGION.amazonaws.com/ccfraud:latest \
         --data-dir /tmp/prep --role arn:aws:iam::ACCOUNT:role/SageMakerRole
 
+--instance-count N trains on N hosts (SageMaker's instance_count; local mode
+runs N containers). The first host trains and writes, the others write
+nothing and wait for it (README, "Several training instances"). In local mode
+the script then proves that no file was written by two hosts: SDK v2 local
+mode mounts ONE host folder as every container's /opt/ml/model (so a clash
+would go unseen: last writer wins), whereas SageMaker gives each host its own
+/opt/ml/model and merges them into model.tar.gz. With N > 1 the script gives
+each local container its own model folder, as SageMaker does (the SDK's
+retrieve_artifacts then merges them the same way), lists what each host wrote
+under /opt/ml/model and /opt/ml/output before the merge, and checks that no
+path appears under two hosts, that only the first host wrote, and that
+model.tar.gz holds exactly the first host's files. Hosting and batch
+transform always use one instance.
+
 --data-dir holds prepared lab-format data (`ccfraud prepare`): train_data.csv
 and test_data.csv, 29 features then the label, no header.
 
@@ -17,7 +31,8 @@ definitions, real-time endpoint, batch transform), and everything created
 except S3 objects is deleted at the end.
 
 Steps (each prints `ok   - ...` or `FAIL - ...`):
-  1. fit (channels train, test; hyperparameters from --hyperparameters)
+  1. fit (channels train, test; hyperparameters from --hyperparameters) on
+     --instance-count hosts; with several, local mode: the per-host checks above
   2. deploy an endpoint; invoke it with the lab's example fraud transaction
      with no content type (like the lab's Lambda) and as application/json;
      print the fraud score result.classifications[0].classes[1].score
@@ -28,10 +43,13 @@ The last line is `N passed, M failed`; the exit status is 1 when any check
 failed (2 for usage errors).
 """
 import argparse
+import inspect
+import itertools
 import json
 import os
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 import traceback
@@ -91,6 +109,9 @@ def parse_args(argv):
     p.add_argument("--instance-type", default=None,
                    help="training/hosting/transform instance type (default ml.m5.large; 'local' with --local)")
     p.add_argument("--local", action="store_true", help="use SageMaker local mode (Docker), offline")
+    p.add_argument("--instance-count", type=int, default=1,
+                   help="training instances (default 1); with --local and N > 1, checks that no "
+                        "file is written by two hosts")
     p.add_argument("--hyperparameters", default='{"model": "dnn"}',
                    help='JSON object of hyperparameters (default {"model": "dnn"}); values are sent as strings')
     p.add_argument("--transform-rows", type=int, default=300,
@@ -113,6 +134,8 @@ def parse_args(argv):
         args.instance_type = "local" if args.local else "ml.m5.large"
     if not args.local and not args.role:
         p.error("--role is required without --local")
+    if args.instance_count < 1:
+        p.error("--instance-count must be >= 1")
     if args.transform_rows < 1:
         p.error("--transform-rows must be >= 1")
     for f in ("train_data.csv", "test_data.csv"):
@@ -162,6 +185,91 @@ def write_transform_input(test_csv, out_dir, rows):
     return path, n
 
 
+def _volume(spec):
+    """(host_dir, container_dir) of a compose volume `host:container[:z]`."""
+    if spec.endswith(":z"):
+        spec = spec[:-2]
+    host_dir, _, container_dir = spec.rpartition(":")
+    return host_dir, container_dir
+
+
+def _files_under(root):
+    """Every file under `root`, as sorted paths relative to it."""
+    out = []
+    for dirpath, _, names in os.walk(root):
+        out.extend(os.path.relpath(os.path.join(dirpath, n), root) for n in names)
+    return sorted(out)
+
+
+def separate_model_folders(written):
+    """Makes SDK v2 local mode give each training host its own /opt/ml/model,
+    as SageMaker does, and records in `written[host][container_dir]` the files
+    each host left under /opt/ml/model and /opt/ml/output before the SDK
+    merges them into model.tar.gz and output.tar.gz.
+
+    Patches two methods of the pinned SDK (2.257.x), checked by signature so a
+    different SDK fails here, loudly, rather than proving nothing."""
+    from sagemaker.local import image as local_image
+
+    cls = local_image._SageMakerContainer
+    expected = {
+        "_create_docker_host": ["self", "host", "environment", "optml_subdirs", "command", "volumes"],
+        "retrieve_artifacts": ["self", "compose_data", "output_data_config", "job_name"],
+    }
+    for name, params in expected.items():
+        have = list(inspect.signature(getattr(cls, name)).parameters)
+        if have != params:
+            raise RuntimeError(f"sagemaker.local.image._SageMakerContainer.{name}{tuple(have)} "
+                               f"is not the SDK 2.257 method this script patches {tuple(params)}")
+    create, retrieve = cls._create_docker_host, cls.retrieve_artifacts
+
+    def create_per_host(self, host, environment, optml_subdirs, command, volumes):
+        config = create(self, host, environment, optml_subdirs, command, volumes)
+        if command == "train":
+            own = os.path.join(self.container_root, host, "model")
+            os.makedirs(own, exist_ok=True)
+            config["volumes"] = [f"{own}:/opt/ml/model" if _volume(v)[1] == "/opt/ml/model" else v
+                                 for v in config["volumes"]]
+        return config
+
+    def retrieve_recording(self, compose_data, output_data_config, job_name):
+        for host in self.hosts:
+            for spec in compose_data["services"][str(host)]["volumes"]:
+                host_dir, container_dir = _volume(spec)
+                if container_dir in ("/opt/ml/model", "/opt/ml/output"):
+                    written.setdefault(host, {})[container_dir] = _files_under(host_dir)
+        return retrieve(self, compose_data, output_data_config, job_name)
+
+    cls._create_docker_host = create_per_host
+    cls.retrieve_artifacts = retrieve_recording
+
+
+def check_hosts(checks, written, count, model_data):
+    """The checks of a local fit on several hosts (see separate_model_folders)."""
+    hosts = list(written)  # in the SDK's order (resourceconfig.json's hosts): the first leads
+    if not checks.check(f"{count} training hosts recorded", len(hosts) == count, ", ".join(hosts)):
+        return
+    both = []
+    for a, b in itertools.combinations(hosts, 2):
+        for d in ("/opt/ml/model", "/opt/ml/output"):
+            both += [f"{d}/{f} ({a}, {b})"
+                     for f in sorted(set(written[a].get(d, [])) & set(written[b].get(d, [])))]
+    summary = "; ".join(f"{h}: {len(written[h].get('/opt/ml/model', []))} model file(s), "
+                        f"{len(written[h].get('/opt/ml/output', []))} output file(s)" for h in hosts)
+    checks.check("no file written by two hosts", not both, "; ".join(both) if both else summary)
+    leader = written[hosts[0]]
+    followers = [h for h in hosts[1:] if any(written[h].values())]
+    checks.check("only the first host wrote (model and output)",
+                 "ccfraud-model.json" in leader.get("/opt/ml/model", []) and not followers,
+                 f"followers that wrote: {followers}" if followers else
+                 f"{hosts[0]}: {', '.join(leader.get('/opt/ml/model', []))}")
+    if model_data.startswith("file://"):
+        with tarfile.open(model_data[len("file://"):]) as tar:
+            members = sorted(m.name for m in tar.getmembers() if m.isfile())
+        checks.check("model.tar.gz holds exactly the first host's files",
+                     members == leader.get("/opt/ml/model"), ", ".join(members))
+
+
 def fraud_score(body):
     doc = json.loads(body)
     return float(doc["result"]["classifications"][0]["classes"][1]["score"])
@@ -188,6 +296,9 @@ def main(argv=None):
     predictor = None
     model_names = []
     session = None
+    written = {}  # host -> container dir -> files (local mode, several hosts)
+    if args.local and args.instance_count > 1:
+        separate_model_folders(written)
     try:
         # ---- session, channels -------------------------------------------------
         train_dir = stage_channel(os.path.join(args.data_dir, "train_data.csv"), os.path.join(work, "train"))
@@ -232,7 +343,7 @@ def main(argv=None):
         est_kwargs = dict(
             image_uri=args.image,
             role=role,
-            instance_count=1,
+            instance_count=args.instance_count,
             instance_type=args.instance_type,
             output_path=output_path,
             hyperparameters=args.hp,
@@ -245,11 +356,14 @@ def main(argv=None):
         t0 = time.time()
         try:
             estimator.fit(channels, wait=True, logs=True)
-            checks.ok("training", f"{time.time() - t0:.1f} s, model {estimator.model_data}")
+            checks.ok(f"training on {args.instance_count} host(s)",
+                      f"{time.time() - t0:.1f} s, model {estimator.model_data}")
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             checks.fail("training", repr(e))
             return finish(checks)
+        if args.local and args.instance_count > 1:
+            check_hosts(checks, written, args.instance_count, estimator.model_data)
         if not args.local:
             try:
                 for m in estimator.training_job_analytics.dataframe().itertuples():

@@ -3,7 +3,9 @@
 # template (scripts/lambda/template.yaml): pytest against a real
 # `ccfraud serve` (and the lab's own Lambda, tests/lab_lambda.py, run against
 # it with and without explain), SNS checked with botocore's Stubber, cfn-lint
-# on the template.
+# on the template and its SAM-transformed stack, the template's deployment
+# shapes (instance, serverless, data capture, alarms, Clarify) resolved per
+# parameter set, and SageMaker Clarify's CSV calls played against the server.
 #
 #   scripts/test-lambda.sh [PYTEST ARGS...]
 #

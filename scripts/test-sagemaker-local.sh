@@ -4,7 +4,15 @@
 # test), deploys a local endpoint, invokes it with the lab's fraud example,
 # batch-transforms test transactions and tears everything down.
 #
-#   scripts/test-sagemaker-local.sh [--tag TAG] [--hyperparameters JSON] [--no-install]
+#   scripts/test-sagemaker-local.sh [--tag TAG] [--hyperparameters JSON]
+#                                   [--instance-count N] [--no-install]
+#
+# --instance-count N (default 1) trains on N local containers (algo-1-…,
+# algo-2-…): sagemaker_run.py then checks that no file under /opt/ml/model or
+# /opt/ml/output was written by two hosts and that model.tar.gz holds exactly
+# the first host's files, and this script checks that each other host logged
+# why it writes nothing and waited for the first, and that the first host's
+# exit (code 0) is the one compose saw first.
 #
 # The SDK (pinned in scripts/requirements-sagemaker.txt) lives in a venv at
 # CCFRAUD_SAGEMAKER_VENV (default ~/.cache/ccfraud/venv-sagemaker), created or
@@ -27,6 +35,7 @@ PREP="${CCFRAUD_PREPARED_DIR:-/tmp/prep}"
 VENV="${CCFRAUD_SAGEMAKER_VENV:-$HOME/.cache/ccfraud/venv-sagemaker}"
 REQS="$ROOT/scripts/requirements-sagemaker.txt"
 HP='{"model": "dnn"}'
+COUNT=1
 INSTALL=1
 
 die() { echo "test-sagemaker-local: $*" >&2; echo "0 passed, 1 failed"; exit 2; }
@@ -37,12 +46,16 @@ while [ $# -gt 0 ]; do
         --tag=*) TAG="${1#*=}" ;;
         --hyperparameters) [ $# -ge 2 ] || die "--hyperparameters needs a value"; HP="$2"; shift ;;
         --hyperparameters=*) HP="${1#*=}" ;;
+        --instance-count) [ $# -ge 2 ] || die "--instance-count needs a value"; COUNT="$2"; shift ;;
+        --instance-count=*) COUNT="${1#*=}" ;;
         --no-install) INSTALL=0 ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
 done
+
+case "$COUNT" in ''|*[!0-9]*|0) die "--instance-count must be a whole number >= 1, not '$COUNT'" ;; esac
 
 PASSED=0
 FAILED=0
@@ -121,7 +134,7 @@ set +e
     export http_proxy=$HTTP_PROXY https_proxy=$HTTPS_PROXY
     export NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1
     "$VENV/bin/python" "$ROOT/scripts/sagemaker_run.py" --local --image "$TAG" --data-dir "$PREP" \
-        --hyperparameters "$HP"
+        --hyperparameters "$HP" --instance-count "$COUNT"
 ) >"$LOG" 2>&1
 RC=$?
 set -e
@@ -136,9 +149,26 @@ if [ -n "$SUB" ]; then
     PASSED=$((PASSED + ${SUB%% passed*}))
     n="${SUB#*passed, }"; FAILED=$((FAILED + ${n%% failed}))
 fi
+if [ "$COUNT" -gt 1 ]; then
+    # Every host but the first says why it writes nothing and waits for the
+    # first; the first host's exit is the one compose sees (it then stops the
+    # others: --abort-on-container-exit), so the job's exit code is its own.
+    said="$(grep -c 'is not the first of hosts' "$LOG" || true)"
+    waited="$(grep -c 'connected to the leader' "$LOG" || true)"
+    first_exit="$(sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep -m1 -oE '[^ ]*algo-[0-9]+-[^ ]* exited with code [0-9]+' || true)"
+    if [ "$said" = $((COUNT - 1)) ] && [ "$waited" = $((COUNT - 1)) ]; then
+        pass "each of the $((COUNT - 1)) other host(s) logged why it writes nothing and waited for the first"
+    else
+        fail "other hosts' log lines" "$said 'is not the first of hosts', $waited 'connected to the leader' for $((COUNT - 1)) host(s)"
+    fi
+    case "$first_exit" in
+        *algo-1-*" exited with code 0") pass "the first host exited first, with code 0 (${first_exit%% *})" ;;
+        *) fail "the first host exited first, with code 0" "first exit seen: '${first_exit:-none}'" ;;
+    esac
+fi
 if [ "$RC" = 0 ] && [ -n "$SUB" ] && [ "${n%% failed}" = 0 ]; then
     pass "sagemaker_run.py --local exited 0 in ${ELAPSED} s"
-    rm -f "$LOG"
+    if [ "$FAILED" = 0 ]; then rm -f "$LOG"; else echo "log kept at $LOG"; fi
 else
     fail "sagemaker_run.py --local exited $RC in ${ELAPSED} s" "log kept at $LOG"
     tail -40 "$LOG" >&2

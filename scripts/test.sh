@@ -8,7 +8,9 @@
 #   2. cargo test: unit tests; tests/train_cli.rs (the real `ccfraud train`
 #      and `prepare` on temp ml-roots, every failure path, SIGTERM);
 #      tests/serve_http.rs (the real server over HTTP: formats, errors,
-#      SageMaker contract); tests/hostile/ (issue 10's attacker suite:
+#      SageMaker contract); tests/protocols.rs (TF Serving REST, the Open
+#      Inference Protocol v2, SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT and
+#      SAGEMAKER_INFERENCE_OUTPUT over HTTP); tests/hostile/ (issue 10's attacker suite:
 #      hostile channels, 97 hostile bodies x every model kind, 3,000 fuzzed
 #      bodies through the whole request pipeline, slow and malformed clients,
 #      SIGTERM under load, tampered artifacts and archives). Synthetic data;
@@ -18,15 +20,17 @@
 #   3. cargo test -- --include-ignored for the suites that need outside
 #      things, so none of their tests is skipped here:
 #      tests/real_data.rs (quality bar on the real Kaggle data, standard
-#      split; the lab's example fraud scores >= 0.9; the lab's own Lambda code
-#      via boto3), tests/explain_reference.rs (TreeSHAP against the shap
+#      split; the lab's example fraud scores >= 0.9; one server scored by
+#      every client of tests/clients.py: the lab's own Lambda code, boto3,
+#      the SageMaker SDK's Predictor and TensorFlowPredictor, TF Serving's
+#      REST calls and tritonclient for the Open Inference Protocol v2), tests/explain_reference.rs (TreeSHAP against the shap
 #      package on real rows; additivity of every kind's attributions on the
 #      whole test split) and tests/s3.rs (upload-data, train and serve against
 #      a real S3-compatible server, s3s-fs, and the S3 error paths).
 #   4. Container tests (scripts/test-image.sh: the image's shape, train,
 #      serve, SIGTERM, SAGEMAKER_BIND_TO_PORT) and the SageMaker Python SDK in
-#      local mode (scripts/test-sagemaker-local.sh: fit, deploy, invoke, batch
-#      transform). They need a reachable Docker engine: without one this
+#      local mode (scripts/test-sagemaker-local.sh: fit on two instances with
+#      no file written by both, deploy, invoke, batch transform). They need a reachable Docker engine: without one this
 #      script FAILS, unless CCFRAUD_SKIP_DOCKER=1 is set, which skips them
 #      with a loud warning.
 #   5. GET /metrics of a live server read by Prometheus's Python text-format
@@ -91,6 +95,17 @@ python3 -c 'import prometheus_client' 2>/dev/null || {
     python3 -m pip install -q --disable-pip-version-check prometheus-client \
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages prometheus-client
 }
+# The protocol clients of tests/clients.py (run by the real-data test), in a
+# venv kept while scripts/requirements-clients.txt is unchanged.
+CLIENTS_VENV="$HOME/.cache/ccfraud/venv-clients"
+if ! cmp -s scripts/requirements-clients.txt "$CLIENTS_VENV/.requirements" 2>/dev/null; then
+    step "installing the protocol clients (SageMaker SDK, tritonclient) into $CLIENTS_VENV"
+    rm -rf "$CLIENTS_VENV"
+    python3 -m venv "$CLIENTS_VENV"
+    "$CLIENTS_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements-clients.txt
+    cp scripts/requirements-clients.txt "$CLIENTS_VENV/.requirements"
+fi
+export CCFRAUD_CLIENTS_PYTHON="$CLIENTS_VENV/bin/python"
 
 step "fetching the data set"
 CSV="$(./scripts/fetch-data.sh)"
@@ -122,9 +137,9 @@ if [ "$DOCKER" = 1 ]; then
     "$CARGO_TARGET_DIR/release/ccfraud" prepare --input "$CSV" --out "$PREPARED"
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" ./scripts/test-image.sh
 
-    step "SageMaker Python SDK, local mode (offline): train, deploy, invoke, batch transform"
+    step "SageMaker Python SDK, local mode (offline): train on two instances, deploy, invoke, batch transform"
     CCFRAUD_PREPARED_DIR="$PREPARED" CCFRAUD_BIN="$CARGO_TARGET_DIR/release/ccfraud" \
-        ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}'
+        ./scripts/test-sagemaker-local.sh --hyperparameters '{"model": "forest"}' --instance-count 2
 fi
 
 step "GET /metrics through Prometheus's text-format parser"

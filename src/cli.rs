@@ -42,6 +42,8 @@ pub enum Command {
         root: MlRootArg,
         #[command(flatten)]
         remote: RemoteTrainArgs,
+        #[command(flatten)]
+        hosts: HostsArgs,
     },
     /// Upload the prepared train_data.csv / test_data.csv (any columns, as
     /// `prepare` wrote them) to s3://bucket/prefix/{train,test}/ (the lab's
@@ -153,6 +155,29 @@ pub struct DemoArgs {
     pub alert_webhook: Option<String>,
 }
 
+/// Training jobs of several hosts (`resourceconfig.json`): the first host
+/// trains, the others wait for it and write nothing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostsArgs {
+    /// TCP port on which the first host of a multi-instance job tells the
+    /// others it is still training.
+    #[arg(long, env = "CCFRAUD_LEADER_PORT", default_value_t = crate::sagemaker::hosts::DEFAULT_LEADER_PORT)]
+    pub leader_port: u16,
+    /// Seconds a host other than the first tries to reach it before exiting
+    /// 0 without waiting.
+    #[arg(long, env = "CCFRAUD_LEADER_WAIT", default_value_t = crate::sagemaker::hosts::DEFAULT_LEADER_WAIT.as_secs())]
+    pub leader_wait: u64,
+}
+
+impl HostsArgs {
+    pub fn settings(&self) -> crate::sagemaker::hosts::Settings {
+        crate::sagemaker::hosts::Settings {
+            port: self.leader_port,
+            wait: Duration::from_secs(self.leader_wait),
+        }
+    }
+}
+
 /// Training outside SageMaker with data and model on S3.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RemoteTrainArgs {
@@ -177,12 +202,20 @@ pub struct RemoteTrainArgs {
 
 impl RemoteTrainArgs {
     /// The typed training config: S3 channels when `--train` is given (clap
-    /// guarantees `--output` then), else the ml-root's own channels.
-    pub fn into_config(self, ml_root: PathBuf) -> Result<crate::train::Config, crate::s3::S3Error> {
+    /// guarantees `--output` then; `hosts` does not apply), else the
+    /// ml-root's own channels.
+    pub fn into_config(
+        self,
+        ml_root: PathBuf,
+        hosts: &HostsArgs,
+    ) -> Result<crate::train::Config, crate::s3::S3Error> {
         use crate::s3::S3Uri;
         let config_root = crate::sagemaker::MlRoot::new(ml_root);
         let (Some(train), Some(output)) = (&self.train, &self.output) else {
-            return Ok(crate::train::Config::Local(config_root));
+            return Ok(crate::train::Config::Local {
+                root: config_root,
+                hosts: hosts.settings(),
+            });
         };
         let mut channels = vec![("train".to_string(), S3Uri::parse(train)?)];
         for (name, uri) in [("test", &self.test), ("validation", &self.validation)] {
@@ -265,6 +298,21 @@ pub struct ServeArgs {
     /// every answer that is not 2xx is).
     #[arg(long, env = "CCFRAUD_SLOW_REQUEST_MS", default_value_t = 1_000)]
     pub slow_request_ms: u64,
+    /// The name the model is served under on the TF Serving
+    /// (/v1/models/NAME) and Open Inference Protocol (/v2/models/NAME)
+    /// paths.
+    #[arg(long, env = "CCFRAUD_MODEL_NAME", default_value = "ccfraud")]
+    pub model_name: String,
+    /// The answer format for requests without an Accept header (or with
+    /// */*): application/json, text/csv or application/jsonlines (batch
+    /// transform sets it from the model's settings).
+    #[arg(long, env = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")]
+    pub default_accept: Option<String>,
+    /// What each CSV or JSON Lines answer line holds, comma-separated:
+    /// predicted_label, probability, probabilities, labels (default: the
+    /// score and the 0/1 decision).
+    #[arg(long, env = "SAGEMAKER_INFERENCE_OUTPUT")]
+    pub inference_output: Option<String>,
 }
 
 const MIB: usize = 1024 * 1024;
@@ -321,6 +369,21 @@ impl ServeArgs {
             watch: crate::serve::metrics::WatchConfig {
                 drift_window_rows: self.drift_window_rows,
                 slow_request: Duration::from_millis(self.slow_request_ms),
+            },
+            model_name: crate::serve::protocols::ModelName::parse(&self.model_name)?,
+            default_accept: match self.default_accept.as_deref().map(str::trim) {
+                None | Some("") => crate::serve::response::ResponseFormat::Json,
+                Some(v) => {
+                    crate::serve::response::ResponseFormat::parse_default(v).ok_or_else(|| {
+                        ServeError::DefaultAccept {
+                            value: v.to_string(),
+                        }
+                    })?
+                }
+            },
+            outputs: match self.inference_output.as_deref().map(str::trim) {
+                None | Some("") => Vec::new(),
+                Some(v) => crate::serve::response::OutputKey::parse_list(v)?,
             },
         })
     }
@@ -444,11 +507,91 @@ mod tests {
         }
     }
 
+    #[test]
+    fn train_defaults_to_the_ml_root_and_the_leader_port() {
+        let c = Cli::try_parse_from(["ccfraud", "train", "--ml-root", "/r"]).unwrap();
+        let Command::Train {
+            root,
+            remote,
+            hosts,
+        } = c.command
+        else {
+            panic!("not train");
+        };
+        if std::env::var_os("CCFRAUD_LEADER_PORT").is_none()
+            && std::env::var_os("CCFRAUD_LEADER_WAIT").is_none()
+        {
+            assert_eq!(
+                hosts.settings(),
+                crate::sagemaker::hosts::Settings::default()
+            );
+            assert_eq!(hosts.leader_port, 27100);
+            assert_eq!(hosts.leader_wait, 600);
+        }
+        let flags = [
+            "ccfraud",
+            "train",
+            "--leader-port",
+            "0",
+            "--leader-wait",
+            "3",
+        ];
+        let Command::Train { hosts: h, .. } = Cli::try_parse_from(flags).unwrap().command else {
+            panic!("not train");
+        };
+        assert_eq!(h.settings().wait, Duration::from_secs(3));
+        if std::env::var_os("CCFRAUD_TRAIN_URI").is_none() {
+            let config = remote.into_config(root.ml_root, &hosts).unwrap();
+            assert!(
+                matches!(&config, crate::train::Config::Local { root, .. } if root.root() == std::path::Path::new("/r")),
+                "{config:?}"
+            );
+        }
+    }
+
     fn serve(args: &[&str]) -> Result<ServeArgs, clap::Error> {
         let c = Cli::try_parse_from(["ccfraud", "serve"].iter().chain(args))?;
         match c.command {
             Command::Serve(a) => Ok(a),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn protocol_settings_are_checked() {
+        use crate::serve::response::{OutputKey, ResponseFormat};
+        let c = serve(&[
+            "--model-name",
+            "fraud-v2",
+            "--default-accept",
+            "text/csv",
+            "--inference-output",
+            "predicted_label,probability",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!(c.model_name.as_str(), "fraud-v2");
+        assert_eq!(c.default_accept, ResponseFormat::Csv);
+        assert_eq!(
+            c.outputs,
+            [OutputKey::PredictedLabel, OutputKey::Probability]
+        );
+        let c = serve(&["--default-accept", " ", "--inference-output", ""])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(
+            (c.default_accept, c.outputs.len()),
+            (ResponseFormat::Json, 0)
+        );
+        for bad in [
+            &["--model-name", "a/b"][..],
+            &["--default-accept", "image/png"],
+            &["--inference-output", "score"],
+        ] {
+            let e = serve(bad).unwrap().into_config().unwrap_err();
+            assert_eq!(e.exit(), crate::sagemaker::Exit::Usage, "{bad:?}");
         }
     }
 

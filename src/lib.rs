@@ -8,8 +8,9 @@
 //! - [`cli`]: every flag (long + env), converted once into typed configs
 //!   (`train::Config`, `serve::Config`, `demo::Config`); the `tracing` logger.
 //! - [`sagemaker`]: the `/opt/ml` contract, all of it: paths, config files,
-//!   the failure file, the exit-code policy ([`sagemaker::Exit`]), metric
-//!   lines, `model.tar.gz` ([`sagemaker::archive`]).
+//!   who writes in a job of several hosts ([`sagemaker::hosts`]), the
+//!   failure file, the exit-code policy ([`sagemaker::Exit`]), metric lines,
+//!   `model.tar.gz` ([`sagemaker::archive`]).
 //! - [`s3`]: S3 transport only (get, put, multipart, download a prefix).
 //! - [`schema`]: the columns a model reads (names, kinds, vocabularies,
 //!   label, amount), derived from the data and hyperparameters; the lab's

@@ -15,7 +15,11 @@ fn main() -> ExitCode {
         return ExitCode::from(Exit::Usage);
     }
     match cli.command {
-        Command::Train { root, remote } => match remote.into_config(root.ml_root) {
+        Command::Train {
+            root,
+            remote,
+            hosts,
+        } => match remote.into_config(root.ml_root, &hosts) {
             Ok(config) => run_train(config),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -115,7 +119,7 @@ fn run_train(config: train::Config) -> ExitCode {
             eprintln!("error: {msg}");
             // With S3 channels the ml-root is temporary: the reason is on
             // stderr and in the exit code.
-            if let train::Config::Local(root) = &config {
+            if let train::Config::Local { root, .. } = &config {
                 root.write_failure(&msg);
             }
             ExitCode::from(e.exit())

@@ -648,3 +648,231 @@ fn schema_mistakes_fail_the_run_naming_the_column() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("LabelFirst layout, 29 columns"), "{stderr}");
 }
+
+// ---- jobs of several hosts (resourceconfig.json) ---------------------------
+
+/// Writes `input/config/resourceconfig.json` of `root`.
+fn resource_config(root: &MlRoot, json: &str) {
+    std::fs::write(root.path().join("input/config/resourceconfig.json"), json).unwrap();
+}
+
+/// Every file under `dir`, as paths relative to it (empty when absent).
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    fn walk(base: &std::path::Path, d: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A `ccfraud train` on `root` with `extra` flags, stderr piped.
+fn train_cmd(root: &MlRoot, extra: &[&str]) -> std::process::Command {
+    let mut cmd = ccfraud();
+    cmd.args(["train", "--ml-root"])
+        .arg(root.path())
+        .args(extra)
+        .env("CCFRAUD_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Two real hosts on this machine, each with its own ml-root as on
+/// SageMaker: the leader (first of `hosts`) trains and writes as a one-host
+/// job does; the follower connects to the leader's port, waits for it to
+/// finish, exits 0 and writes no file anywhere (its ml-root holds only its
+/// input afterwards), so no file can be written by two hosts.
+#[test]
+fn the_first_host_trains_and_the_other_waits_for_it_writing_nothing() {
+    let hosts = r#""hosts": ["localhost", "algo-2"], "network_interface_name": "eth0""#;
+    let leader = MlRoot::new(r#"{"model": "forest", "n_trees": "40"}"#);
+    leader.channel("train", "t.csv", &lab_csv(6000, 31));
+    resource_config(
+        &leader,
+        &format!(r#"{{"current_host": "localhost", {hosts}}}"#),
+    );
+    let follower = MlRoot::new(r#"{"model": "forest", "n_trees": "40"}"#);
+    follower.channel("train", "t.csv", &lab_csv(6000, 31));
+    resource_config(
+        &follower,
+        &format!(r#"{{"current_host": "algo-2", {hosts}}}"#),
+    );
+    let inputs = files_under(follower.path());
+
+    // port 0: the leader says which port it listens on before it trains
+    let mut lead = train_cmd(&leader, &["--leader-port", "0"]).spawn().unwrap();
+    let port = wait_for_line(
+        lead.stderr.take().unwrap(),
+        Duration::from_secs(60),
+        "leader line (… wait on port N …)",
+        |line| {
+            let i = line.find("wait on port ")?;
+            line[i + 13..].split_whitespace().next().map(str::to_string)
+        },
+    );
+    let port = match port {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = lead.kill();
+            panic!("{e}");
+        }
+    };
+    let out = train_cmd(&follower, &["--leader-port", &port])
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "follower: {stderr}");
+    assert!(
+        stderr.contains("host algo-2 is not the first of hosts"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("localhost trains and writes the model"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connected to the leader"), "{stderr}");
+    assert!(stderr.contains("localhost has finished"), "{stderr}");
+    assert_eq!(files_under(follower.path()), inputs, "the follower wrote");
+    // the leader ended before the follower did
+    let status = lead.try_wait().unwrap().expect("the leader has exited");
+    assert!(status.success());
+    assert!(leader.failure().is_none());
+    let mut model = leader.model_files();
+    model.sort();
+    assert_eq!(model, ["ccfraud-model.json", "metrics.json", "report.html"]);
+    assert!(leader.path().join("output/data/metrics.json").is_file());
+}
+
+/// A follower whose leader never answers gives up after --leader-wait and
+/// still exits 0 without writing anything (the leader's exit decides the
+/// job); a leader that listens and closes without training ends the wait.
+#[test]
+fn a_follower_exits_0_writing_nothing_whatever_the_leader_does() {
+    let root = MlRoot::new(QUICK);
+    root.channel("train", "t.csv", &lab_csv(500, 32));
+    resource_config(
+        &root,
+        r#"{"current_host": "algo-2", "hosts": ["127.0.0.1", "algo-2"]}"#,
+    );
+    let inputs = files_under(root.path());
+    // a port nobody listens on
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let out = train_cmd(&root, &["--leader-port", &port, "--leader-wait", "0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("could not reach 127.0.0.1:"), "{stderr}");
+    assert_eq!(files_under(root.path()), inputs);
+
+    // a stand-in leader: accepts, then the test closes the connection
+    let leader = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = leader.local_addr().unwrap().port().to_string();
+    let mut child = train_cmd(&root, &["--leader-port", &port]).spawn().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(leader.accept());
+    });
+    let Ok(Ok((conn, _))) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the follower never connected: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "exited while the leader runs"
+    );
+    drop(conn);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("127.0.0.1 has finished"), "{stderr}");
+    assert_eq!(files_under(root.path()), inputs);
+}
+
+/// A resourceconfig.json that cannot be trusted fails the run on every host
+/// with the file and the reason, exit 1 and the failure file; nothing is
+/// trained or written to model/.
+#[test]
+fn a_bad_resource_config_fails_naming_the_file_and_why() {
+    let root = MlRoot::new(QUICK);
+    root.channel("train", "t.csv", &lab_csv(500, 33));
+    let cases = [
+        (
+            r#"{"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]}"#,
+            r#"resourceconfig.json: current_host 'algo-3' is not among hosts ["algo-1", "algo-2"]"#,
+        ),
+        (
+            r#"{"current_host": "algo-1", "hosts": []}"#,
+            "resourceconfig.json: 'hosts' is empty",
+        ),
+        (
+            r#"{"current_host": "algo-1", "hosts": ["algo-1", "algo-1"]}"#,
+            "'hosts' lists 'algo-1' twice",
+        ),
+        (
+            r#"{"current_host": "algo-1", "hosts": ["algo-1"]"#,
+            "resourceconfig.json: EOF while parsing an object at line 1",
+        ),
+        (r#"{"hosts": ["algo-1"]}"#, "missing field `current_host`"),
+    ];
+    for (json, expect) in cases {
+        resource_config(&root, json);
+        assert_fails(&root, 1, expect);
+    }
+    let path = root.path().join("input/config/resourceconfig.json");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    assert_fails(
+        &root,
+        1,
+        "resourceconfig.json: is a directory, not a regular file",
+    );
+}
+
+/// ShardedByS3Key gives each host a share of the files: the leader refuses
+/// rather than train on part of the data; with one host it is no share.
+#[test]
+fn a_sharded_channel_is_refused_when_several_hosts_share_it() {
+    let root = MlRoot::new(QUICK);
+    root.channel("train", "t.csv", &lab_csv(1500, 34));
+    std::fs::write(
+        root.path().join("input/config/inputdataconfig.json"),
+        r#"{"train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key"}}"#,
+    )
+    .unwrap();
+    resource_config(
+        &root,
+        r#"{"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}"#,
+    );
+    assert_fails(
+        &root,
+        1,
+        "channel(s) train use S3DistributionType ShardedByS3Key in a job of 2 hosts",
+    );
+    resource_config(&root, r#"{"current_host": "algo-1", "hosts": ["algo-1"]}"#);
+    let out = root.train();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.model_files().is_empty());
+}

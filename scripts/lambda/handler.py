@@ -18,6 +18,9 @@ Environment:
   SNS_TOPIC_ARN         topic for alerts; when unset or empty no alert is sent
   CORS_ORIGIN           Access-Control-Allow-Origin of every answer (default "*")
   INVOKE_TIMEOUT_SECONDS  read timeout of one endpoint call, 1..60 (default 10)
+  MAX_BODY_BYTES        largest body forwarded, 1..6291456 (default 6 MiB, the
+                        real-time limit; the template sets 4000000 for a
+                        serverless endpoint, whose limit is 4 MB)
   LOG_LEVEL             logging level (default INFO)
 
 Request (API Gateway proxy integration, REST v1 or HTTP API v2 payload): a
@@ -28,8 +31,13 @@ standardized Amount), a list of such lists, objects keyed by column name
 It is forwarded byte for byte as application/json, always with the
 SageMaker custom attribute "explain=3" (header
 X-Amzn-SageMaker-Custom-Attributes), which asks the container for each
-transaction's decision and its top 3 reasons. The body may be base64-encoded
-(isBase64Encoded). OPTIONS is a CORS preflight.
+transaction's decision and its top 3 reasons, and with an InferenceId (header
+X-Amzn-SageMaker-Inference-Id, which the container ignores): the API
+Gateway request id, which API Gateway also returns to the caller in the
+x-amzn-RequestId header. With data capture on, SageMaker stores it with the
+captured request and answer, so Model Monitor can merge ground truth
+(labels uploaded later with that id as eventId) with them. The body may be
+base64-encoded (isBase64Encoded). OPTIONS is a CORS preflight.
 
 Answers (always JSON, always with CORS headers):
   200  the endpoint's JSON, passed through unchanged: one classification per
@@ -43,7 +51,7 @@ Answers (always JSON, always with CORS headers):
   4xx  the container refused the request: its status and its JSON
        {"error", "error_type", "row"?, "field"?} passed through
   400  body marked base64 that is not; 405 method other than POST/OPTIONS;
-       413 body over the 6 MB Lambda/SageMaker limit
+       413 body over MAX_BODY_BYTES (the 6 MB Lambda/SageMaker limit)
   500  the function is misconfigured (e.g. ENDPOINT_NAME unset)
   502  {"error": ..., "error_type": "endpoint_error" | "endpoint_unreachable" |
        "bad_endpoint_response"}: the endpoint failed (5xx), could not be
@@ -58,8 +66,7 @@ threshold chosen at training, possibly by cost); when the answer has no
 usable "decisions" (a container from before decisions; unusable ones are
 logged), those scoring 0.9 or more.
 The message holds the time (UTC, ISO 8601), the score, the rule it alerted
-on, a transaction reference (API Gateway request id + row index, or a SHA-256
-prefix of the request body + row index when there is no request id) and up to
+on, a transaction reference (the request's InferenceId + "#" + row index) and up to
 3 reasons by feature name and direction, strongest first, e.g.
 "V14 (towards fraud)", "V12 (away from fraud)" - never the features' values.
 Each message has two SNS message attributes (String) for subscription filter
@@ -79,6 +86,7 @@ import json
 import logging
 import math
 import os
+import re
 
 import boto3
 from botocore.config import Config
@@ -99,8 +107,13 @@ CUSTOM_ATTRIBUTES = "explain=3"
 TOP_REASONS = 3
 # A feature name in an alert is cut to this many characters.
 MAX_FEATURE_NAME = 64
-# Lambda's synchronous payload limit and SageMaker's invocation limit are 6 MB.
+# Lambda's synchronous payload limit and SageMaker's invocation limit are 6 MB
+# (MAX_BODY_BYTES in the environment may lower it: serverless endpoints take 4 MB).
 MAX_BODY_BYTES = 6 * 1024 * 1024
+# SageMaker's InferenceId: 1 to 64 characters, the first not white space, the
+# rest printable ASCII (the API model's pattern \A\S[\p{Print}]*\z); this
+# is the ASCII subset of it.
+INFERENCE_ID = re.compile(r"[!-~][ -~]{0,63}")
 CONTENT_TYPE = "application/json"
 ALLOW_HEADERS = "Content-Type,Authorization,X-Amz-Date,X-Api-Key,X-Amz-Security-Token"
 ALLOW_METHODS = "OPTIONS,POST"
@@ -193,7 +206,10 @@ def _settings():
         raise ConfigError("ENDPOINT_NAME is not set")
     threshold = _env_float("ALERT_THRESHOLD", None, 0.0, 1.0)  # None: the model's decision
     topic = os.environ.get("SNS_TOPIC_ARN", "").strip() or None
-    return endpoint, threshold, topic
+    limit = _env_float("MAX_BODY_BYTES", MAX_BODY_BYTES, 1, MAX_BODY_BYTES)
+    if limit != int(limit):
+        raise ConfigError(f"MAX_BODY_BYTES={os.environ['MAX_BODY_BYTES']!r} is not a whole number of bytes")
+    return endpoint, threshold, topic, int(limit)
 
 
 # ---- HTTP answers ---------------------------------------------------------------------
@@ -236,8 +252,8 @@ class Refused(Exception):
 # ---- the request body -----------------------------------------------------------------
 
 
-def _body_bytes(event):
-    """The bytes to forward: decoded from base64 when so marked; size-checked."""
+def _body_bytes(event, limit=MAX_BODY_BYTES):
+    """The bytes to forward: decoded from base64 when so marked; at most `limit` bytes."""
     body = event.get("body")
     if body is None:
         return b""
@@ -251,8 +267,8 @@ def _body_bytes(event):
     else:
         # surrogatepass: a lone surrogate reaches the container, which names the byte
         raw = body.encode("utf-8", "surrogatepass")
-    if len(raw) > MAX_BODY_BYTES:
-        raise Refused(413, f"body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}", "payload_too_large")
+    if len(raw) > limit:
+        raise Refused(413, f"body is {len(raw)} bytes; the limit is {limit}", "payload_too_large")
     return raw
 
 
@@ -299,7 +315,7 @@ def _classify_client_error(err):
     return Refused(502, f"endpoint call failed: {code or http}: {error.get('Message', '')}", "endpoint_error")
 
 
-def _invoke(endpoint, body):
+def _invoke(endpoint, body, inference):
     client = _sagemaker_client()
     try:
         result = client.invoke_endpoint(
@@ -307,6 +323,7 @@ def _invoke(endpoint, body):
             ContentType=CONTENT_TYPE,
             Accept="application/json",
             CustomAttributes=CUSTOM_ATTRIBUTES,
+            InferenceId=inference,
             Body=body,
         )
         raw = result["Body"].read()
@@ -350,11 +367,23 @@ def fraud_scores(answer):
 # ---- alerts ---------------------------------------------------------------------------
 
 
-def transaction_reference(request_id, index, body):
-    """Points at a transaction (row `index` of the request `body`) without revealing it."""
+def inference_id(request_id, body):
+    """The request's InferenceId: the request id as it is when SageMaker accepts
+    it (API Gateway's are: UUIDs for REST APIs, short base64-like ids for HTTP APIs),
+    else "rid-sha256:" + 32 hex digits of its SHA-256; without a request id,
+    "sha256:" + 16 hex digits of the body's (the same body, the same id)."""
     if request_id:
-        return f"{request_id}#{index}"
-    return "sha256:" + hashlib.sha256(body).hexdigest()[:16] + f"#{index}"
+        rid = str(request_id)
+        if INFERENCE_ID.fullmatch(rid):
+            return rid
+        return "rid-sha256:" + hashlib.sha256(rid.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return "sha256:" + hashlib.sha256(body).hexdigest()[:16]
+
+
+def transaction_reference(request_id, index, body):
+    """Points at a transaction (row `index` of the request `body`) without
+    revealing it: the request's InferenceId, "#", the row index."""
+    return f"{inference_id(request_id, body)}#{index}"
 
 
 def _printable(text, limit):
@@ -503,15 +532,15 @@ def lambda_handler(event, context):
         resp["headers"]["Allow"] = ALLOW_METHODS
         return resp
     try:
-        endpoint, threshold, topic = _settings()
+        endpoint, threshold, topic, limit = _settings()
     except ConfigError as e:
         logger.error("misconfigured: %s", e)
         return _error(500, "the fraud-check service is misconfigured", "misconfigured")
 
     request_id = _request_id(event, context)
     try:
-        body = _body_bytes(event)
-        text, answer = _invoke(endpoint, body)
+        body = _body_bytes(event, limit)
+        text, answer = _invoke(endpoint, body, inference_id(request_id, body))
         scores = fraud_scores(answer)
     except Refused as e:
         return _answer(e.status, json.dumps(e.doc))

@@ -16,7 +16,13 @@ and its attributes are also tested on fixed answers of the serving contract
 (the endpoint client under Stubber too, which requires CustomAttributes
 "explain=3" on every call); against the real server, the message must name
 the server's own reasons, and the lab's own Lambda (tests/lab_lambda.py,
-unchanged) must get 200 and its score with and without explain. The binary:
+unchanged) must get 200 and its score with and without explain. Every call
+carries an InferenceId within botocore's model constraints, which the real
+server ignores. The SAM template is linted as written and SAM-transformed,
+and resolved offline for each deployment shape (instance endpoint with auto
+scaling, serverless, data capture, alarms, Clarify); SageMaker Clarify's
+synthetic CSV batch, built from the template's own baseline, is played
+against the real server. The binary:
 CCFRAUD_BIN, else $CARGO_TARGET_DIR/release/ccfraud (default
 ~/.cache/ccfraud/target).
 
@@ -523,7 +529,8 @@ def stubbed_endpoint(*answers):
                 "invoke_endpoint",
                 {"Body": StreamingBody(io.BytesIO(payload), len(payload)), "ContentType": "application/json"},
                 expected_params={"EndpointName": ENDPOINT_NAME, "ContentType": "application/json",
-                                 "Accept": "application/json", "CustomAttributes": "explain=3", "Body": ANY},
+                                 "Accept": "application/json", "CustomAttributes": "explain=3",
+                                 "InferenceId": ANY, "Body": ANY},
             )
         yield client
         stub.assert_no_pending_responses()
@@ -1120,14 +1127,15 @@ def test_template_wiring():
     # the endpoint chain
     assert res["FraudModel"]["Properties"]["PrimaryContainer"]["Image"] == {"Ref": "ImageUri"}
     assert res["FraudModel"]["Properties"]["PrimaryContainer"]["ModelDataUrl"] == {"Ref": "ModelDataUrl"}
-    variant = res["FraudEndpointConfig"]["Properties"]["ProductionVariants"][0]
-    assert variant["InstanceType"] == {"Ref": "InstanceType"}
+    (variant,) = res["FraudEndpointConfig"]["Properties"]["ProductionVariants"]
+    assert variant["InstanceType"] == {"Fn::If": ["IsServerless", {"Ref": "AWS::NoValue"}, {"Ref": "InstanceType"}]}
     assert tpl["Parameters"]["InstanceType"]["Default"] == "ml.m5.large"
+    assert tpl["Parameters"]["EndpointType"]["Default"] == "instance"
     assert res["AlertEmailSubscription"]["Condition"] == "HasAlertEmail"
     (ev,) = props["Events"].values()
     assert ev["Properties"]["Method"].upper() == "POST"
     assert "Cors" in res[ev["Properties"]["RestApiId"]["Ref"]]["Properties"]
-    assert set(tpl["Outputs"]) >= {"ApiUrl", "EndpointName", "AlertTopicArn"}
+    assert set(tpl["Outputs"]) >= {"ApiUrl", "EndpointName", "AlertTopicArn", "AlarmTopicArn", "ClarifyEndpointName"}
     # every variable the handler reads that the stack sets is one it knows
     source = (HERE / "handler.py").read_text()
     for name in env:
@@ -1169,6 +1177,12 @@ def test_sam_transform_yields_a_valid_stack(tmp_path):
     assert {s["Action"]: s["Resource"] for s in policy["PolicyDocument"]["Statement"]} == {
         "sagemaker:InvokeEndpoint": {"Ref": "FraudEndpoint"}, "sns:Publish": {"Ref": "AlertTopic"}}
     assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+    # the plain CloudFormation parts pass through: conditions, rules, scaling, alarms, Clarify
+    assert out["Rules"] == tpl["Rules"] and out["Conditions"] == tpl["Conditions"]
+    for name in ("FraudScalableTarget", "FraudScalingPolicy", "Endpoint5xxAlarm", "ModelLatencyAlarm",
+                 "ClarifyEndpointConfig", "ClarifyEndpoint"):
+        assert out["Resources"][name] == tpl["Resources"][name]
+    assert fn["Environment"]["Variables"]["MAX_BODY_BYTES"] == {"Fn::If": ["IsServerless", "4000000", "6291456"]}
     paths = out["Resources"]["FraudApi"]["Properties"]["Body"]["paths"]
     assert paths["/predict"]["post"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
     assert "options" in paths["/predict"], "CORS preflight missing"
@@ -1176,3 +1190,460 @@ def test_sam_transform_yields_a_valid_stack(tmp_path):
     transformed.write_text(json.dumps(out, indent=1))
     run = subprocess.run([_cfn_lint(), str(transformed)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and not run.stdout.strip(), f"cfn-lint on the transformed stack:\n{run.stdout}{run.stderr}"
+
+
+# ---- InferenceId (Model Monitor's key for ground truth) ------------------------------------
+
+
+def _inference_id_rule():
+    """InferenceId's constraints from botocore's own sagemaker-runtime model:
+    (min, max, Python regex). The pattern is translated from the model's Java
+    regex, which must still be the one this translation knows."""
+    model = boto3.session.Session().client("sagemaker-runtime", region_name=REGION).meta.service_model
+    shape = model.operation_model("InvokeEndpoint").input_shape.members["InferenceId"]
+    assert shape.serialization == {"location": "header", "name": "X-Amzn-SageMaker-Inference-Id"}
+    assert shape.metadata["pattern"] == r"\A\S[\p{Print}]*\z", shape.metadata
+    # \p{Print} in Java (without UNICODE_CHARACTER_CLASS) is ASCII 0x20-0x7E
+    return shape.metadata["min"], shape.metadata["max"], re.compile(r"\S[\x20-\x7e]*\Z")
+
+
+def _valid_inference_id(value):
+    low, high, pattern = _inference_id_rule()
+    return low <= len(value) <= high and pattern.match(value) is not None
+
+
+class LambdaContext:
+    aws_request_id = "0f3c4c8e-5f2b-4f6a-9a57-2d1c1e0b7a11"
+
+
+INFERENCE_ID_CASES = [
+    # (name, request id in the event, context, expected InferenceId: a string, or "hash:<prefix>")
+    ("rest-api-uuid", "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", None, "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
+    ("http-api-v2", "JKJaXmPLvHcESHA=", None, "JKJaXmPLvHcESHA="),
+    ("lambda-context", None, LambdaContext(), LambdaContext.aws_request_id),
+    ("no-id", None, None, "hash:sha256:"),
+    ("64-chars", "r" * 64, None, "r" * 64),
+    ("65-chars", "r" * 65, None, "hash:rid-sha256:"),
+    ("control-char", "req\n1", None, "hash:rid-sha256:"),
+    ("non-ascii", "réq-1", None, "hash:rid-sha256:"),
+    ("leading-space", " req-1", None, "hash:rid-sha256:"),
+]
+
+
+@pytest.mark.parametrize("rid,context,expected", [c[1:] for c in INFERENCE_ID_CASES],
+                         ids=[c[0] for c in INFERENCE_ID_CASES])
+def test_inference_id_is_sent_and_well_formed(sns, rid, context, expected):
+    ev = event(LAB_FRAUD, request_id=rid)
+    if rid is None:
+        del ev["requestContext"]
+    body = ev["body"].encode()
+    want = handler.inference_id(rid or getattr(context, "aws_request_id", None), body)
+    if expected.startswith("hash:"):
+        prefix = expected[len("hash:"):]
+        digits = 16 if prefix == "sha256:" else 32
+        assert re.fullmatch(re.escape(prefix) + f"[0-9a-f]{{{digits}}}", want), want
+    else:
+        assert want == expected
+    assert _valid_inference_id(want), want
+    client = _sagemaker_client("http://127.0.0.1:9")  # never reached: stubbed
+    payload = json.dumps(endpoint_answer([0.1])).encode()
+    with Stubber(client) as stub:  # the exact InferenceId, checked against the API model too
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(payload), len(payload)), "ContentType": "application/json"},
+            expected_params={"EndpointName": ENDPOINT_NAME, "ContentType": "application/json",
+                             "Accept": "application/json", "CustomAttributes": "explain=3",
+                             "InferenceId": want, "Body": ANY},
+        )
+        handler.set_clients(sagemaker_runtime=client, sns=sns.client)
+        ok_scores(handler.lambda_handler(ev, context), 1)
+        stub.assert_no_pending_responses()
+
+
+def test_inference_id_is_stable_and_names_the_alerts():
+    body = json.dumps(LAB_FRAUD).encode()
+    assert handler.inference_id("req-9", body) == "req-9"
+    assert handler.inference_id(None, body) == handler.inference_id(None, body)
+    assert handler.inference_id(None, body) != handler.inference_id(None, body + b" ")
+    long_id = "x" * 100
+    assert handler.inference_id(long_id, body) == handler.inference_id(long_id, b"other")
+    for rid in ("req-9", None, long_id):
+        assert handler.transaction_reference(rid, 3, body) == f"{handler.inference_id(rid, body)}#3"
+
+
+def test_inference_id_header_reaches_the_server_and_changes_nothing(wired, sm_client, server_url):
+    """The real server receives X-Amzn-SageMaker-Inference-Id (SageMaker itself
+    consumes it; a container sees it at most as an unknown header) and answers
+    exactly as without it; the alert's reference carries the same id."""
+    sent = []
+
+    def capture(request, **_):
+        sent.append(dict(request.headers))
+
+    sm_client.meta.events.register("before-send.sagemaker-runtime.InvokeEndpoint", capture, unique_id="capture-iid")
+    try:
+        expect_publish(wired, 1)
+        resp = handler.lambda_handler(event(LAB_FRAUD, request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef"), None)
+    finally:
+        sm_client.meta.events.unregister("before-send.sagemaker-runtime.InvokeEndpoint", unique_id="capture-iid")
+    ok_scores(resp, 1)
+    (headers,) = sent
+    value = headers["X-Amzn-SageMaker-Inference-Id"]
+    value = value.decode() if isinstance(value, bytes) else value
+    assert value == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+    plain = _post(server_url, LAB_FRAUD, explain=3)
+    req = urllib.request.Request(
+        server_url + "/invocations", data=json.dumps(LAB_FRAUD).encode(),
+        headers={"Content-Type": "application/json", EXPLAIN_HEADER: "explain=3",
+                 "X-Amzn-SageMaker-Inference-Id": value})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        with_id = json.loads(r.read())
+    assert json.loads(resp["body"]) == plain == with_id
+    wired.assert_no_pending_responses()
+    assert "Transaction reference: c6af9ac6-7b61-11e6-9a41-93e8deadbeef#0" in wired.published[0]["Message"]
+
+
+# ---- the request size limit (MAX_BODY_BYTES) ---------------------------------------------
+
+
+def test_max_body_bytes_lowers_the_limit(wired, invoked, monkeypatch):
+    monkeypatch.setenv("MAX_BODY_BYTES", "4000000")  # what the template sets for a serverless endpoint
+    row = json.dumps(LAB_FRAUD)
+    over = row + " " * (4_000_001 - len(row))
+    doc = bad(handler.lambda_handler(event(over), None), 413)
+    assert doc["error_type"] == "payload_too_large" and "4000000" in doc["error"]
+    assert invoked == []
+    expect_publish(wired, 1)
+    at = row + " " * (4_000_000 - len(row))  # the limit itself is allowed: the container reads one row
+    assert ok_scores(handler.lambda_handler(event(at), None), 1)[0] >= THRESHOLD
+    assert len(invoked) == 1
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "6291457", "1.5", "-1"])
+def test_bad_max_body_bytes_is_500(wired, invoked, monkeypatch, value):
+    monkeypatch.setenv("MAX_BODY_BYTES", value)
+    assert bad(handler.lambda_handler(event(LAB_FRAUD), None), 500)["error_type"] == "misconfigured"
+    assert invoked == []
+
+
+# ---- the template's stacks, parameter by parameter ---------------------------------------
+#
+# CloudFormation decides conditions, Fn::If and AWS::NoValue from the
+# parameters; _stack does the same offline for the functions this template
+# uses, so each deployment shape (instance, serverless, data capture, Clarify)
+# is checked as the resources it would create.
+
+NOVALUE = object()
+
+
+def _template():
+    from cfnlint.decode import decode
+
+    tpl, matches = decode(str(HERE / "template.yaml"))
+    assert not matches
+    return json.loads(json.dumps(tpl))
+
+
+def _stack(tpl, **given):
+    """(resources, outputs, names of failed Rules) for these parameter values
+    (the rest at their defaults): conditions evaluated, Fn::If, Fn::Select and
+    Fn::Split of known values resolved, AWS::NoValue dropped, Refs to parameters
+    replaced by their values; other intrinsics left as written."""
+    params = {}
+    for name, p in tpl["Parameters"].items():
+        value = str(given.pop(name, p.get("Default", "")))
+        if p["Type"] == "CommaDelimitedList":
+            params[name] = value.split(",")
+        elif p["Type"] == "Number":
+            params[name] = float(value) if "." in value else int(value)
+        else:
+            params[name] = value
+    assert not given, f"unknown parameters {given}"
+    decided = {}
+
+    def condition(name):
+        if name not in decided:
+            decided[name] = truth(tpl["Conditions"][name])
+        return decided[name]
+
+    def truth(expr):
+        ((fn, args),) = expr.items()
+        if fn == "Fn::Equals":
+            a, b = (walk(x) for x in args)
+            return str(a) == str(b)
+        if fn == "Fn::Not":
+            return not truth(args[0])
+        if fn == "Fn::And":
+            return all(truth(x) for x in args)
+        if fn == "Fn::Or":
+            return any(truth(x) for x in args)
+        if fn == "Condition":
+            return condition(args)
+        raise AssertionError(f"condition function {fn} not modelled")
+
+    def walk(x):
+        if isinstance(x, list):
+            return [w for w in (walk(e) for e in x) if w is not NOVALUE]
+        if not isinstance(x, dict):
+            return x
+        if len(x) == 1:
+            ((fn, args),) = x.items()
+            if fn == "Fn::If":
+                return walk(args[1] if condition(args[0]) else args[2])
+            if fn == "Ref" and args == "AWS::NoValue":
+                return NOVALUE
+            if fn == "Ref" and args in params:
+                return params[args]
+            if fn == "Fn::Split":
+                sep, s = walk(args[0]), walk(args[1])
+                if isinstance(s, str):
+                    return s.split(sep)
+            if fn == "Fn::Select":
+                i, seq = walk(args[0]), walk(args[1])
+                if isinstance(seq, list):
+                    return seq[int(i)]
+        out = {}
+        for k, v in x.items():
+            w = walk(v)
+            if w is not NOVALUE:
+                out[k] = w
+        return out
+
+    resources = {k: walk(v) for k, v in tpl["Resources"].items() if "Condition" not in v or condition(v["Condition"])}
+    outputs = {k: walk(v) for k, v in tpl["Outputs"].items() if "Condition" not in v or condition(v["Condition"])}
+    failed = [name for name, rule in tpl.get("Rules", {}).items()
+              if ("RuleCondition" not in rule or truth(rule["RuleCondition"]))
+              and not all(truth(a["Assert"]) for a in rule["Assertions"])]
+    return resources, outputs, failed
+
+
+REQUIRED = {"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/ccfraud:1.0",
+            "ModelDataUrl": "s3://models/ccfraud/model.tar.gz"}
+
+
+def _variant(resources, config="FraudEndpointConfig"):
+    (variant,) = resources[config]["Properties"]["ProductionVariants"]
+    return variant
+
+
+def _endpoint_dimensions(alarm):
+    return {d["Name"]: d["Value"] for d in alarm["Properties"]["Dimensions"]}
+
+
+def test_default_stack_is_an_autoscaled_instance_endpoint():
+    tpl = _template()
+    res, outputs, failed = _stack(tpl, **REQUIRED)
+    assert failed == []
+    variant = _variant(res)
+    assert variant["InstanceType"] == "ml.m5.large" and variant["InitialInstanceCount"] == 1
+    assert "ServerlessConfig" not in variant
+    assert "DataCaptureConfig" not in res["FraudEndpointConfig"]["Properties"]
+    assert "ExplainerConfig" not in res["FraudEndpointConfig"]["Properties"]
+    target = res["FraudScalableTarget"]["Properties"]
+    assert target["ServiceNamespace"] == "sagemaker"
+    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    assert target["ResourceId"] == {"Fn::Sub": "endpoint/${FraudEndpoint.EndpointName}/variant/" + variant["VariantName"]}
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 4)
+    policy = res["FraudScalingPolicy"]["Properties"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["ScalingTargetId"] == {"Ref": "FraudScalableTarget"}
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["PredefinedMetricSpecification"] == {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
+    assert tracking["TargetValue"] == 99600
+    env = res["EndpointInvokerFunction"]["Properties"]["Environment"]["Variables"]
+    assert int(env["MAX_BODY_BYTES"]) == handler.MAX_BODY_BYTES
+    statements = res["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert "WriteDataCapture" not in {s["Sid"] for s in statements}
+    assert "ClarifyEndpoint" not in res and "ClarifyEndpointName" not in outputs
+    assert "AlarmEmailSubscription" not in res
+
+
+def test_scaling_target_follows_the_measured_capacity():
+    """TargetInvocationsPerInstance's default is AWS's rule (max RPS x 60 x
+    0.5) applied to the README's measured explain=3 throughput, which is what
+    every call of the Lambda asks for."""
+    readme = (HERE.parents[1] / "README.md").read_text()
+    m = re.search(r"the same with `explain=3`[^|]*\| ([0-9,]+) req/s", readme)
+    assert m, "README's speed table lost its explain=3 throughput line"
+    rps = int(m.group(1).replace(",", ""))
+    param = _template()["Parameters"]["TargetInvocationsPerInstance"]
+    assert param["Default"] == rps * 60 * 0.5
+    assert f"{rps:,}" in param["Description"] and "0.5" in param["Description"] and "load-test" in param["Description"]
+
+
+def test_serverless_stack():
+    tpl = _template()
+    res, outputs, failed = _stack(tpl, EndpointType="serverless", ServerlessMemorySizeInMB=2048,
+                                  ServerlessMaxConcurrency=50, **REQUIRED)
+    assert failed == []
+    variant = _variant(res)
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 50}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    assert "DataCaptureConfig" not in res["FraudEndpointConfig"]["Properties"]
+    assert "FraudScalableTarget" not in res and "FraudScalingPolicy" not in res
+    env = res["EndpointInvokerFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["MAX_BODY_BYTES"] == "4000000"
+    # the alarms watch a serverless endpoint the same way
+    assert {"Endpoint5xxAlarm", "ModelLatencyAlarm"} <= set(res)
+
+
+def test_serverless_refuses_data_capture():
+    tpl = _template()
+    _, _, failed = _stack(tpl, EndpointType="serverless", DataCaptureS3Uri="s3://capture-bucket/ccfraud", **REQUIRED)
+    assert failed == ["ServerlessHasNoDataCapture"]
+    assert "data capture" in tpl["Rules"]["ServerlessHasNoDataCapture"]["Assertions"][0]["AssertDescription"]
+
+
+def test_instance_stack_with_data_capture():
+    tpl = _template()
+    res, _, failed = _stack(tpl, DataCaptureS3Uri="s3://capture-bucket/ccfraud/capture",
+                            DataCaptureSamplingPercentage=25, MinInstanceCount=2, MaxInstanceCount=6, **REQUIRED)
+    assert failed == []
+    capture = res["FraudEndpointConfig"]["Properties"]["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["InitialSamplingPercentage"] == 25
+    assert capture["DestinationS3Uri"] == "s3://capture-bucket/ccfraud/capture"
+    assert sorted(o["CaptureMode"] for o in capture["CaptureOptions"]) == ["Input", "Output"]
+    assert capture["CaptureContentTypeHeader"]["CsvContentTypes"] == ["text/csv"]
+    assert "application/json" in capture["CaptureContentTypeHeader"]["JsonContentTypes"]
+    assert _variant(res)["InitialInstanceCount"] == 2
+    target = res["FraudScalableTarget"]["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 6)
+    statements = res["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (write,) = [s for s in statements if s["Sid"] == "WriteDataCapture"]
+    assert write["Action"] == "s3:PutObject"
+    template, variables = write["Resource"]["Fn::Sub"]
+    assert template == "arn:${AWS::Partition}:s3:::${Prefix}/*"
+    assert variables == {"Prefix": "capture-bucket/ccfraud/capture"}
+
+
+def test_data_capture_uri_pattern():
+    pattern = re.compile(_template()["Parameters"]["DataCaptureS3Uri"]["AllowedPattern"])
+    for ok in ("", "s3://capture-bucket", "s3://capture-bucket/ccfraud", "s3://my.bucket-1/a/b/c"):
+        assert pattern.fullmatch(ok), ok
+    for no in ("capture-bucket/x", "s3://capture-bucket/", "s3://capture-bucket/a//b", "s3://Bucket/x", "https://b/x"):
+        assert not pattern.fullmatch(no), no
+
+
+def test_alarms_watch_the_endpoint_and_go_to_their_own_topic():
+    tpl = _template()
+    res, outputs, _ = _stack(tpl, AlarmEmail="oncall@example.com", Error5xxAlarmThreshold=3,
+                             ModelLatencyAlarmMicroseconds=20000, **REQUIRED)
+    variant = _variant(res)
+    expected_dims = {"EndpointName": {"Fn::GetAtt": ["FraudEndpoint", "EndpointName"]},
+                     "VariantName": variant["VariantName"]}
+    errors, latency = res["Endpoint5xxAlarm"]["Properties"], res["ModelLatencyAlarm"]["Properties"]
+    for alarm, metric in ((errors, "Invocation5XXErrors"), (latency, "ModelLatency")):
+        assert alarm["Namespace"] == "AWS/SageMaker" and alarm["MetricName"] == metric
+        assert _endpoint_dimensions(res["Endpoint5xxAlarm" if alarm is errors else "ModelLatencyAlarm"]) == expected_dims
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"  # no traffic is no fault
+    assert errors["Statistic"] == "Sum" and errors["Threshold"] == 3
+    assert latency["ExtendedStatistic"] == "p99" and latency["Threshold"] == 20000
+    assert res["AlarmEmailSubscription"]["Properties"]["Endpoint"] == "oncall@example.com"
+    # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key
+    assert "KmsMasterKeyId" not in res["AlarmTopic"].get("Properties", {})
+    assert "AlarmTopicArn" in outputs
+
+
+def test_clarify_stack():
+    tpl = _template()
+    for endpoint_type in ("instance", "serverless"):
+        res, outputs, failed = _stack(tpl, EnableClarify="true", EndpointType=endpoint_type, **REQUIRED)
+        assert failed == []
+        # the main endpoint stays what the Lambda can call: no explainer on it
+        assert "ExplainerConfig" not in res["FraudEndpointConfig"]["Properties"]
+        clarify = res["ClarifyEndpointConfig"]["Properties"]
+        variant = _variant(res, "ClarifyEndpointConfig")
+        # Clarify online explainability runs on real-time instance endpoints
+        assert variant["InstanceType"] == "ml.m5.large" and "ServerlessConfig" not in variant
+        assert variant["ModelName"] == {"Fn::GetAtt": ["FraudModel", "ModelName"]}
+        explainer = clarify["ExplainerConfig"]["ClarifyExplainerConfig"]
+        assert explainer["EnableExplanations"] == "`true`"
+        assert explainer["InferenceConfig"]["ProbabilityIndex"] == 0
+        assert explainer["InferenceConfig"]["FeatureHeaders"] == [f"V{i}" for i in range(1, 29)] + ["Amount"]
+        baseline = explainer["ShapConfig"]["ShapBaselineConfig"]
+        assert baseline["MimeType"] == "text/csv"
+        assert baseline["ShapBaseline"] == tpl["Parameters"]["ClarifyShapBaseline"]["Default"]
+        assert res["ClarifyEndpoint"]["Properties"]["EndpointConfigName"] == {
+            "Fn::GetAtt": ["ClarifyEndpointConfig", "EndpointConfigName"]}
+        assert "ClarifyEndpointName" in outputs
+
+
+# ---- Clarify's calls, played against the real server -------------------------------------
+#
+# SageMaker Clarify's online explainer (Kernel SHAP) sends the container CSV
+# bodies of synthetic rows - each the record with some features replaced by
+# the baseline's - with Content-Type and Accept text/csv and no header, and
+# reads column ProbabilityIndex of each answer line. This plays one such
+# explanation for the lab's fraud with the template's own baseline and
+# settings: n_samples = min(2 * n_features + 2^11, 2^n_features - 2)
+# coalitions (the developer guide's default), plus the all-baseline and
+# all-record rows.
+
+
+def _clarify_settings():
+    tpl = _template()
+    res, _, _ = _stack(tpl, EnableClarify="true", **REQUIRED)
+    explainer = res["ClarifyEndpointConfig"]["Properties"]["ExplainerConfig"]["ClarifyExplainerConfig"]
+    baseline_csv = explainer["ShapConfig"]["ShapBaselineConfig"]["ShapBaseline"]
+    baseline = [[float(v) for v in line.split(",")] for line in baseline_csv.splitlines()]
+    return explainer["InferenceConfig"], baseline
+
+
+def _post_csv(url, rows):
+    body = "".join(",".join(repr(float(v)) for v in row) + "\n" for row in rows).encode()
+    req = urllib.request.Request(url + "/invocations", data=body,
+                                 headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        assert r.headers["Content-Type"].split(";")[0] == "text/csv"
+        return r.read().decode()
+
+
+def test_clarify_feature_headers_are_the_servers_schema(server_url):
+    config, baseline = _clarify_settings()
+    with urllib.request.urlopen(server_url + "/schema", timeout=30) as r:
+        schema = json.loads(r.read())
+    names = [c["name"] for c in schema["columns"]]
+    assert config["FeatureHeaders"] == names
+    assert all(len(row) == len(names) for row in baseline), "a baseline row is not one value per column"
+
+
+def test_clarify_synthetic_batch_against_the_real_server(server_url):
+    config, baseline = _clarify_settings()
+    n = len(config["FeatureHeaders"])
+    record = list(LAB_FRAUD)
+    assert len(record) == n
+    n_samples = min(2 * n + 2 ** 11, 2 ** n - 2)
+    rng = random.Random(29)
+    rows = [list(baseline[0]), record]  # every feature from the baseline; every feature from the record
+    for _ in range(n_samples):
+        b = baseline[rng.randrange(len(baseline))]
+        size = rng.randint(1, n - 1)
+        kept = set(rng.sample(range(n), size))
+        rows.append([record[j] if j in kept else b[j] for j in range(n)])
+    assert len(rows) == n_samples + 2 == 2108
+    text = _post_csv(server_url, rows)
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) == len(rows), f"{len(lines)} answer lines for {len(rows)} rows"
+    column = config["ProbabilityIndex"]
+    probabilities = [float(line.split(",")[column]) for line in lines]
+    assert all(0.0 <= p <= 1.0 and math.isfinite(p) for p in probabilities)
+    # the record's own row scores as the same transaction sent alone (JSON, as the Lambda does)
+    alone = _scores(_post(server_url, record))[0]
+    assert math.isclose(probabilities[1], alone, abs_tol=1e-6), (probabilities[1], alone)
+    assert alone >= THRESHOLD
+    # the baseline is a transaction the model leaves alone: the SHAP values
+    # then say how the record's features move it from legitimate to fraud
+    assert probabilities[0] < 0.5 and _scores(_post(server_url, baseline[0]))[0] < 0.5
+    # the synthetic rows span the two: not one constant answer
+    assert min(probabilities) < 0.5 < max(probabilities)
+
+
+def test_readme_documents_every_template_parameter():
+    readme = (HERE.parents[1] / "README.md").read_text()
+    start = readme.index("### Deploying the endpoint")
+    section = readme[start:readme.index("\n## ", start)]
+    missing = [name for name in _template()["Parameters"] if f"`{name}`" not in section]
+    assert not missing, f"README's deployment section does not name {missing}"

@@ -1,11 +1,14 @@
 //! The `/opt/ml` contract of SageMaker training and hosting, all of it:
 //! where config, channels, the model, output data and the failure file live
 //! under an ml-root (default `/opt/ml`); reading `hyperparameters.json` and
-//! `inputdataconfig.json`; the failure file and the exit-code policy; the
+//! `inputdataconfig.json`; which host of a multi-instance job this is
+//! (`resourceconfig.json`, [`hosts`]: the first host trains and writes, the
+//! others write nothing); the failure file and the exit-code policy; the
 //! `name=value;` metric lines SageMaker's `metric_definitions` scrape; and
 //! `model.tar.gz` ([`archive`]).
 
 pub mod archive;
+pub mod hosts;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +49,12 @@ pub enum ConfigError {
         #[source]
         source: serde_json::Error,
     },
+    /// `resourceconfig.json` parsed but is not a usable list of hosts.
+    #[error("{path}: {why}")]
+    Hosts {
+        path: PathBuf,
+        why: hosts::HostsError,
+    },
 }
 
 /// Default ml-root inside a SageMaker container.
@@ -74,6 +83,11 @@ impl MlRoot {
     /// `input/config/inputdataconfig.json`
     pub fn input_data_config(&self) -> PathBuf {
         self.root.join("input/config/inputdataconfig.json")
+    }
+
+    /// `input/config/resourceconfig.json`: this host and every host of the job.
+    pub fn resource_config(&self) -> PathBuf {
+        self.root.join("input/config/resourceconfig.json")
     }
 
     /// `input/data/<channel>`
@@ -131,6 +145,27 @@ struct ChannelConfig {
     mode: Option<String>,
     #[serde(rename = "ContentType", default)]
     content_type: Option<String>,
+    #[serde(rename = "S3DistributionType", default)]
+    distribution: Option<String>,
+}
+
+/// The channels of `inputdataconfig.json` whose `S3DistributionType` is
+/// `ShardedByS3Key`: in a job of several hosts each host gets only its share
+/// of their files. None when the file is absent.
+pub fn sharded_channels(root: &MlRoot) -> Result<Vec<String>, ConfigError> {
+    let path = root.input_data_config();
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let channels: std::collections::BTreeMap<String, ChannelConfig> =
+        serde_json::from_str(&text).map_err(|source| ConfigError::Json { path, source })?;
+    Ok(channels
+        .into_iter()
+        .filter(|(_, c)| c.distribution.as_deref() == Some("ShardedByS3Key"))
+        .map(|(name, _)| name)
+        .collect())
 }
 
 /// True when `inputdataconfig.json` gives `channel` the content type of the
@@ -219,6 +254,26 @@ mod tests {
         assert!(modes.contains(&("train".into(), InputMode::Pipe)));
         assert!(modes.contains(&("test".into(), InputMode::File)));
         assert!(!label_first(&r, "train").unwrap());
+        assert_eq!(sharded_channels(&r).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn finds_sharded_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = MlRoot::new(dir.path());
+        assert_eq!(sharded_channels(&r).unwrap(), Vec::<String>::new());
+        std::fs::create_dir_all(dir.path().join("input/config")).unwrap();
+        std::fs::write(
+            r.input_data_config(),
+            r#"{"train": {"TrainingInputMode": "File", "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "None"},
+                "test": {"S3DistributionType": "FullyReplicated"}, "validation": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(sharded_channels(&r).unwrap(), vec!["train".to_string()]);
+        assert_eq!(
+            r.resource_config(),
+            dir.path().join("input/config/resourceconfig.json")
+        );
     }
 
     #[test]

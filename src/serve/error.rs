@@ -37,6 +37,10 @@ pub enum ApiError {
     MethodNotAllowed(Method),
     #[error("no route {method} {path}")]
     NotFound { method: Method, path: String },
+    /// A protocol path or attribute names a model (or version) that is not
+    /// the one served.
+    #[error("model '{asked}' is not served here: this server serves '{served}'")]
+    UnknownModel { asked: String, served: String },
     /// The model gave a score that is not a probability (`NaN`, `inf`, or
     /// outside [0, 1]) for this 1-based row: a bug, never sent as a number.
     #[error("internal error: the model gave an invalid score for row {row}")]
@@ -77,7 +81,7 @@ impl ApiError {
             ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::Busy(_) => "busy",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::NotFound { .. } => "not_found",
+            ApiError::NotFound { .. } | ApiError::UnknownModel { .. } => "not_found",
             ApiError::InvalidScore { .. } | ApiError::Internal(_) => "internal",
         }
     }
@@ -105,7 +109,7 @@ impl ResponseError for ApiError {
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } | ApiError::UnknownModel { .. } => StatusCode::NOT_FOUND,
             ApiError::InvalidScore { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -168,6 +172,13 @@ mod tests {
                 ApiError::NotFound {
                     method: Method::GET,
                     path: "/x".into(),
+                },
+                404,
+            ),
+            (
+                ApiError::UnknownModel {
+                    asked: "m".into(),
+                    served: "ccfraud".into(),
                 },
                 404,
             ),

@@ -34,6 +34,7 @@
 pub mod asks;
 pub mod error;
 pub mod metrics;
+pub mod protocols;
 pub mod request;
 pub mod response;
 pub mod transport;
@@ -51,8 +52,9 @@ use actix_web::http::Method;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError as _};
 use asks::Asks;
 use error::ApiError;
+use protocols::ModelName;
 use request::Format;
-use response::{Extras, Reasons, ResponseFormat};
+use response::{Extras, OutputKey, Reasons, ResponseFormat, Score};
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -95,6 +97,15 @@ pub struct Config {
     pub max_in_flight_bytes: NonZeroUsize,
     /// The drift window and the slow-request threshold of the log.
     pub watch: metrics::WatchConfig,
+    /// The name the TF Serving and Open Inference Protocol paths serve the
+    /// model under.
+    pub model_name: ModelName,
+    /// The answer format when a request has no `Accept` (or `*/*`):
+    /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`, JSON by default.
+    pub default_accept: ResponseFormat,
+    /// What CSV and JSON Lines answer lines hold
+    /// (`SAGEMAKER_INFERENCE_OUTPUT`; empty: `score,decision`).
+    pub outputs: Vec<OutputKey>,
 }
 
 /// Where the trained model comes from.
@@ -187,6 +198,12 @@ pub enum ServeError {
     CorsOrigin { value: String },
     #[error("--{flag} must be at least 1")]
     Zero { flag: &'static str },
+    #[error(transparent)]
+    ModelName(#[from] protocols::BadModelName),
+    #[error("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT '{}' is not one of application/json, text/csv, application/jsonlines", .value.escape_debug())]
+    DefaultAccept { value: String },
+    #[error(transparent)]
+    Outputs(#[from] response::BadOutputKeys),
     #[error("server failed: {0}")]
     Runtime(#[source] std::io::Error),
     #[error(transparent)]
@@ -205,7 +222,10 @@ impl ServeError {
             ServeError::Bind { .. }
             | ServeError::Host { .. }
             | ServeError::CorsOrigin { .. }
-            | ServeError::Zero { .. } => Exit::Usage,
+            | ServeError::Zero { .. }
+            | ServeError::ModelName(_)
+            | ServeError::DefaultAccept { .. }
+            | ServeError::Outputs(_) => Exit::Usage,
             ServeError::Runtime(_) | ServeError::Watch(_) => Exit::Failed,
         }
     }
@@ -266,6 +286,12 @@ pub struct State {
     pub in_flight: InFlight,
     /// `/metrics`, drift and the request log.
     pub watch: Arc<metrics::Watch>,
+    /// The model's name on the TF Serving and OIP paths.
+    pub name: ModelName,
+    /// The answer format without an `Accept`.
+    pub default_accept: ResponseFormat,
+    /// `SAGEMAKER_INFERENCE_OUTPUT`'s keys.
+    pub outputs: Vec<OutputKey>,
 }
 
 /// Loads `dir/ccfraud-model.json`, picks the model (`name` or the default)
@@ -375,6 +401,9 @@ pub fn run(config: Config, listener: TcpListener) -> Result<(), ServeError> {
         connections: Connections::default(),
         cap,
         in_flight: InFlight::new(config.max_in_flight_bytes.get()),
+        name: config.model_name.clone(),
+        default_accept: config.default_accept,
+        outputs: config.outputs.clone(),
     };
     actix_web::rt::System::new().block_on(async move {
         let server =
@@ -465,6 +494,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(execution_parameters))
             .default_service(web::to(method_not_allowed)),
     )
+    .configure(protocols::tfserving::routes)
+    .configure(protocols::oip::routes)
     .default_service(web::to(not_found));
 }
 
@@ -510,11 +541,11 @@ fn max_payload_in_mb(max_body_bytes: usize) -> usize {
     (max_body_bytes / MIB).max(1)
 }
 
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(req.method().clone()))
 }
 
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound {
         method: req.method().clone(),
         path: req.path().to_string(),
@@ -528,7 +559,17 @@ async fn invocations(
     mut payload: web::Payload,
     state: web::Data<State>,
 ) -> HttpResponse {
-    match invoke(&req, &mut payload, &state).await {
+    let result = invoke(&req, &mut payload, &state).await;
+    answered(result, payload)
+}
+
+/// The answer to a scoring POST: a refusal keeps the request's payload
+/// alive until it is sent (see [`KeepUnread`]).
+pub(crate) fn answered(
+    result: Result<HttpResponse, ApiError>,
+    payload: web::Payload,
+) -> HttpResponse {
+    match result {
         Ok(resp) => resp,
         Err(e) => e.error_response().map_body(|_, body| {
             actix_web::body::BoxBody::new(KeepUnread {
@@ -564,19 +605,87 @@ impl actix_web::body::MessageBody for KeepUnread {
     }
 }
 
+/// What every scoring POST checks before reading its body: the connection
+/// bound (503) and the body's encoding (415).
+pub(crate) fn admit(req: &HttpRequest, state: &State) -> Result<(), ApiError> {
+    state.connections.admit(state.cap)?;
+    if let Some(enc) = req.headers().get(CONTENT_ENCODING) {
+        let enc = String::from_utf8_lossy(enc.as_bytes());
+        if !enc.trim().eq_ignore_ascii_case("identity") {
+            return Err(ApiError::UnsupportedEncoding(enc.into_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the body within the body limit and timeout (from `received`, when
+/// the head was read) and runs `work` on it: on the calling worker for a
+/// small body, on the blocking pool for a large one or `heavy` work, so
+/// workers keep answering `/ping`.
+pub(crate) async fn scored<T: Send + 'static>(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    state: &web::Data<State>,
+    received: Instant,
+    heavy: bool,
+    work: impl FnOnce(&State, &[u8]) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let limit = state.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let (body, _permit) = read_body(state, payload, declared, received).await?;
+    if body.len() > INLINE_BODY_BYTES || heavy {
+        let st = state.clone();
+        web::block(move || work(&st, &body))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+    } else {
+        work(state, &body)
+    }
+}
+
+/// A JSON answer.
+pub(crate) fn json(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::mime::APPLICATION_JSON)
+        .body(body)
+}
+
 async fn invoke(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let received = Instant::now();
-    state.connections.admit(state.cap)?;
+    admit(req, state)?;
     let h = req.headers();
-    if let Some(enc) = h.get(CONTENT_ENCODING) {
-        let enc = String::from_utf8_lossy(enc.as_bytes());
-        if !enc.trim().eq_ignore_ascii_case("identity") {
-            return Err(ApiError::UnsupportedEncoding(enc.into_owned()));
-        }
+    let attributes = h.get(CUSTOM_ATTRIBUTES).and_then(|v| v.to_str().ok());
+    // SageMaker's TensorFlow container protocol: a TF Serving request
+    let tfs = attributes
+        .map(|a| protocols::tfserving::Method::from_attributes(a, &state.name))
+        .transpose()?
+        .flatten();
+    let mut resp = HttpResponse::Ok();
+    if let Some(v) = h.get(CUSTOM_ATTRIBUTES) {
+        resp.insert_header((CUSTOM_ATTRIBUTES, v.clone()));
+    }
+    if let Some(method) = tfs {
+        let observer = metrics::Observer::of(req);
+        let out = scored(req, payload, state, received, false, move |st, body| {
+            protocols::tfserving::answer(method, body, st.model.schema_arc(), |rows| {
+                predict(&st.model, &observer, rows)
+            })
+        })
+        .await?;
+        return Ok(resp
+            .content_type(actix_web::mime::APPLICATION_JSON)
+            .body(out));
     }
     let content_type = match h.get(CONTENT_TYPE) {
         None => None,
@@ -586,39 +695,28 @@ async fn invoke(
         ),
     };
     let format = Format::from_content_type(content_type)?;
-    let answer = ResponseFormat::from_request(req)?;
+    let answer = ResponseFormat::from_request(req, state.default_accept)?;
     let mut asks = Asks::from_query(req.query_string())?;
-    if let Some(v) = h.get(CUSTOM_ATTRIBUTES) {
-        // not text: nothing this server could have been asked
-        if let Ok(v) = v.to_str() {
-            asks = asks.and(Asks::from_attributes(v)?)?;
-        }
+    // not text: nothing this server could have been asked
+    if let Some(v) = attributes {
+        asks = asks.and(Asks::from_attributes(v)?)?;
     }
-    let limit = state.max_body_bytes;
-    let declared = h
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge { limit });
-    }
-    let (body, _permit) = read_body(state, payload, declared, received).await?;
-    let observer = metrics::Observer::of(req);
     // Explaining costs more than scoring: off the workers too.
-    let out = if body.len() > INLINE_BODY_BYTES || asks.explain.is_some() {
-        let st = state.clone();
-        web::block(move || score(&st.model, &observer, format, answer, &body, asks))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??
-    } else {
-        score(&state.model, &observer, format, answer, &body, asks)?
-    };
-    let mut resp = HttpResponse::Ok();
-    resp.content_type(answer.content_type());
-    if let Some(v) = h.get(CUSTOM_ATTRIBUTES) {
-        resp.insert_header((CUSTOM_ATTRIBUTES, v.clone()));
-    }
-    Ok(resp.body(out))
+    let heavy = asks.explain.is_some();
+    let observer = metrics::Observer::of(req);
+    let out = scored(req, payload, state, received, heavy, move |st, body| {
+        score(
+            &st.model,
+            &observer,
+            format,
+            answer,
+            body,
+            asks,
+            &st.outputs,
+        )
+    })
+    .await?;
+    Ok(resp.content_type(answer.content_type()).body(out))
 }
 
 /// Receives the body, at most the body limit, before the body timeout (from
@@ -659,9 +757,24 @@ async fn read_body(
     Ok((body, permit))
 }
 
-/// Parse, predict the whole batch at once, check, count it (`observer`:
-/// rows, scores, drift), then decide and explain when asked (`asks` from
-/// the head, joined with the body's), render (public so the hostile suite
+/// Scores a batch of encoded rows at once: one checked probability a row
+/// (every protocol scores through here), counted by `observer` (rows,
+/// scores, drift).
+pub fn predict(
+    model: &TrainedModel,
+    observer: &metrics::Observer,
+    rows: &[f32],
+) -> Result<Vec<Score>, ApiError> {
+    let mut raw = vec![0f32; rows.len() / model.schema().n_columns()];
+    model.predict_proba(rows, &mut raw);
+    let scores = response::scores(&raw)?;
+    observer.scored(rows, &raw);
+    Ok(scores)
+}
+
+/// Parse, predict the whole batch at once, check, then decide and explain
+/// when asked (`asks` from the head, joined with the body's), render with
+/// `outputs` (`SAGEMAKER_INFERENCE_OUTPUT`) (public so the hostile suite
 /// can fuzz the whole pipeline in-process).
 pub fn score(
     model: &TrainedModel,
@@ -670,16 +783,17 @@ pub fn score(
     answer: ResponseFormat,
     body: &[u8],
     asks: Asks,
+    outputs: &[OutputKey],
 ) -> Result<Vec<u8>, ApiError> {
     let (rows, asked) = request::parse_asked(format, body, model.schema_arc())?;
     let asks = asks.and(asked)?;
     let schema = model.schema();
     let d = schema.n_columns();
-    let mut raw = vec![0f32; rows.len() / d];
-    model.predict_proba(&rows, &mut raw);
-    let scores = response::scores(&raw)?;
-    observer.scored(&rows, &raw);
-    let mut extras = Extras::default();
+    let scores = predict(model, observer, &rows)?;
+    let mut extras = Extras {
+        outputs,
+        ..Extras::default()
+    };
     if asks.decisions() {
         extras.model = Some(model.kind().name());
         let t = model.threshold();

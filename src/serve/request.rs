@@ -6,7 +6,9 @@
 //!
 //! Accepted bodies (N is the schema's column count, 29 for the lab's):
 //! * JSON: `[N values]` (the lab's Lambda), `[[…], …]`, `{"instances": …}`,
-//!   `{"inputs": …}`, an object of named columns, or a list of such objects.
+//!   `{"inputs": …}` (beside which TF Serving's `signature_name` may name
+//!   the one signature, `serving_default`), an object of named columns, or
+//!   a list of such objects.
 //!   A numeric column takes a number; a categorical one a string, a number
 //!   or a boolean (its text: MCC `5411` is `"5411"`; a value outside the
 //!   vocabulary is its "other" bucket, never an error); `null` (or, in a
@@ -872,7 +874,8 @@ enum Key<'s, 'de> {
     Ignored(usize, &'s str),
     Envelope(&'static str),
     /// `explain` or `decide` at a document's top level (see
-    /// [`super::asks`]), unless a column, the label or a dropped column
+    /// [`super::asks`]), or TF Serving's `signature_name` (which must name
+    /// the one signature), unless a column, the label or a dropped column
     /// has that name.
     Ask(&'static str),
     Unknown(std::borrow::Cow<'de, str>),
@@ -957,7 +960,7 @@ impl<'s> KeySeed<'s> {
             return Some(Key::Ignored(2 + i, &schema.ignored()[i]));
         }
         if self.envelope == Envelope::Batch {
-            return ["explain", "decide"]
+            return ["explain", "decide", "signature_name"]
                 .into_iter()
                 .find(|a| *a == k)
                 .map(Key::Ask);
@@ -999,11 +1002,16 @@ fn object<'de, A: MapAccess<'de>>(
     let mut dropped = vec![false; schema.ignored().len()];
     let mut wrapped: Option<&'static str> = None;
     let mut first = true;
-    // whether explain and decide were given
-    let mut asked = [false; 2];
+    // whether explain, decide and signature_name were given
+    let mut asked = [false; 3];
     while let Some(key) = map.next_key_seed(KeySeed { schema, envelope })? {
         if let Key::Ask(k) = key {
-            if std::mem::replace(&mut asked[usize::from(k == "decide")], true) {
+            let slot = match k {
+                "explain" => 0,
+                "decide" => 1,
+                _ => 2,
+            };
+            if std::mem::replace(&mut asked[slot], true) {
                 map.next_value_seed(Any(Skip))?;
                 return Err(ctx.refuse_doc(Refusal::Twice(k)));
             }
@@ -1123,6 +1131,7 @@ impl AskValue<'_, '_> {
         let asks = &mut self.ctx.asks;
         let set = match self.key {
             "explain" => Asks::explain_value(text).map(|k| asks.explain = Some(k)),
+            "signature_name" => super::protocols::tfserving::check_signature(text),
             _ => Asks::decide_value(text).map(|d| asks.decide = d),
         };
         set.map_err(|e| self.ctx.refuse(e))

@@ -86,13 +86,13 @@ pub enum ResponseFormat {
 }
 
 impl ResponseFormat {
-    /// The format a media range asks for, if it is one we can produce.
-    fn of(media: &actix_web::mime::Mime) -> Option<ResponseFormat> {
+    /// The format a media range asks for, if it is one we can produce
+    /// (`*/*`: the default).
+    fn of(media: &actix_web::mime::Mime, default: ResponseFormat) -> Option<ResponseFormat> {
         let essence = media.essence_str().to_ascii_lowercase();
         match essence.as_str() {
-            "*/*" | "application/*" | "application/json" | "text/json" => {
-                Some(ResponseFormat::Json)
-            }
+            "*/*" => Some(default),
+            "application/*" | "application/json" | "text/json" => Some(ResponseFormat::Json),
             "text/csv" | "text/*" | "application/csv" => Some(ResponseFormat::Csv),
             "application/jsonlines"
             | "application/jsonl"
@@ -105,8 +105,13 @@ impl ResponseFormat {
     /// Negotiates from a request's `Accept` header(s) (actix's typed
     /// [`header::Accept`]): among the media ranges we can produce with
     /// `q > 0`, the highest `q` wins, ties going to the one listed first.
-    /// No header, a blank one or `*/*` means JSON; nothing acceptable is 406.
-    pub fn from_request(req: &impl HttpMessage) -> Result<ResponseFormat, ApiError> {
+    /// No header, a blank one or `*/*` means `default` (JSON unless
+    /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT` says otherwise); nothing
+    /// acceptable is 406.
+    pub fn from_request(
+        req: &impl HttpMessage,
+        default: ResponseFormat,
+    ) -> Result<ResponseFormat, ApiError> {
         let raw: Vec<&str> = req
             .headers()
             .get_all(header::ACCEPT)
@@ -114,7 +119,7 @@ impl ResponseFormat {
             .collect::<Result<_, _>>()
             .map_err(|_| ApiError::NotAcceptable("(not ASCII)".into()))?;
         if raw.iter().all(|v| v.trim().is_empty()) {
-            return Ok(ResponseFormat::Json);
+            return Ok(default);
         }
         let refused = || ApiError::NotAcceptable(raw.join(", "));
         let accept = header::Accept::parse(req).map_err(|_| refused())?;
@@ -122,22 +127,32 @@ impl ResponseFormat {
             // nothing in the header parsed as a media range
             return Err(refused());
         }
-        ResponseFormat::negotiate(&accept).ok_or_else(refused)
+        ResponseFormat::negotiate(&accept, default).ok_or_else(refused)
     }
 
     /// The best format in a parsed `Accept` list (see [`Self::from_request`]);
-    /// an empty list means JSON.
-    pub fn negotiate(accept: &header::Accept) -> Option<ResponseFormat> {
+    /// an empty list means `default`.
+    pub fn negotiate(accept: &header::Accept, default: ResponseFormat) -> Option<ResponseFormat> {
         if accept.is_empty() {
-            return Some(ResponseFormat::Json);
+            return Some(default);
         }
         accept
             .iter()
             .filter(|item| item.quality > Quality::ZERO)
-            .filter_map(|item| Some((item.quality, ResponseFormat::of(&item.item)?)))
+            .filter_map(|item| Some((item.quality, ResponseFormat::of(&item.item, default)?)))
             // `min_by` keeps the first of equals: the highest q listed first
             .min_by(|a, b| b.0.cmp(&a.0))
             .map(|(_, format)| format)
+    }
+
+    /// `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`'s value: one media type this
+    /// server answers in (parameters ignored).
+    pub fn parse_default(value: &str) -> Option<ResponseFormat> {
+        let media: actix_web::mime::Mime = value.trim().parse().ok()?;
+        match media.essence_str() {
+            "*/*" | "text/*" | "application/*" => None,
+            _ => ResponseFormat::of(&media, ResponseFormat::Json),
+        }
     }
 
     /// The Content-Type of a response in this format.
@@ -240,9 +255,129 @@ impl<'s> Reasons<'s> {
     }
 }
 
+/// A key of `SAGEMAKER_INFERENCE_OUTPUT`, the inference response keys of
+/// SageMaker's built-in (Autopilot) classification containers: what each
+/// CSV or JSON Lines answer line holds, in the order listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKey {
+    /// `1` (fraud) at or above the model's threshold, else `0`.
+    PredictedLabel,
+    /// The fraud probability (the positive class's, as Autopilot's binary
+    /// HPO models give it).
+    Probability,
+    /// `[P(0), P(1)]`.
+    Probabilities,
+    /// `['0', '1']`, the labels `probabilities` follows.
+    Labels,
+}
+
+/// A `SAGEMAKER_INFERENCE_OUTPUT` that is not a list of known keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("SAGEMAKER_INFERENCE_OUTPUT '{}' must list, comma-separated and each once, some of predicted_label, probability, probabilities, labels", .0.escape_debug())]
+pub struct BadOutputKeys(pub String);
+
+impl OutputKey {
+    const ALL: [OutputKey; 4] = [
+        OutputKey::PredictedLabel,
+        OutputKey::Probability,
+        OutputKey::Probabilities,
+        OutputKey::Labels,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OutputKey::PredictedLabel => "predicted_label",
+            OutputKey::Probability => "probability",
+            OutputKey::Probabilities => "probabilities",
+            OutputKey::Labels => "labels",
+        }
+    }
+
+    /// `predicted_label,probability`: known keys (any case, spaces
+    /// around), each once, at least one.
+    pub fn parse_list(value: &str) -> Result<Vec<OutputKey>, BadOutputKeys> {
+        let bad = || BadOutputKeys(value.to_string());
+        let mut keys = Vec::new();
+        for word in value.split(',') {
+            let word = word.trim().to_ascii_lowercase();
+            let key = OutputKey::ALL
+                .into_iter()
+                .find(|k| k.name() == word)
+                .ok_or_else(bad)?;
+            if keys.contains(&key) {
+                return Err(bad());
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+}
+
+/// One CSV line's selected fields.
+fn csv_selected(
+    out: &mut Vec<u8>,
+    keys: &[OutputKey],
+    score: Score,
+    fraud: bool,
+) -> serde_json::Result<()> {
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match key {
+            OutputKey::PredictedLabel => out.push(if fraud { b'1' } else { b'0' }),
+            OutputKey::Probability => serde_json::to_writer(&mut *out, &score)?,
+            OutputKey::Probabilities => {
+                out.extend_from_slice(b"\"[");
+                serde_json::to_writer(&mut *out, &score.complement())?;
+                out.extend_from_slice(b", ");
+                serde_json::to_writer(&mut *out, &score)?;
+                out.extend_from_slice(b"]\"");
+            }
+            OutputKey::Labels => out.extend_from_slice(b"\"['0', '1']\""),
+        }
+    }
+    Ok(())
+}
+
+/// One JSON Lines line's selected fields (and the extras).
+#[derive(Serialize, Default)]
+struct Selected<'a, 's> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted_label: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probability: Option<Score>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probabilities: Option<[Score; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<[&'static str; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<&'a Reasons<'s>>,
+}
+
+impl Selected<'_, '_> {
+    fn new(keys: &[OutputKey], score: Score, fraud: bool) -> Self {
+        let mut s = Selected::default();
+        for key in keys {
+            match key {
+                OutputKey::PredictedLabel => s.predicted_label = Some(u8::from(fraud)),
+                OutputKey::Probability => s.probability = Some(score),
+                OutputKey::Probabilities => s.probabilities = Some([score.complement(), score]),
+                OutputKey::Labels => s.labels = Some(["0", "1"]),
+            }
+        }
+        s
+    }
+}
+
 /// What an answer carries beside the scores, one entry a row each.
 #[derive(Debug, Default)]
 pub struct Extras<'s> {
+    /// `SAGEMAKER_INFERENCE_OUTPUT`'s keys: what CSV and JSON Lines lines
+    /// hold instead of `score,decision` / `score`, `fraud` (empty: those).
+    pub outputs: &'s [OutputKey],
     /// The model answering (given with decisions and reasons).
     pub model: Option<&'static str>,
     pub decisions: Option<Vec<Decision>>,
@@ -324,10 +459,22 @@ pub fn render(
                 if i > 0 {
                     out.push(b'\n');
                 }
+                let keys = extras.outputs;
                 if format == ResponseFormat::Csv {
-                    serde_json::to_writer(&mut out, &score)?;
-                    out.extend_from_slice(if fraud(score) { b",1" } else { b",0" });
+                    if keys.is_empty() {
+                        serde_json::to_writer(&mut out, &score)?;
+                        out.extend_from_slice(if fraud(score) { b",1" } else { b",0" });
+                    } else {
+                        csv_selected(&mut out, keys, score, fraud(score))?;
+                    }
                     csv_extras(&mut out, extras, i)
+                } else if !keys.is_empty() {
+                    let line = Selected {
+                        decision: extras.decisions.as_ref().and_then(|d| d.get(i)),
+                        explanation: extras.explanations.as_ref().and_then(|r| r.get(i)),
+                        ..Selected::new(keys, score, fraud(score))
+                    };
+                    serde_json::to_writer(&mut out, &line)
                 } else {
                     let line = Line {
                         score,
@@ -494,6 +641,7 @@ mod tests {
         c[3] = -0.5;
         let e = explanation(c);
         let extras = Extras {
+            outputs: &[],
             model: Some("gbdt"),
             decisions: Some(vec![Decision::new(0.75, 0.5, Some(100.0))]),
             explanations: Some(vec![Reasons::new(&schema, &row, &e, 2, 0).unwrap()]),
@@ -518,6 +666,7 @@ mod tests {
         assert_eq!(v["explanation"]["reasons"][0]["feature"], "V14");
         // decisions alone; an unknown amount leaves the CSV field empty
         let only = Extras {
+            outputs: &[],
             model: Some("dnn"),
             decisions: Some(vec![Decision::new(0.1, 0.5, None)]),
             explanations: None,
@@ -525,6 +674,52 @@ mod tests {
         let csv = String::from_utf8(render(ResponseFormat::Csv, &s(&[0.1]), 0.5, &only).unwrap())
             .unwrap();
         assert_eq!(csv, "0.1,0,approve,");
+    }
+
+    #[test]
+    fn inference_output_keys_select_what_lines_hold() {
+        use OutputKey::*;
+        assert_eq!(
+            OutputKey::parse_list("predicted_label, Probability").unwrap(),
+            [PredictedLabel, Probability]
+        );
+        assert_eq!(
+            OutputKey::parse_list("labels,probabilities,probability,predicted_label")
+                .unwrap()
+                .len(),
+            4
+        );
+        for bad in ["", "probability,", "score", "probability,probability"] {
+            assert!(OutputKey::parse_list(bad).is_err(), "{bad}");
+        }
+        let all = [PredictedLabel, Probability, Probabilities, Labels];
+        let extras = Extras {
+            outputs: &all,
+            ..Extras::default()
+        };
+        let csv = render(ResponseFormat::Csv, &s(&[0.75, 0.25]), 0.5, &extras).unwrap();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "1,0.75,\"[0.25, 0.75]\",\"['0', '1']\"\n0,0.25,\"[0.75, 0.25]\",\"['0', '1']\""
+        );
+        let two = Extras {
+            outputs: &[Probability, PredictedLabel],
+            decisions: Some(vec![Decision::new(0.75, 0.5, None)]),
+            ..Extras::default()
+        };
+        let csv = render(ResponseFormat::Csv, &s(&[0.75]), 0.5, &two).unwrap();
+        assert_eq!(String::from_utf8(csv).unwrap(), "0.75,1,review,");
+        let jsonl = render(ResponseFormat::JsonLines, &s(&[0.75]), 0.5, &extras).unwrap();
+        assert_eq!(
+            String::from_utf8(jsonl).unwrap(),
+            r#"{"predicted_label":1,"probability":0.75,"probabilities":[0.25,0.75],"labels":["0","1"]}"#
+        );
+        // JSON keeps the lab's shape whatever the keys
+        let json = render(ResponseFormat::Json, &s(&[0.75]), 0.5, &extras).unwrap();
+        assert_eq!(
+            json,
+            render(ResponseFormat::Json, &s(&[0.75]), 0.5, &Extras::default()).unwrap()
+        );
     }
 
     #[test]
@@ -569,7 +764,7 @@ mod tests {
         for v in values {
             req = req.append_header((header::ACCEPT, *v));
         }
-        ResponseFormat::from_request(&req.to_http_request())
+        ResponseFormat::from_request(&req.to_http_request(), ResponseFormat::Json)
     }
 
     #[test]
@@ -583,6 +778,32 @@ mod tests {
         assert_eq!(negotiate(&["TEXT/CSV"]).unwrap(), Csv);
         assert_eq!(negotiate(&["text/csv, garbage"]).unwrap(), Csv);
         assert_eq!(negotiate(&["image/png", "text/csv"]).unwrap(), Csv);
+        // SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: no Accept, a blank one or */*
+        let mut none = TestRequest::default().to_http_request();
+        assert_eq!(ResponseFormat::from_request(&none, Csv).unwrap(), Csv);
+        none = TestRequest::default()
+            .append_header((header::ACCEPT, "*/*"))
+            .to_http_request();
+        assert_eq!(
+            ResponseFormat::from_request(&none, JsonLines).unwrap(),
+            JsonLines
+        );
+        none = TestRequest::default()
+            .append_header((header::ACCEPT, "application/json"))
+            .to_http_request();
+        assert_eq!(ResponseFormat::from_request(&none, Csv).unwrap(), Json);
+        assert_eq!(ResponseFormat::parse_default("text/csv").unwrap(), Csv);
+        assert_eq!(
+            ResponseFormat::parse_default(" application/jsonlines ").unwrap(),
+            JsonLines
+        );
+        assert_eq!(
+            ResponseFormat::parse_default("application/json; charset=utf-8").unwrap(),
+            Json
+        );
+        for bad in ["", "*/*", "text/*", "image/png", "csv"] {
+            assert_eq!(ResponseFormat::parse_default(bad), None, "{bad}");
+        }
         for refused in [&["image/png"][..], &["garbage"], &["text/csv;q=0"]] {
             assert!(
                 matches!(negotiate(refused), Err(ApiError::NotAcceptable(_))),

@@ -6,6 +6,10 @@
 //! `main` on SIGTERM/SIGINT, or by a test); the fitting loops poll it, and
 //! nothing is committed once it is cancelled.
 //!
+//! In a job of several hosts (`resourceconfig.json`) only the first host
+//! trains; the others write nothing and wait for it
+//! ([`crate::sagemaker::hosts`]).
+//!
 //! Model choice, DNN early stopping and `threshold=auto` use a validation
 //! holdout (the `validation` channel, else a seeded stratified slice of
 //! `train`); the `test` channel only reports.
@@ -30,8 +34,9 @@ use crate::model::{
 };
 use crate::s3::{S3Uri, S3};
 use crate::sagemaker::archive::{self, ArchiveError};
+use crate::sagemaker::hosts::{self, Beacon, ResourceConfig, Role, Waited};
 use crate::sagemaker::{
-    input_modes, label_first, metric_line, ConfigError, Exit, InputMode, MlRoot,
+    input_modes, label_first, metric_line, sharded_channels, ConfigError, Exit, InputMode, MlRoot,
 };
 use crate::schema::Schema;
 use params::{Evaluation, ModelChoice, ParamError, TrainParams};
@@ -53,6 +58,8 @@ pub enum TrainError {
     Config(#[from] ConfigError),
     #[error("channel '{channel}' uses Pipe input mode; ccfraud reads File mode only (set input_mode='File')")]
     PipeMode { channel: String },
+    #[error("channel(s) {} use S3DistributionType ShardedByS3Key in a job of {hosts} hosts: each host gets only its share of the files, and ccfraud trains on the first host alone, so it would silently fit and evaluate on part of the data; use FullyReplicated (the SDK's default; TrainingInput(..., distribution='FullyReplicated')) or instance_count=1", channels.join(", "))]
+    Sharded { channels: Vec<String>, hosts: usize },
     #[error("no training data: channel 'train' (or 'training') not found at {0}")]
     NoTrainChannel(PathBuf),
     #[error("the training data has {frauds} fraud(s) among {rows} transactions: the validation holdout needs both classes, so each needs two rows or more (or give a 'validation' channel)")]
@@ -102,6 +109,7 @@ impl TrainError {
             | TrainError::Data(_)
             | TrainError::Config(_)
             | TrainError::PipeMode { .. }
+            | TrainError::Sharded { .. }
             | TrainError::NoTrainChannel(_)
             | TrainError::OneClassHoldout { .. }
             | TrainError::OneClassFold { .. }
@@ -128,8 +136,12 @@ impl TrainError {
 /// Where a run reads its data and writes its model.
 #[derive(Debug, Clone)]
 pub enum Config {
-    /// SageMaker's contract: channels, config and outputs under an ml-root.
-    Local(MlRoot),
+    /// SageMaker's contract: channels, config and outputs under an ml-root;
+    /// in a job of several hosts, how they find each other.
+    Local {
+        root: MlRoot,
+        hosts: hosts::Settings,
+    },
     /// Channels on S3 (downloaded into a temporary ml-root; hyperparameters
     /// from `config_root` when it has them); `model.tar.gz` and
     /// `metrics.json` uploaded under `output`.
@@ -154,9 +166,24 @@ pub struct Outcome {
 }
 
 /// Runs training as `config` says until done or `cancel` is cancelled.
-pub fn run(config: &Config, cancel: &CancellationToken) -> Result<Outcome, TrainError> {
+/// `None`: this host is a follower in a job of several hosts; it wrote
+/// nothing.
+pub fn run(config: &Config, cancel: &CancellationToken) -> Result<Option<Outcome>, TrainError> {
     match config {
-        Config::Local(root) => {
+        Config::Local { root, hosts } => {
+            let resources = ResourceConfig::read(root)?;
+            let role = resources
+                .as_ref()
+                .map_or(Role::Single, ResourceConfig::role);
+            // Held until training ends, however it ends: followers wait on it.
+            let _beacon = match (role, &resources) {
+                (Role::Follower { leader }, Some(r)) => {
+                    follow(r, leader, *hosts, cancel);
+                    return Ok(None);
+                }
+                (Role::Leader { followers }, _) => lead(root, followers, *hosts)?,
+                _ => None,
+            };
             let outcome = train_on(root, cancel)?;
             commit(root, &outcome, cancel)?;
             tracing::info!(
@@ -164,13 +191,70 @@ pub fn run(config: &Config, cancel: &CancellationToken) -> Result<Outcome, Train
                 root.model_dir().join(ARTIFACT_FILE).display(),
                 outcome.artifact.default_model()
             );
-            Ok(outcome)
+            Ok(Some(outcome))
         }
         Config::Remote {
             config_root,
             channels,
             output,
-        } => run_remote(config_root, channels, output, cancel),
+        } => run_remote(config_root, channels, output, cancel).map(Some),
+    }
+}
+
+/// The leader of several hosts: refuses sharded channels (it would see only
+/// its share), then opens the beacon followers wait on. A beacon that cannot
+/// bind is only a warning: training is what matters, and followers then
+/// stop waiting after `--leader-wait`.
+fn lead(
+    root: &MlRoot,
+    followers: usize,
+    settings: hosts::Settings,
+) -> Result<Option<Beacon>, TrainError> {
+    let sharded = sharded_channels(root)?;
+    if !sharded.is_empty() {
+        return Err(TrainError::Sharded {
+            channels: sharded,
+            hosts: followers + 1,
+        });
+    }
+    let hosts = followers + 1;
+    match Beacon::bind(settings.port) {
+        Ok(b) => {
+            tracing::info!(
+                "this host leads a job of {hosts} hosts: it trains and writes the model; the other {followers} write nothing and wait on port {} until it is done",
+                b.port()
+            );
+            Ok(Some(b))
+        }
+        Err(e) => {
+            tracing::warn!(
+                "this host leads a job of {hosts} hosts but cannot listen on port {} for the others ({e}): it trains anyway; they stop waiting after {} s",
+                settings.port,
+                settings.wait.as_secs()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// A follower: one line saying why it writes nothing, then waits for the
+/// leader to finish (see [`hosts`]). Never an error: the leader's own exit
+/// decides the job, and a failure file here would be a second one.
+fn follow(r: &ResourceConfig, leader: &str, settings: hosts::Settings, cancel: &CancellationToken) {
+    tracing::info!(
+        "host {} is not the first of hosts {:?}: {leader} trains and writes the model; this host writes nothing (no two hosts may write the same file into model.tar.gz) and waits for {leader} to finish (port {})",
+        r.current_host(),
+        r.hosts(),
+        settings.port
+    );
+    match hosts::wait_for_leader(leader, settings.port, settings.wait, hosts::LINGER, cancel) {
+        Waited::LeaderDone => tracing::info!("{leader} has finished; this host exits 0, having written nothing"),
+        Waited::Unreachable { last_error } => tracing::warn!(
+            "could not reach {leader}:{} for {} s ({last_error}); it may have finished or failed already: this host exits 0, having written nothing",
+            settings.port,
+            settings.wait.as_secs()
+        ),
+        Waited::Stopped => tracing::info!("stopped by a signal while waiting for {leader}; this host wrote nothing"),
     }
 }
 

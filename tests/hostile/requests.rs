@@ -474,7 +474,7 @@ fn check_pipeline(body: &[u8], answer: usize) -> Result<(), String> {
     let detached = ccfraud::serve::metrics::Observer::detached();
     for state in states() {
         for f in FORMATS {
-            match ccfraud::serve::score(state, &detached, f, format, body, asks) {
+            match ccfraud::serve::score(state, &detached, f, format, body, asks, &[]) {
                 Ok(out) => {
                     answer_scores(accept, &out).map_err(|e| format!("{f:?} → {accept}: {e}"))?;
                 }
@@ -716,6 +716,7 @@ fn the_pipeline_survives_mutated_and_arbitrary_bodies() {
                 ResponseFormat::Json,
                 &body,
                 Asks::default(),
+                &[],
             );
             let out = out.unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
             answer_scores("application/json", &out).unwrap();
