@@ -184,7 +184,7 @@ mod tests {
         );
         let seeds = [
             format!(r#"{{"instances": [{row}, {row}]}}"#),
-            format!(r#"{{"signature_name": "", "inputs": {{"V1": [1, 2], "V2": [3, 4]}}}}"#),
+            r#"{"signature_name": "", "inputs": {"V1": [1, 2], "V2": [3, 4]}}"#.to_string(),
             format!(r#"{{"context": {{"V1": 1}}, "examples": [{named}]}}"#),
             format!(
                 r#"{{"id": "x", "inputs": [{{"name": "f", "shape": [1, 29], "datatype": "FP32", "data": {row}}}], "outputs": [{{"name": "probability"}}]}}"#
@@ -202,7 +202,7 @@ mod tests {
                 oip::infer(
                     &ModelName::default(),
                     body,
-                    (pick % 2 == 0).then_some(pick % (body.len() + 1)),
+                    pick.is_multiple_of(2).then_some(pick % (body.len() + 1)),
                     &schema,
                     0.5,
                     score,
