@@ -30,6 +30,8 @@
 //! - [`train`]: `run(config, cancel)`: hyperparameters → checked params,
 //!   fit, evaluate, choose, commit.
 //! - [`serve`]: `run(config, listener)`: the hosting contract over actix-web;
+//!   [`serve::protocols`]: TF Serving REST and the Open Inference Protocol
+//!   v2, thin adapters over the same parse, predict and render;
 //!   [`serve::metrics`]: `GET /metrics` (Prometheus), drift gauges, the
 //!   request log (not [`metrics`], which evaluates models).
 //! - [`demo`]: the lab's web app, embedded: page, examples, alert sink.

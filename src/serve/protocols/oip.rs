@@ -486,7 +486,7 @@ fn rows(inputs: &[Input<'_>], binary: &[u8], schema: &Schema) -> Result<Vec<f32>
         ));
     }
     let single = match &tensors[..] {
-        [(input, _)] => schema.position(&input.name).is_none() || d == 1,
+        [(input, _)] => schema.position(&input.name).is_none(),
         _ => false,
     };
     if single {
