@@ -77,6 +77,30 @@ impl Default for ModelName {
     }
 }
 
+/// A model path's `{tail}` parsed: the model, the version if named, and
+/// what the path asks for (each protocol's `Target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path<'p, T> {
+    pub name: &'p str,
+    pub version: Option<&'p str>,
+    pub target: T,
+}
+
+/// The target of a request's model path (`parse` reads its `{tail}`), once
+/// the path names the served model; else 404.
+fn target<'r, T>(
+    req: &'r actix_web::HttpRequest,
+    served: &ModelName,
+    parse: impl FnOnce(&'r str) -> Option<Path<'r, T>>,
+) -> Result<T, ApiError> {
+    let path = parse(req.match_info().query("tail")).ok_or_else(|| ApiError::NotFound {
+        method: req.method().clone(),
+        path: req.path().to_string(),
+    })?;
+    served.check(path.name, path.version)?;
+    Ok(path.target)
+}
+
 /// A JSON object's members in order, values left unparsed and keys given
 /// twice kept twice (so the row parser refuses them rather than the last
 /// silently winning).

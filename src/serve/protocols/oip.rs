@@ -58,18 +58,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// The path's target, once it names the served model; else 404.
-fn target(req: &HttpRequest, state: &State) -> Result<Target, ApiError> {
-    let path = Path::parse(req.match_info().query("tail")).ok_or_else(|| ApiError::NotFound {
-        method: req.method().clone(),
-        path: req.path().to_string(),
-    })?;
-    state.name.check(path.name, path.version)?;
-    Ok(path.target)
-}
-
 async fn model(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    match target(&req, &state)? {
+    match super::target(&req, &state.name, Path::parse)? {
         Target::Metadata => {
             Ok(HttpResponse::Ok().json(model_metadata(&state.name, state.model.schema())))
         }
@@ -94,7 +84,7 @@ async fn call(
     state: &web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let received = Instant::now();
-    if target(req, state)? != Target::Infer {
+    if super::target(req, &state.name, Path::parse)? != Target::Infer {
         return Err(ApiError::MethodNotAllowed(Verb::POST));
     }
     admit(req, state)?;
@@ -168,14 +158,9 @@ pub enum Target {
 }
 
 /// A parsed `/v2/models/{tail}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Path<'p> {
-    pub name: &'p str,
-    pub version: Option<&'p str>,
-    pub target: Target,
-}
+pub type Path<'p> = super::Path<'p, Target>;
 
-impl<'p> Path<'p> {
+impl<'p> super::Path<'p, Target> {
     /// `name[/versions/V][/ready | /infer]`; anything else is `None`.
     pub fn parse(tail: &'p str) -> Option<Path<'p>> {
         let parts: Vec<&str> = tail.split('/').collect();

@@ -50,18 +50,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The path's parts, once it names the served model; else 404.
-fn target(req: &HttpRequest, state: &State) -> Result<Target, ApiError> {
-    let path = Path::parse(req.match_info().query("tail")).ok_or_else(|| ApiError::NotFound {
-        method: req.method().clone(),
-        path: req.path().to_string(),
-    })?;
-    state.name.check(path.name, path.version)?;
-    Ok(path.target)
-}
-
 async fn get(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
-    match target(&req, &state)? {
+    match super::target(&req, &state.name, Path::parse)? {
         Target::Status => Ok(HttpResponse::Ok().json(status())),
         Target::Metadata => {
             Ok(HttpResponse::Ok().json(metadata(&state.name, state.model.schema())))
@@ -85,7 +75,7 @@ async fn call(
     state: &web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let received = Instant::now();
-    let Target::Call(method) = target(req, state)? else {
+    let Target::Call(method) = super::target(req, &state.name, Path::parse)? else {
         return Err(ApiError::MethodNotAllowed(Verb::POST));
     };
     admit(req, state)?;
@@ -185,14 +175,9 @@ pub enum Target {
 
 /// A parsed `/v1/models/{tail}`: the model, the version if named, the
 /// target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Path<'p> {
-    pub name: &'p str,
-    pub version: Option<&'p str>,
-    pub target: Target,
-}
+pub type Path<'p> = super::Path<'p, Target>;
 
-impl<'p> Path<'p> {
+impl<'p> super::Path<'p, Target> {
     /// `name[/versions/V][/metadata | :verb]`; anything else is `None`
     /// (no such route).
     pub fn parse(tail: &'p str) -> Option<Path<'p>> {
