@@ -1449,7 +1449,7 @@ def test_default_stack_is_an_autoscaled_instance_endpoint():
     assert policy["ScalingTargetId"] == {"Ref": "FraudScalableTarget"}
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["PredefinedMetricSpecification"] == {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
-    assert tracking["TargetValue"] == 99600
+    assert tracking["TargetValue"] == 68700
     env = res["EndpointInvokerFunction"]["Properties"]["Environment"]["Variables"]
     assert int(env["MAX_BODY_BYTES"]) == handler.MAX_BODY_BYTES
     statements = res["SageMakerExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
