@@ -465,12 +465,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/invocations")
-            .route(web::post().to(invocations))
+            .route(scoring_post(invoke))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
         web::resource("/endpoints/{name}/invocations")
-            .route(web::post().to(invocations))
+            .route(scoring_post(invoke))
             .default_service(web::to(method_not_allowed)),
     )
     .service(
@@ -552,23 +552,33 @@ pub(crate) async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError
     })
 }
 
-/// `/invocations`; a refusal keeps the request's payload alive until it is
-/// sent (see [`KeepUnread`]).
-async fn invocations(
-    req: HttpRequest,
-    mut payload: web::Payload,
-    state: web::Data<State>,
-) -> HttpResponse {
-    let result = invoke(&req, &mut payload, &state).await;
-    answered(result, payload)
+/// The POST route of a scoring path (`/invocations` and each protocol's):
+/// `call` answers from the request, its payload and the state; a refusal
+/// keeps the request's payload alive until it is sent (see [`KeepUnread`]).
+pub(crate) fn scoring_post<C>(call: C) -> actix_web::Route
+where
+    C: AsyncFn(
+            &HttpRequest,
+            &mut web::Payload,
+            &web::Data<State>,
+        ) -> Result<HttpResponse, ApiError>
+        + Clone
+        + 'static,
+{
+    web::post().to(
+        move |req: HttpRequest, mut payload: web::Payload, state: web::Data<State>| {
+            let call = call.clone();
+            async move {
+                let result = call(&req, &mut payload, &state).await;
+                answered(result, payload)
+            }
+        },
+    )
 }
 
 /// The answer to a scoring POST: a refusal keeps the request's payload
 /// alive until it is sent (see [`KeepUnread`]).
-pub(crate) fn answered(
-    result: Result<HttpResponse, ApiError>,
-    payload: web::Payload,
-) -> HttpResponse {
+fn answered(result: Result<HttpResponse, ApiError>, payload: web::Payload) -> HttpResponse {
     match result {
         Ok(resp) => resp,
         Err(e) => e.error_response().map_body(|_, body| {

@@ -28,7 +28,7 @@ use crate::data::csv::{check_number, Shown};
 use crate::schema::Schema;
 use crate::serve::error::ApiError;
 use crate::serve::response::Score;
-use crate::serve::{admit, answered, json, predict, scored, State};
+use crate::serve::{admit, json, predict, scored, scoring_post, State};
 use actix_web::http::Method as Verb;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
@@ -53,7 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/v2/models/{tail:.*}")
                 .route(web::get().to(model))
-                .route(web::post().to(post))
+                .route(scoring_post(call))
                 .default_service(web::to(crate::serve::method_not_allowed)),
         );
 }
@@ -67,15 +67,6 @@ async fn model(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse
             .json(serde_json::json!({"name": state.name.as_str(), "ready": true}))),
         Target::Infer => Err(ApiError::MethodNotAllowed(Verb::GET)),
     }
-}
-
-async fn post(
-    req: HttpRequest,
-    mut payload: web::Payload,
-    state: web::Data<State>,
-) -> HttpResponse {
-    let result = call(&req, &mut payload, &state).await;
-    answered(result, payload)
 }
 
 async fn call(

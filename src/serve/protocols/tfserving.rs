@@ -32,7 +32,7 @@ use crate::schema::Schema;
 use crate::serve::error::ApiError;
 use crate::serve::request::{self, Format};
 use crate::serve::response::Score;
-use crate::serve::{admit, answered, json, predict, scored, State};
+use crate::serve::{admit, json, predict, scored, scoring_post, State};
 use actix_web::http::Method as Verb;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -45,7 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/models/{tail:.*}")
             .route(web::get().to(get))
-            .route(web::post().to(post))
+            .route(scoring_post(call))
             .default_service(web::to(crate::serve::method_not_allowed)),
     );
 }
@@ -58,15 +58,6 @@ async fn get(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, 
         }
         Target::Call(_) => Err(ApiError::MethodNotAllowed(Verb::GET)),
     }
-}
-
-async fn post(
-    req: HttpRequest,
-    mut payload: web::Payload,
-    state: web::Data<State>,
-) -> HttpResponse {
-    let result = call(&req, &mut payload, &state).await;
-    answered(result, payload)
 }
 
 async fn call(
