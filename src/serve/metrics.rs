@@ -368,30 +368,28 @@ impl Watch {
         let attributes = header_text(done.headers, CUSTOM_ATTRIBUTES).unwrap_or_default();
         let rows = done.rows.load(Ordering::Relaxed);
         let latency_ms = latency.as_secs_f64() * 1e3;
+        // one line, its level and message by why it is logged (tracing
+        // needs the level at compile time)
+        macro_rules! line {
+            ($level:expr, $message:literal) => {
+                tracing::event!(
+                    target: "ccfraud::request",
+                    $level,
+                    request_id = %id,
+                    method = %done.method,
+                    route = done.route,
+                    status = done.status.as_u16(),
+                    rows,
+                    latency_ms,
+                    custom_attributes = %attributes,
+                    $message
+                )
+            };
+        }
         if failed {
-            tracing::warn!(
-                target: "ccfraud::request",
-                request_id = %id,
-                method = %done.method,
-                route = done.route,
-                status = done.status.as_u16(),
-                rows,
-                latency_ms,
-                custom_attributes = %attributes,
-                "request failed"
-            );
+            line!(tracing::Level::WARN, "request failed");
         } else {
-            tracing::info!(
-                target: "ccfraud::request",
-                request_id = %id,
-                method = %done.method,
-                route = done.route,
-                status = done.status.as_u16(),
-                rows,
-                latency_ms,
-                custom_attributes = %attributes,
-                "slow request"
-            );
+            line!(tracing::Level::INFO, "slow request");
         }
     }
 }
