@@ -149,18 +149,29 @@ struct ChannelConfig {
     distribution: Option<String>,
 }
 
+/// `inputdataconfig.json`'s channels by name, `None` when the file is
+/// absent (local runs).
+fn channel_configs(
+    root: &MlRoot,
+) -> Result<Option<std::collections::BTreeMap<String, ChannelConfig>>, ConfigError> {
+    let path = root.input_data_config();
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| ConfigError::Json { path, source })
+}
+
 /// The channels of `inputdataconfig.json` whose `S3DistributionType` is
 /// `ShardedByS3Key`: in a job of several hosts each host gets only its share
 /// of their files. None when the file is absent.
 pub fn sharded_channels(root: &MlRoot) -> Result<Vec<String>, ConfigError> {
-    let path = root.input_data_config();
-    let text = match fs_err::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+    let Some(channels) = channel_configs(root)? else {
+        return Ok(Vec::new());
     };
-    let channels: std::collections::BTreeMap<String, ChannelConfig> =
-        serde_json::from_str(&text).map_err(|source| ConfigError::Json { path, source })?;
     Ok(channels
         .into_iter()
         .filter(|(_, c)| c.distribution.as_deref() == Some("ShardedByS3Key"))
@@ -171,14 +182,9 @@ pub fn sharded_channels(root: &MlRoot) -> Result<Vec<String>, ConfigError> {
 /// True when `inputdataconfig.json` gives `channel` the content type of the
 /// built-in algorithms' label-first CSV: `text/csv;label_size=1`.
 pub fn label_first(root: &MlRoot, channel: &str) -> Result<bool, ConfigError> {
-    let path = root.input_data_config();
-    let text = match fs_err::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e.into()),
+    let Some(channels) = channel_configs(root)? else {
+        return Ok(false);
     };
-    let channels: std::collections::BTreeMap<String, ChannelConfig> =
-        serde_json::from_str(&text).map_err(|source| ConfigError::Json { path, source })?;
     let Some(ct) = channels
         .get(channel)
         .and_then(|c| c.content_type.as_deref())
@@ -193,14 +199,9 @@ pub fn label_first(root: &MlRoot, channel: &str) -> Result<bool, ConfigError> {
 /// Reads `inputdataconfig.json` when present: channel name → input mode.
 /// A missing file means "whatever folders exist" (local runs).
 pub fn input_modes(root: &MlRoot) -> Result<Vec<(String, InputMode)>, ConfigError> {
-    let path = root.input_data_config();
-    let text = match fs_err::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+    let Some(channels) = channel_configs(root)? else {
+        return Ok(Vec::new());
     };
-    let channels: std::collections::BTreeMap<String, ChannelConfig> =
-        serde_json::from_str(&text).map_err(|source| ConfigError::Json { path, source })?;
     Ok(channels
         .into_iter()
         .map(|(name, cfg)| {
