@@ -11,8 +11,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = init_logging(cli.log_format) {
-        eprintln!("error: {e}");
-        return ExitCode::from(Exit::Usage);
+        return fail(&e, Exit::Usage);
     }
     match cli.command {
         Command::Train {
@@ -21,10 +20,7 @@ fn main() -> ExitCode {
             hosts,
         } => match remote.into_config(root.ml_root, &hosts) {
             Ok(config) => run_train(config),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(Exit::Usage)
-            }
+            Err(e) => fail(&e, Exit::Usage),
         },
         Command::UploadData { from, destination } => {
             match ccfraud::s3::S3Uri::parse(&destination)
@@ -36,10 +32,7 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(Exit::Transfer)
-                }
+                Err(e) => fail(&e, Exit::Transfer),
             }
         }
         Command::Prepare(args) => {
@@ -59,10 +52,7 @@ fn main() -> ExitCode {
                     );
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(e.exit())
-                }
+                Err(e) => fail(&e, e.exit()),
             }
         }
         Command::Demo(args) => {
@@ -72,10 +62,7 @@ fn main() -> ExitCode {
             });
             match run {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(e.exit())
-                }
+                Err(e) => fail(&e, e.exit()),
             }
         }
         Command::Serve(args) => {
@@ -85,13 +72,16 @@ fn main() -> ExitCode {
             });
             match run {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(e.exit())
-                }
+                Err(e) => fail(&e, e.exit()),
             }
         }
     }
+}
+
+/// Prints a failure as `error: …` and gives its exit code.
+fn fail(e: &impl std::fmt::Display, exit: Exit) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(exit)
 }
 
 /// Trains until done or SIGTERM/SIGINT (which cancel the run: fitting stops

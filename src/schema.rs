@@ -78,6 +78,13 @@ impl Column {
         }
     }
 
+    pub fn categorical(name: impl Into<String>, categories: Vec<String>) -> Column {
+        Column {
+            name: name.into(),
+            kind: Kind::Categorical { categories },
+        }
+    }
+
     /// Values of a categorical column, or None for a numeric one.
     pub fn categories(&self) -> Option<&[String]> {
         match &self.kind {
@@ -610,10 +617,9 @@ impl Schema {
             .enumerate()
             .map(
                 |(j, c)| match (&c.kind, vocabularies.get_mut(j).and_then(Option::take)) {
-                    (Kind::Categorical { .. }, Some(categories)) => Column {
-                        name: c.name.clone(),
-                        kind: Kind::Categorical { categories },
-                    },
+                    (Kind::Categorical { .. }, Some(categories)) => {
+                        Column::categorical(c.name.clone(), categories)
+                    }
                     _ => c.clone(),
                 },
             )
@@ -632,12 +638,7 @@ mod tests {
     }
 
     fn cat(name: &str, cats: &[&str]) -> Column {
-        Column {
-            name: name.into(),
-            kind: Kind::Categorical {
-                categories: header(cats),
-            },
-        }
+        Column::categorical(name, header(cats))
     }
 
     #[test]

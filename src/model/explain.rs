@@ -1587,18 +1587,13 @@ mod tests {
 
     #[test]
     fn categorical_columns_fold_back_to_one_contribution() {
-        use crate::schema::{Column, Form, Kind, Schema};
+        use crate::schema::{Column, Form, Schema};
         let schema = std::sync::Arc::new(
             Schema::new(
                 Form::Header,
                 vec![
                     Column::numeric("amt"),
-                    Column {
-                        name: "mcc".into(),
-                        kind: Kind::Categorical {
-                            categories: vec!["5411".into(), "5812".into()],
-                        },
-                    },
+                    Column::categorical("mcc", vec!["5411".into(), "5812".into()]),
                 ],
                 "y".into(),
                 None,

@@ -239,15 +239,10 @@ fn round_down(t: f64) -> f32 {
 }
 
 impl super::Model for Forest {
-    /// The highest feature any split reads, plus one: rows may be wider.
+    /// See [`super::split_width`].
     fn n_features(&self) -> usize {
-        self.trees
-            .iter()
-            .flat_map(|t| &t.nodes)
-            .filter(|n| n.left != 0)
-            .map(|n| usize::from(n.feature) + 1)
-            .max()
-            .unwrap_or(0)
+        let splits = self.trees.iter().flat_map(|t| &t.nodes);
+        super::split_width(splits.filter(|n| n.left != 0).map(|n| n.feature))
     }
 
     /// The row stride is `rows.len() / out.len()`.

@@ -293,15 +293,10 @@ impl Flat {
 }
 
 impl super::Model for Gbdt {
-    /// The highest column any split reads, plus one.
+    /// See [`super::split_width`].
     fn n_features(&self) -> usize {
-        self.trees
-            .iter()
-            .flat_map(|t| &t.nodes)
-            .filter(|n| n.left != 0)
-            .map(|n| usize::from(n.feature) + 1)
-            .max()
-            .unwrap_or(0)
+        let splits = self.trees.iter().flat_map(|t| &t.nodes);
+        super::split_width(splits.filter(|n| n.left != 0).map(|n| n.feature))
     }
 
     /// The row stride is `rows.len() / out.len()`.
@@ -546,24 +541,6 @@ struct Sum {
     n: f64,
 }
 
-impl Sum {
-    #[inline]
-    fn add(&mut self, o: &Sum) {
-        self.g += o.g;
-        self.h += o.h;
-        self.n += o.n;
-    }
-
-    #[inline]
-    fn minus(&self, o: &Sum) -> Sum {
-        Sum {
-            g: self.g - o.g,
-            h: self.h - o.h,
-            n: self.n - o.n,
-        }
-    }
-}
-
 /// One histogram bin: Σg, Σh and rows, in f32 (a bin sums a few thousand
 /// rows at most on data like the lab's, well within f32; halving the bytes
 /// against f64 makes the build, the hot loop, markedly faster). Sums over a
@@ -586,25 +563,32 @@ impl From<Bin> for Sum {
     }
 }
 
-impl Bin {
-    #[inline]
-    fn add(&mut self, o: &Bin) {
-        self.g += o.g;
-        self.h += o.h;
-        self.n += o.n;
-    }
+/// `add` and `minus` for [`Sum`] and [`Bin`], one body for both widths.
+macro_rules! sum_ops {
+    ($t:ty) => {
+        impl $t {
+            #[inline]
+            fn add(&mut self, o: &$t) {
+                self.g += o.g;
+                self.h += o.h;
+                self.n += o.n;
+            }
 
-    /// The sibling's bin: this (the parent's) minus the child's, rounding
-    /// kept from making a hessian or a count negative.
-    #[inline]
-    fn minus(&self, o: &Bin) -> Bin {
-        Bin {
-            g: self.g - o.g,
-            h: (self.h - o.h).max(0.0),
-            n: (self.n - o.n).max(0.0),
+            /// The sibling's sums: this (the parent's) minus the child's,
+            /// rounding kept from making a hessian or a count negative.
+            #[inline]
+            fn minus(&self, o: &$t) -> $t {
+                Self {
+                    g: self.g - o.g,
+                    h: (self.h - o.h).max(0.0),
+                    n: (self.n - o.n).max(0.0),
+                }
+            }
         }
-    }
+    };
 }
+sum_ops!(Sum);
+sum_ops!(Bin);
 
 /// Rows of a node above which its histogram is built in parallel.
 const PARALLEL_ROWS: usize = 16_384;

@@ -458,6 +458,15 @@ pub trait Model: Send + Sync {
     fn predict_proba(&self, rows: &[f32], out: &mut [f32]);
 }
 
+/// The width a tree ensemble needs: the highest feature index any split
+/// reads, plus one (0 for an ensemble of leaves). Rows may be wider.
+pub(crate) fn split_width(split_features: impl Iterator<Item = u16>) -> usize {
+    split_features
+        .map(|f| usize::from(f) + 1)
+        .max()
+        .unwrap_or(0)
+}
+
 /// The fitted estimator of a model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -1343,6 +1352,20 @@ pub(crate) mod tests {
         resigned_as(a, FORMAT_VERSION, tamper)
     }
 
+    /// The payload of a resigned artifact did not parse as one.
+    fn assert_unreadable(p: Result<Artifact, ModelError>) {
+        assert!(
+            matches!(
+                p,
+                Err(ModelError::Corrupt {
+                    problem: Corruption::Payload(_),
+                    ..
+                })
+            ),
+            "{p:?}"
+        );
+    }
+
     /// [`resigned`] under the header's format version `version`.
     fn resigned_as(
         a: &Artifact,
@@ -1464,18 +1487,13 @@ pub(crate) mod tests {
 
     #[test]
     fn user_schemas_travel_in_the_artifact_and_drive_the_design() {
-        use crate::schema::{Column, Form, Kind};
+        use crate::schema::{Column, Form};
         let schema = Arc::new(
             Schema::new(
                 Form::Header,
                 vec![
                     Column::numeric("amt"),
-                    Column {
-                        name: "mcc".into(),
-                        kind: Kind::Categorical {
-                            categories: vec!["5411".into(), "5812".into()],
-                        },
-                    },
+                    Column::categorical("mcc", vec!["5411".into(), "5812".into()]),
                 ],
                 "y".into(),
                 Some("amt".into()),
@@ -1530,13 +1548,7 @@ pub(crate) mod tests {
         let wide = Arc::new(
             Schema::new(
                 Form::Header,
-                vec![
-                    Column::numeric("amt"),
-                    Column {
-                        name: "shop".into(),
-                        kind: Kind::Categorical { categories: many },
-                    },
-                ],
+                vec![Column::numeric("amt"), Column::categorical("shop", many)],
                 "y".into(),
                 None,
             )
@@ -1706,17 +1718,9 @@ pub(crate) mod tests {
             )
         );
         // JSON holds no infinity; serde_json refuses one past f32's range
-        let p = resigned(&a, |v| v["models"][1]["scaler"]["mean"][5] = json!(-1e39));
-        assert!(
-            matches!(
-                p,
-                Err(ModelError::Corrupt {
-                    problem: Corruption::Payload(_),
-                    ..
-                })
-            ),
-            "{p:?}"
-        );
+        assert_unreadable(resigned(&a, |v| {
+            v["models"][1]["scaler"]["mean"][5] = json!(-1e39)
+        }));
     }
 
     #[test]
@@ -1829,19 +1833,9 @@ pub(crate) mod tests {
             d.to_string().contains("Platt calibration's slope is -0.5"),
             "{d}"
         );
-        let p = resigned(&a, |v| {
+        assert_unreadable(resigned(&a, |v| {
             v["models"][0]["calibrator"] = json!({"method": "beta"})
-        });
-        assert!(
-            matches!(
-                p,
-                Err(ModelError::Corrupt {
-                    problem: Corruption::Payload(_),
-                    ..
-                })
-            ),
-            "{p:?}"
-        );
+        }));
     }
 
     #[test]

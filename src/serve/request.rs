@@ -1234,7 +1234,7 @@ fn csv_field_name(
 mod tests {
     use super::*;
     use crate::data::N_FEATURES;
-    use crate::schema::{Column, Form, Kind as ColumnKind};
+    use crate::schema::{Column, Form};
     use proptest::prelude::*;
 
     /// Parses under the lab's schema.
@@ -1653,12 +1653,7 @@ mod tests {
     /// amount (numeric), country (categorical: US, GB) and hour (numeric),
     /// labelled is_fraud: the brief's example of a user's schema.
     fn user() -> Arc<Schema> {
-        let country = Column {
-            name: "country".into(),
-            kind: ColumnKind::Categorical {
-                categories: vec!["US".into(), "GB".into()],
-            },
-        };
+        let country = Column::categorical("country", vec!["US".into(), "GB".into()]);
         Arc::new(
             Schema::new(
                 Form::Header,
@@ -1770,12 +1765,7 @@ mod tests {
             Schema::new(
                 Form::Header,
                 vec![
-                    Column {
-                        name: "mcc".into(),
-                        kind: ColumnKind::Categorical {
-                            categories: vec!["5411".into(), "5812".into(), "true".into()],
-                        },
-                    },
+                    Column::categorical("mcc", vec!["5411".into(), "5812".into(), "true".into()]),
                     Column::numeric("amount"),
                 ],
                 "y".into(),

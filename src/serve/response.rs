@@ -589,17 +589,12 @@ mod tests {
 
     #[test]
     fn reasons_are_the_largest_contributions_with_their_values() {
-        use crate::schema::{Column, Form, Kind as ColumnKind};
+        use crate::schema::{Column, Form};
         let schema = Schema::new(
             Form::Header,
             vec![
                 Column::numeric("amount"),
-                Column {
-                    name: "country".into(),
-                    kind: ColumnKind::Categorical {
-                        categories: vec!["GB".into(), "US".into()],
-                    },
-                },
+                Column::categorical("country", vec!["GB".into(), "US".into()]),
                 Column::numeric("hour"),
             ],
             "y".into(),

@@ -1345,6 +1345,12 @@ mod tests {
     fn lab() -> Arc<Schema> {
         Arc::new(Schema::lab())
     }
+
+    /// `fit_all` on the lab's schema without a validation file or a
+    /// cancellation: what most tests here need.
+    fn fit(p: &TrainParams, train: Dataset, test: Option<Dataset>) -> Outcome {
+        fit_all(p, &lab(), train, None, test, &CancellationToken::new()).unwrap()
+    }
     use rand::{Rng as _, SeedableRng};
 
     /// Synthetic transactions: frauds shifted on a few features.
@@ -1372,15 +1378,7 @@ mod tests {
             ("batch_size", "64"),
         ])
         .unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(4000, 1),
-            None,
-            Some(synthetic(1000, 2)),
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(4000, 1), Some(synthetic(1000, 2)));
         let models = o.artifact.models();
         // every kind, and a blend when a mix beat them on validation
         let n = models.len();
@@ -1433,15 +1431,7 @@ mod tests {
     fn rolling_folds_fit_on_the_past_and_score_the_next_block() {
         let p =
             TrainParams::from_pairs(&[("model", "logistic"), ("evaluation", "rolling")]).unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(4000, 1),
-            None,
-            Some(synthetic(1000, 2)),
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(4000, 1), Some(synthetic(1000, 2)));
         let r = &o.metrics["rolling"];
         let blocks = r["blocks"].as_array().unwrap();
         assert_eq!(blocks.len(), ROLLING_FOLDS);
@@ -1486,15 +1476,7 @@ mod tests {
     #[test]
     fn calibration_none_serves_the_estimators_scores() {
         let p = TrainParams::from_pairs(&[("model", "logistic"), ("calibration", "none")]).unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(3000, 3),
-            None,
-            Some(synthetic(500, 4)),
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(3000, 3), Some(synthetic(500, 4)));
         let m = &o.artifact.models()[0];
         assert!(m.calibration().is_none());
         let c = m.provenance().calibration.as_ref().unwrap();
@@ -1502,15 +1484,7 @@ mod tests {
         assert_eq!(c.validation_before, c.validation_after);
         let p =
             TrainParams::from_pairs(&[("model", "logistic"), ("calibration", "platt")]).unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(3000, 3),
-            None,
-            Some(synthetic(500, 4)),
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(3000, 3), Some(synthetic(500, 4)));
         let m = &o.artifact.models()[0];
         assert_eq!(m.calibration().method(), calibrate::Method::Platt);
         // stored and loaded back with its map
@@ -1531,15 +1505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = MlRoot::new(dir.path());
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(500, 5),
-            None,
-            None,
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(500, 5), None);
         assert!(matches!(
             commit(&root, &o, &cancel),
             Err(TrainError::Interrupted)
@@ -1620,15 +1586,7 @@ mod tests {
     #[test]
     fn an_artifact_that_would_not_load_is_not_written() {
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(500, 5),
-            None,
-            None,
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(500, 5), None);
         let m = &o.artifact.models()[0];
         let mut x = synthetic(10, 1).features;
         x[3] = f32::INFINITY;
@@ -1699,15 +1657,7 @@ mod tests {
     #[test]
     fn without_test_reports_on_validation() {
         let p = TrainParams::from_pairs(&[("model", "logistic")]).unwrap();
-        let o = fit_all(
-            &p,
-            &lab(),
-            synthetic(3000, 3),
-            None,
-            None,
-            &CancellationToken::new(),
-        )
-        .unwrap();
+        let o = fit(&p, synthetic(3000, 3), None);
         let p = o.artifact.models()[0].provenance();
         assert_eq!(p.evaluated_on, EvaluatedOn::Validation);
         assert_eq!(p.evaluation, p.validation);

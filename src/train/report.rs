@@ -107,6 +107,11 @@ struct Plot {
 }
 
 impl Plot {
+    /// A plot of rates: both axes run from 0 to 1.
+    fn unit(title: &str, xlabel: &str, ylabel: &str) -> Plot {
+        Plot::new(title, xlabel, ylabel, (0.0, 1.0), (0.0, 1.0))
+    }
+
     fn new(title: &str, xlabel: &str, ylabel: &str, x: (f64, f64), y: (f64, f64)) -> Plot {
         let mut svg = String::new();
         let _ = write!(
@@ -250,26 +255,20 @@ fn at_threshold(c: &[(f64, f64, f64, f32)], threshold: f64) -> (f64, f64, f64) {
 
 /// The report's HTML.
 pub fn render(input: &Input<'_>) -> String {
-    let mut roc = Plot::new(
+    let mut roc = Plot::unit(
         &format!("ROC on {} (dot: the model's threshold)", input.set),
         "false-positive rate",
         "recall (true-positive rate)",
-        (0.0, 1.0),
-        (0.0, 1.0),
     );
-    let mut pr = Plot::new(
+    let mut pr = Plot::unit(
         &format!("Precision-recall on {}", input.set),
         "recall",
         "precision",
-        (0.0, 1.0),
-        (0.0, 1.0),
     );
-    let mut cal = Plot::new(
+    let mut cal = Plot::unit(
         &format!("Calibration on {} (10 bins)", input.set),
         "mean predicted probability",
         "observed fraud rate",
-        (0.0, 1.0),
-        (0.0, 1.0),
     );
     cal.line(&[(0.0, 0.0), (1.0, 1.0)], "#999", true);
     roc.line(&[(0.0, 0.0), (1.0, 1.0)], "#999", true);
