@@ -80,13 +80,13 @@ const MAX_KEPT_BINS: usize = 1 << 16;
 const PENDING_SLOTS: usize = 16;
 /// Rows a pending block holds at most before it moves into the window.
 const BLOCK_ROWS: usize = 32;
-static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// Each thread's buffer of binned values (no allocation per request).
     static BINS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Each thread's pending drift block.
-    static SLOT: usize = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+    /// Each thread's pending drift block, numbered on its first batch by
+    /// the [`Drift`] it feeds (no process-wide counter).
+    static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 /// Settings of the watch (from `ccfraud serve`'s flags).
@@ -135,6 +135,8 @@ struct Drift {
     reference: Reference,
     window: Mutex<Window>,
     pending: Vec<Slot>,
+    /// The next thread's slot number.
+    next_slot: AtomicUsize,
     psi: Vec<Gauge>,
     rows: IntGauge,
 }
@@ -165,7 +167,13 @@ impl Drift {
             });
             return;
         }
-        let slot = SLOT.with(|s| *s) % self.pending.len();
+        let slot = SLOT.with(|s| {
+            s.get().unwrap_or_else(|| {
+                let n = self.next_slot.fetch_add(1, Ordering::Relaxed);
+                s.set(Some(n));
+                n
+            })
+        }) % self.pending.len();
         let mut p = self.pending[slot]
             .0
             .lock()
@@ -294,6 +302,7 @@ impl Watch {
                 Some(Drift {
                     window: Mutex::new(Window::new(&reference, capacity)),
                     pending,
+                    next_slot: AtomicUsize::new(0),
                     reference,
                     psi,
                     rows: window_rows,
