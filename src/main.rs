@@ -60,20 +60,14 @@ fn main() -> ExitCode {
                 let listener = config.listen()?;
                 ccfraud::demo::run(config, listener)
             });
-            match run {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e, e.exit()),
-            }
+            run.map_or_else(|e| fail(&e, e.exit()), |()| ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
             let run = args.into_config().and_then(|config| {
                 let listener = config.listen()?;
                 ccfraud::serve::run(config, listener)
             });
-            match run {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e, e.exit()),
-            }
+            run.map_or_else(|e| fail(&e, e.exit()), |()| ExitCode::SUCCESS)
         }
     }
 }
