@@ -1473,6 +1473,34 @@ mod tests {
         assert_eq!(e.exit(), Exit::BadInput);
     }
 
+    /// `class_weight` reaches the logistic fit. On features that carry no
+    /// signal (every 25th row a fraud) the intercept is the weighted
+    /// log-odds of fraud: ln(1/24) ≈ -3.2 unweighted, 0 when each fraud
+    /// weighs as much as all the normal rows together.
+    #[test]
+    fn class_weight_reaches_the_logistic_fit() {
+        let intercept = |weight: &str| {
+            let p = TrainParams::from_pairs(&[
+                ("model", "logistic"),
+                ("class_weight", weight),
+                ("calibration", "none"),
+            ])
+            .unwrap();
+            let mut d = synthetic(3000, 3);
+            for (i, y) in d.labels.iter_mut().enumerate() {
+                *y = u8::from(i % 25 == 0);
+            }
+            let o = fit(&p, d, None);
+            match o.artifact.models()[0].estimator() {
+                Estimator::Logistic(l) => f64::from(l.intercept()),
+                e => panic!("{e:?}"),
+            }
+        };
+        let (none, balanced) = (intercept("none"), intercept("balanced"));
+        assert!((none - (1.0f64 / 24.0).ln()).abs() < 0.5, "{none}");
+        assert!(balanced.abs() < 0.5, "{balanced}");
+    }
+
     #[test]
     fn calibration_none_serves_the_estimators_scores() {
         let p = TrainParams::from_pairs(&[("model", "logistic"), ("calibration", "none")]).unwrap();
