@@ -24,7 +24,11 @@ TAG="${CCFRAUD_IMAGE:-ccfraud:test}"
 BINARY="${CCFRAUD_BIN:-}"
 BUILD=1
 PREP="${CCFRAUD_PREPARED_DIR:-/tmp/prep}"
-STOP_LIMIT_MS=2000
+# `docker stop -t 10` sends SIGTERM, then SIGKILL after 10 s. Exit code 0 and
+# a stop well inside those 10 s show that SIGTERM ended the server; the time
+# itself (0.45-0.58 s on an idle machine, README) is printed, not judged to the tenth: on a loaded
+# two-core machine docker's own teardown took 2.8 s.
+STOP_LIMIT_MS=8000
 # The lab's example fraud transaction (../shared/LAB.md, "Invoke the endpoint"):
 # V1..V28 then the standardised Amount; read below from data/demo_examples.json.
 EXAMPLES="$ROOT/data/demo_examples.json"
@@ -164,7 +168,7 @@ check_stopped_cleanly() { # name, label
     local ms code
     ms="$(stop_container "$1")"
     echo "     docker stop ($2) took $ms ms"
-    if [ "$ms" -le "$STOP_LIMIT_MS" ]; then pass "$2: docker stop ends it within 2 s ($ms ms)"; else fail "$2: docker stop ends it within 2 s" "$ms ms"; fi
+    if [ "$ms" -le "$STOP_LIMIT_MS" ]; then pass "$2: SIGTERM ends it before docker's SIGKILL ($ms ms)"; else fail "$2: SIGTERM ends it before docker's SIGKILL (limit $STOP_LIMIT_MS ms)" "$ms ms"; fi
     code="$(docker inspect -f '{{.State.ExitCode}}' "$1")"
     if [ "$code" = 0 ]; then pass "$2: exit code 0 after SIGTERM"; else fail "$2: exit code 0 after SIGTERM" "exit $code; $(docker logs --tail 5 "$1" 2>&1)"; fi
 }
