@@ -425,6 +425,28 @@ mod tests {
             .unzip()
     }
 
+    /// Scores that rank frauds lowest give no usable (positive) slope:
+    /// every score then maps to the smoothed base rate, (p + 1) / (p + n + 2)
+    /// with p frauds and n normal rows.
+    #[test]
+    fn platt_without_a_usable_slope_serves_the_base_rate() {
+        let scores = [0.9f32, 0.8, 0.7, 0.3, 0.2, 0.1, 0.05, 0.02];
+        // the one fraud scores lowest
+        let labels = [0u8, 0, 0, 0, 0, 0, 0, 1];
+        let c = Calibrator::fit(Method::Platt, &scores, &labels);
+        let Calibrator::Platt { slope, intercept } = c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(slope, 0.0);
+        assert!(
+            (intercept - (2.0f64 / 8.0).ln()).abs() < 1e-12,
+            "{intercept}"
+        );
+        for s in scores {
+            assert!((c.apply(s) - 0.2).abs() < 1e-6, "{}", c.apply(s));
+        }
+    }
+
     #[test]
     fn isotonic_pools_violators_by_hand() {
         // scores 1..5, labels 0 1 0 1 1: blocks {1}=0, {2,3}=0.5, {4,5}=1

@@ -538,5 +538,22 @@ mod tests {
             r.check(1),
             Err(ReferenceError::Column { column: 0, .. })
         ));
+        // edges must rise strictly: a repeated edge is an empty bin that
+        // `bin` can never fill
+        let r = Reference::fit(&[0.0, 1.0, 2.0, 3.0], 1, &[None]);
+        assert_eq!(r.check(1).map_err(|e| e.to_string()), Ok(()));
+        let mut tied = r.clone();
+        let Bins::Numeric { edges } = &mut tied.columns[0].bins else {
+            panic!("numeric")
+        };
+        assert!(edges.len() >= 2, "{edges:?}");
+        edges[1] = edges[0];
+        assert!(matches!(
+            tied.check(1),
+            Err(ReferenceError::Column {
+                column: 0,
+                why: "edges not finite and strictly ascending"
+            })
+        ));
     }
 }
