@@ -525,6 +525,19 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    /// The line search's cubic step is exact on a cubic or a quadratic:
+    /// f(x) = (x - 0.3)² on [0, 1] has its minimum at 0.3, from either end;
+    /// a minimum outside the middle 80 % gives the midpoint.
+    #[test]
+    fn interpolation_finds_the_minimum_of_a_quadratic() {
+        let f = |x: f64, m: f64| (x, (x - m).powi(2), 2.0 * (x - m));
+        assert!((interpolate(f(0.0, 0.3), f(1.0, 0.3)) - 0.3).abs() < 1e-12);
+        assert!((interpolate(f(1.0, 0.3), f(0.0, 0.3)) - 0.3).abs() < 1e-12);
+        assert!((interpolate(f(0.0, 0.6), f(2.0, 0.6)) - 0.6).abs() < 1e-12);
+        assert_eq!(interpolate(f(0.0, 0.05), f(1.0, 0.05)), 0.5);
+        assert_eq!(interpolate((0.0, f64::NAN, 0.0), f(1.0, 0.3)), 0.5);
+    }
+
     fn params(l2: f64, pos_weight: f64) -> LogisticParams {
         LogisticParams {
             l2,

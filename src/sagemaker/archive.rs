@@ -337,6 +337,53 @@ mod tests {
         unpack("ok.tar.gz", &fits[..], &dir.path().join("ok"), LIMITS).unwrap();
     }
 
+    /// A local archive as large as the limit is fetched; a byte over it is
+    /// refused before it is read.
+    #[test]
+    fn a_local_archive_at_the_limit_is_fetched_and_one_byte_over_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        // the same tar stream behind a 4 KiB gzip comment: the archive is
+        // larger than the stream it unpacks to, so only the archive's own
+        // size can meet the limit
+        use std::io::{Read as _, Write as _};
+        let mut stream = Vec::new();
+        let packed = pack(&[("ccfraud-model.json", b"artifact")]).unwrap();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut stream)
+            .unwrap();
+        let mut gz = flate2::GzBuilder::new()
+            .comment(vec![b'x'; 4096])
+            .write(Vec::new(), flate2::Compression::default());
+        gz.write_all(&stream).unwrap();
+        let bytes = gz.finish().unwrap();
+        assert!(
+            bytes.len() > stream.len(),
+            "{} {}",
+            bytes.len(),
+            stream.len()
+        );
+        let path = dir.path().join("model.tar.gz");
+        std::fs::write(&path, &bytes).unwrap();
+        let uri = path.to_str().unwrap();
+        let len = bytes.len() as u64;
+        let at = |max_bytes| Limits {
+            max_bytes,
+            max_entries: 10,
+        };
+        let (_tmp, out) = fetch_model(uri, at(len)).unwrap();
+        assert_eq!(
+            std::fs::read(out.join("ccfraud-model.json")).unwrap(),
+            b"artifact"
+        );
+        match fetch_model(uri, at(len - 1)) {
+            Err(ArchiveError::Refused {
+                problem: Refusal::ArchiveTooLarge { bytes, limit },
+                ..
+            }) => assert_eq!((bytes, limit), (len, len - 1)),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn pack_unpack_round_trip_and_nested_folder() {
         let dir = tempfile::tempdir().unwrap();

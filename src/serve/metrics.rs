@@ -154,6 +154,27 @@ struct Pending {
 }
 
 impl Drift {
+    /// A window of `capacity` rows against `reference`, setting the gauges
+    /// `psi` (one a column) and `rows` when scraped.
+    fn new(reference: Reference, capacity: usize, psi: Vec<Gauge>, rows: IntGauge) -> Drift {
+        let pending = (0..PENDING_SLOTS)
+            .map(|_| {
+                Slot(Mutex::new(Pending {
+                    counts: vec![0; reference.total_bins()],
+                    rows: 0,
+                }))
+            })
+            .collect();
+        Drift {
+            window: Mutex::new(Window::new(&reference, capacity)),
+            pending,
+            next_slot: AtomicUsize::new(0),
+            reference,
+            psi,
+            rows,
+        }
+    }
+
     /// Counts `n` scored rows (`rows`, encoded).
     fn add(&self, rows: &[f32], n: usize) {
         if n >= BLOCK_ROWS {
@@ -291,22 +312,7 @@ impl Watch {
                 )?;
                 registry.register(Box::new(psi_vec))?;
                 registry.register(Box::new(window_rows.clone()))?;
-                let pending = (0..PENDING_SLOTS)
-                    .map(|_| {
-                        Slot(Mutex::new(Pending {
-                            counts: vec![0; reference.total_bins()],
-                            rows: 0,
-                        }))
-                    })
-                    .collect();
-                Some(Drift {
-                    window: Mutex::new(Window::new(&reference, capacity)),
-                    pending,
-                    next_slot: AtomicUsize::new(0),
-                    reference,
-                    psi,
-                    rows: window_rows,
-                })
+                Some(Drift::new(reference, capacity, psi, window_rows))
             }
         };
         Ok(Watch {
@@ -624,6 +630,31 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.ends_with("-1") && b.ends_with("-2"), "{a} {b}");
         assert_eq!(a.len(), 16 + 2);
+    }
+
+    /// Small batches wait in their thread's pending block until it holds
+    /// [`BLOCK_ROWS`] rows, large ones go straight in; a scrape sees every
+    /// row either way.
+    #[test]
+    fn drift_counts_every_row_small_batches_in_blocks() {
+        let training: Vec<f32> = (0..200).map(|i| (i % 50) as f32).collect();
+        let reference = Reference::fit(&training, 1, &[None]);
+        let gauge = Gauge::new("psi", "psi").unwrap();
+        let rows = IntGauge::new("rows", "rows").unwrap();
+        let d = Drift::new(reference, 1_000, vec![gauge], rows);
+        for i in 0..BLOCK_ROWS + 8 {
+            d.add(&[(i % 50) as f32], 1);
+        }
+        // one block moved, eight rows pending
+        assert_eq!(d.window().rows(), BLOCK_ROWS);
+        let big: Vec<f32> = (0..100).map(|i| (i % 50) as f32).collect();
+        d.add(&big, big.len());
+        assert_eq!(d.window().rows(), BLOCK_ROWS + 100);
+        let (psi, held) = d.psi();
+        assert_eq!(held, BLOCK_ROWS + 108);
+        // the same distribution as training: no drift to speak of
+        let psi = psi[0].unwrap();
+        assert!((0.0..0.1).contains(&psi), "{psi}");
     }
 
     #[test]
