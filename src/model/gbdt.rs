@@ -533,24 +533,22 @@ impl Binned {
     }
 }
 
-/// Σ gradient, Σ hessian and rows of one histogram bin (or node).
+/// Σ gradient, Σ hessian and rows: of a node in f64 ([`Sum`]), of one
+/// histogram bin in f32 ([`Bin`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Sum {
-    g: f64,
-    h: f64,
-    n: f64,
+struct Stats<T> {
+    g: T,
+    h: T,
+    n: T,
 }
 
-/// One histogram bin: Σg, Σh and rows, in f32 (a bin sums a few thousand
-/// rows at most on data like the lab's, well within f32; halving the bytes
-/// against f64 makes the build, the hot loop, markedly faster). Sums over a
-/// whole node are taken from the bins in f64.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-struct Bin {
-    g: f32,
-    h: f32,
-    n: f32,
-}
+/// Sums over a node, taken from its bins in f64.
+type Sum = Stats<f64>;
+
+/// One histogram bin, in f32: a bin sums a few thousand rows at most on
+/// data like the lab's, well within f32, and halving the bytes against f64
+/// makes the build, the hot loop, markedly faster.
+type Bin = Stats<f32>;
 
 impl From<Bin> for Sum {
     #[inline]
@@ -563,32 +561,29 @@ impl From<Bin> for Sum {
     }
 }
 
-/// `add` and `minus` for [`Sum`] and [`Bin`], one body for both widths.
-macro_rules! sum_ops {
-    ($t:ty) => {
-        impl $t {
-            #[inline]
-            fn add(&mut self, o: &$t) {
-                self.g += o.g;
-                self.h += o.h;
-                self.n += o.n;
-            }
+impl<T> Stats<T>
+where
+    T: Copy + Default + PartialOrd + std::ops::AddAssign + std::ops::Sub<Output = T>,
+{
+    #[inline]
+    fn add(&mut self, o: &Self) {
+        self.g += o.g;
+        self.h += o.h;
+        self.n += o.n;
+    }
 
-            /// The sibling's sums: this (the parent's) minus the child's,
-            /// rounding kept from making a hessian or a count negative.
-            #[inline]
-            fn minus(&self, o: &$t) -> $t {
-                Self {
-                    g: self.g - o.g,
-                    h: (self.h - o.h).max(0.0),
-                    n: (self.n - o.n).max(0.0),
-                }
-            }
+    /// The sibling's sums: this (the parent's) minus the child's, rounding
+    /// kept from making a hessian or a count negative.
+    #[inline]
+    fn minus(&self, o: &Self) -> Self {
+        let at_least_0 = |v: T| if v > T::default() { v } else { T::default() };
+        Stats {
+            g: self.g - o.g,
+            h: at_least_0(self.h - o.h),
+            n: at_least_0(self.n - o.n),
         }
-    };
+    }
 }
-sum_ops!(Sum);
-sum_ops!(Bin);
 
 /// Rows of a node above which its histogram is built in parallel.
 const PARALLEL_ROWS: usize = 16_384;
