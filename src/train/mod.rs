@@ -1473,17 +1473,20 @@ mod tests {
         assert_eq!(e.exit(), Exit::BadInput);
     }
 
-    /// `class_weight` reaches the logistic fit. On features that carry no
-    /// signal (every 25th row a fraud) the intercept is the weighted
-    /// log-odds of fraud: ln(1/24) ≈ -3.2 unweighted, 0 when each fraud
-    /// weighs as much as all the normal rows together.
+    /// `class_weight` reaches the DNN's and the logistic fit. On features
+    /// that carry no signal (every 25th row a fraud) a model can only learn
+    /// the weighted fraud rate: 1/25 unweighted, 1/2 when each fraud weighs
+    /// as much as all the normal rows together. (The DNN gets the epochs
+    /// and step size to learn its output bias from zero.)
     #[test]
-    fn class_weight_reaches_the_logistic_fit() {
-        let intercept = |weight: &str| {
+    fn class_weight_reaches_the_dnn_and_logistic_fits() {
+        let mean_score = |model: &str, weight: &str| {
             let p = TrainParams::from_pairs(&[
-                ("model", "logistic"),
+                ("model", model),
                 ("class_weight", weight),
                 ("calibration", "none"),
+                ("learning_rate", "0.01"),
+                ("epochs", "20"),
             ])
             .unwrap();
             let mut d = synthetic(3000, 3);
@@ -1491,14 +1494,19 @@ mod tests {
                 *y = u8::from(i % 25 == 0);
             }
             let o = fit(&p, d, None);
-            match o.artifact.models()[0].estimator() {
-                Estimator::Logistic(l) => f64::from(l.intercept()),
-                e => panic!("{e:?}"),
-            }
+            let m = &o.artifact.models()[0];
+            let rows = synthetic(500, 9).features;
+            let total: f64 = rows
+                .chunks(N_FEATURES)
+                .map(|r| f64::from(m.score_row(r)))
+                .sum();
+            total / 500.0
         };
-        let (none, balanced) = (intercept("none"), intercept("balanced"));
-        assert!((none - (1.0f64 / 24.0).ln()).abs() < 0.5, "{none}");
-        assert!(balanced.abs() < 0.5, "{balanced}");
+        for model in ["logistic", "dnn"] {
+            let (none, balanced) = (mean_score(model, "none"), mean_score(model, "balanced"));
+            assert!((0.0..0.12).contains(&none), "{model}: {none}");
+            assert!((0.3..0.7).contains(&balanced), "{model}: {balanced}");
+        }
     }
 
     #[test]
