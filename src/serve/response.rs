@@ -659,6 +659,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&jsonl).unwrap();
         assert_eq!(v["decision"]["action"], "review");
         assert_eq!(v["explanation"]["reasons"][0]["feature"], "V14");
+        // with SAGEMAKER_INFERENCE_OUTPUT's keys the extras stay on the line
+        let keyed = Extras {
+            outputs: &[OutputKey::Probability],
+            model: Some("gbdt"),
+            decisions: Some(vec![Decision::new(0.75, 0.5, Some(100.0))]),
+            explanations: Some(vec![Reasons::new(&schema, &row, &e, 2, 0).unwrap()]),
+        };
+        let jsonl = render(ResponseFormat::JsonLines, &s(&[0.75]), 0.5, &keyed).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&jsonl).unwrap();
+        assert_eq!(v["probability"], 0.75);
+        assert_eq!(v["decision"]["action"], "review");
+        assert_eq!(v["explanation"]["reasons"][0]["feature"], "V14");
         // decisions alone; an unknown amount leaves the CSV field empty
         let only = Extras {
             outputs: &[],
