@@ -457,46 +457,40 @@ pub fn server(
 
 /// Mounts every route of the hosting contract.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/ping")
-            .route(web::get().to(ping))
-            .route(web::head().to(ping))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/invocations")
-            .route(scoring_post(invoke))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/endpoints/{name}/invocations")
-            .route(scoring_post(invoke))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/schema")
-            .route(web::get().to(schema))
-            .route(web::head().to(schema))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/report")
-            .route(web::get().to(report))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics::scrape))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/execution-parameters")
-            .route(web::get().to(execution_parameters))
-            .default_service(web::to(method_not_allowed)),
-    )
+    cfg.service(resource(
+        "/ping",
+        [web::get().to(ping), web::head().to(ping)],
+    ))
+    .service(resource("/invocations", [scoring_post(invoke)]))
+    .service(resource(
+        "/endpoints/{name}/invocations",
+        [scoring_post(invoke)],
+    ))
+    .service(resource(
+        "/schema",
+        [web::get().to(schema), web::head().to(schema)],
+    ))
+    .service(resource("/report", [web::get().to(report)]))
+    .service(resource("/metrics", [web::get().to(metrics::scrape)]))
+    .service(resource(
+        "/execution-parameters",
+        [web::get().to(execution_parameters)],
+    ))
     .configure(protocols::tfserving::routes)
     .configure(protocols::oip::routes)
     .default_service(web::to(not_found));
+}
+
+/// A path answered by `routes`; any other method gets 405 in the one JSON
+/// error shape.
+pub(crate) fn resource(
+    path: &str,
+    routes: impl IntoIterator<Item = actix_web::Route>,
+) -> actix_web::Resource {
+    routes
+        .into_iter()
+        .fold(web::resource(path), |r, route| r.route(route))
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn ping() -> HttpResponse {

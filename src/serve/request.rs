@@ -87,6 +87,18 @@ pub fn parse(format: Format, body: &[u8], schema: &Arc<Schema>) -> Result<Vec<f3
     parse_asked(format, body, schema).map(|(rows, _)| rows)
 }
 
+/// `bytes` as text, or the 400 saying where `what` (a body, a part of
+/// one) stops being UTF-8.
+pub(crate) fn utf8<'b>(bytes: &'b [u8], what: &str) -> Result<&'b str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        ApiError::bad(
+            format!("{what} is not valid UTF-8 (byte {})", e.valid_up_to()),
+            None,
+            None,
+        )
+    })
+}
+
 /// Parses a body into rows (as [`parse`]) and what a JSON body asks for
 /// beside them (`"explain"`, `"decide"`: see [`super::asks`]).
 pub fn parse_asked(
@@ -94,13 +106,7 @@ pub fn parse_asked(
     body: &[u8],
     schema: &Arc<Schema>,
 ) -> Result<(Vec<f32>, Asks), ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad(
-            format!("body is not valid UTF-8 (byte {})", e.valid_up_to()),
-            None,
-            None,
-        )
-    })?;
+    let text = utf8(body, "body")?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(ApiError::bad(

@@ -28,7 +28,7 @@ use crate::data::csv::{check_number, Shown};
 use crate::schema::Schema;
 use crate::serve::error::ApiError;
 use crate::serve::response::Score;
-use crate::serve::{admit, json, predict, scored, scoring_post, State};
+use crate::serve::{admit, json, predict, resource, scored, scoring_post, State};
 use actix_web::http::Method as Verb;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
@@ -40,9 +40,10 @@ use std::time::Instant;
 /// Mounts `/v2` and everything under it.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let get = |path: &str, f: fn() -> serde_json::Value| {
-        web::resource(path.to_string())
-            .route(web::get().to(move || async move { HttpResponse::Ok().json(f()) }))
-            .default_service(web::to(crate::serve::method_not_allowed))
+        resource(
+            path,
+            [web::get().to(move || async move { HttpResponse::Ok().json(f()) })],
+        )
     };
     cfg.service(get("/v2", server_metadata))
         .service(get("/v2/health/live", || serde_json::json!({"live": true})))
@@ -50,12 +51,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/v2/health/ready",
             || serde_json::json!({"ready": true}),
         ))
-        .service(
-            web::resource("/v2/models/{tail:.*}")
-                .route(web::get().to(model))
-                .route(scoring_post(call))
-                .default_service(web::to(crate::serve::method_not_allowed)),
-        );
+        .service(resource(
+            "/v2/models/{tail:.*}",
+            [web::get().to(model), scoring_post(call)],
+        ));
 }
 
 async fn model(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
@@ -602,16 +601,7 @@ pub fn infer(
         Some(n) => body.split_at(n),
         None => (body, &[][..]),
     };
-    let text = std::str::from_utf8(json).map_err(|e| {
-        ApiError::bad(
-            format!(
-                "the JSON part is not valid UTF-8 (byte {})",
-                e.valid_up_to()
-            ),
-            None,
-            None,
-        )
-    })?;
+    let text = crate::serve::request::utf8(json, "the JSON part")?;
     let req: Request = serde_json::from_str(text)
         .map_err(|e| shape("an Open Inference Protocol v2 request", e))?;
     if req.inputs.is_empty() {

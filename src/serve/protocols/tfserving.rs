@@ -32,7 +32,7 @@ use crate::schema::Schema;
 use crate::serve::error::ApiError;
 use crate::serve::request::{self, Format};
 use crate::serve::response::Score;
-use crate::serve::{admit, json, predict, scored, scoring_post, State};
+use crate::serve::{admit, json, predict, resource, scored, scoring_post, State};
 use actix_web::http::Method as Verb;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -42,12 +42,10 @@ use std::time::Instant;
 
 /// Mounts `/v1/models/…`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/models/{tail:.*}")
-            .route(web::get().to(get))
-            .route(scoring_post(call))
-            .default_service(web::to(crate::serve::method_not_allowed)),
-    );
+    cfg.service(resource(
+        "/v1/models/{tail:.*}",
+        [web::get().to(get), scoring_post(call)],
+    ));
 }
 
 async fn get(req: HttpRequest, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
@@ -271,13 +269,7 @@ pub fn answer(
     schema: &Arc<Schema>,
     score: impl FnOnce(&[f32]) -> Result<Vec<Score>, ApiError>,
 ) -> Result<Vec<u8>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::bad(
-            format!("body is not valid UTF-8 (byte {})", e.valid_up_to()),
-            None,
-            None,
-        )
-    })?;
+    let text = request::utf8(body, "body")?;
     match method {
         Method::Predict => {
             let req: PredictRequest =
